@@ -1,0 +1,312 @@
+"""The typed search config: every section DESIGN.md names, loaded with `yaml.safe_load` and validated in full.
+
+A config is a tree of dataclasses. `from_mapping` walks the YAML mapping against the dataclass fields and their
+type hints, so an unknown key, a wrong type or an out-of-range value is a `UserError` whose message starts with
+the key path (`search.pso.c1: must be > 0`). Ranges live next to the field as metadata (`bounds(...)`), so the
+rule and the default are read in one place. Paths (`encoding`, `dataset.root`, ...) are relative to the config
+file and are resolved to absolute paths on load, so the copy saved in a run directory means the same thing.
+"""
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from nas.errors import UserError
+from nas.yamlfile import dump_yaml, load_yaml_mapping
+
+
+def bounds(default: Any, low: float | None = None, high: float | None = None, *, open_low: bool = False,
+           open_high: bool = False, path: bool = False) -> Any:  # fmt: skip
+    """A dataclass field with a default and an allowed range (`open_*` makes that end exclusive)."""
+    meta = {"low": low, "high": high, "open_low": open_low, "open_high": open_high, "path": path}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def section(cls: type) -> Any:
+    return field(default_factory=cls)
+
+
+@dataclass
+class DatasetConfig:
+    """`dataset`: which data, where it lives, and how it is split and cached."""
+
+    name: str = "digits"
+    root: str | None = bounds(None, path=True)
+    metadata: str | None = bounds(None, path=True)
+    download: bool = False
+    cache_dir: str | None = bounds(None, path=True)
+    validation_fraction: float = bounds(0.1, 0, 1, open_low=True, open_high=True)
+    train_subset: float = bounds(1.0, 0, 1, open_low=True)
+    resize: int | None = bounds(None, 4, 4096)
+    holdout_compounds: int = bounds(3, 1, 37)
+    train_cell_line: Literal["MCF7", "A549"] = "MCF7"
+    workers: int = bounds(0, 0, 256)
+
+
+@dataclass
+class FitnessConfig:
+    """`fitness`: how one candidate is scored (the fixed-budget trainer, or the synthetic objective)."""
+
+    objective: Literal["train", "synthetic"] = "train"
+    epochs: int = bounds(3, 1, 10_000)
+    batch_size: int = bounds(64, 1, 65_536)
+    eval_batch_size: int = bounds(512, 1, 65_536)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = bounds(0.1, 0, 10, open_low=True)
+    momentum: float = bounds(0.9, 0, 1, open_high=True)
+    nesterov: bool = True
+    weight_decay: float = bounds(5e-4, 0, 1)
+    schedule: Literal["step", "cosine", "one-cycle", "constant"] = "cosine"
+    lr_values: list[float] | None = None
+    warmup_fraction: float = bounds(0.3, 0, 1, open_high=True)
+    label_smoothing: float = bounds(0.0, 0, 1, open_high=True)
+    augment: bool = True
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    test: bool = False
+    seconds_per_evaluation: float = bounds(0.0, 0, 86_400)
+
+
+@dataclass
+class BudgetConfig:
+    """`search.budget`: stop after this many evaluations and/or hours, whichever comes first."""
+
+    evaluations: int | None = bounds(200, 1, 10_000_000)
+    hours: float | None = bounds(None, 0, 10_000, open_low=True)
+
+
+@dataclass
+class PSOConfig:
+    """`search.pso`: the architecture level. Defaults are Clerc's constriction values (w 0.7298, c 1.49618)."""
+
+    swarm_size: int = bounds(8, 1, 10_000)
+    w: float = bounds(0.7298, 0, 2)
+    c1: float = bounds(1.49618, 0, 10, open_low=True)
+    c2: float = bounds(1.49618, 0, 10, open_low=True)
+    velocity_clamp: float = bounds(0.2, 0, 1, open_low=True)
+
+
+@dataclass
+class GAConfig:
+    """`search.ga`: the shortcut level (DEAP tournament, two-point crossover, bit-flip mutation, elitism)."""
+
+    population: int = bounds(6, 2, 10_000)
+    generations: int = bounds(3, 1, 10_000)
+    tournament_size: int = bounds(3, 1, 100)
+    crossover_prob: float = bounds(0.9, 0, 1)
+    mutation_prob: float = bounds(0.3, 0, 1)
+    bit_flip_prob: float = bounds(0.05, 0, 1, open_low=True)
+    elitism: int = bounds(1, 0, 100)
+
+
+@dataclass
+class EvolutionConfig:
+    """`search.regularized_evolution`: aging evolution (Real et al. 2019)."""
+
+    population: int = bounds(16, 2, 100_000)
+    sample_size: int = bounds(4, 1, 100_000)
+
+
+@dataclass
+class FixedBlock:
+    layers: int = bounds(4, 1, 64)
+    growth_rate: int = bounds(12, 1, 512)
+
+
+@dataclass
+class SearchConfig:
+    """`search`: the strategy, its parameters and the budget."""
+
+    strategy: Literal["hgapso", "pso", "ga", "random", "regularized-evolution"] = "hgapso"
+    budget: BudgetConfig = section(BudgetConfig)
+    batch_size: int = bounds(8, 1, 100_000)
+    pso: PSOConfig = section(PSOConfig)
+    ga: GAConfig = section(GAConfig)
+    regularized_evolution: EvolutionConfig = section(EvolutionConfig)
+    architecture: list[FixedBlock] | None = None
+
+
+@dataclass
+class ResourcesConfig:
+    """`resources`: what one candidate asks of a Ray worker, and how faults are handled."""
+
+    gpus_per_trial: float = bounds(0.0, 0, 64)
+    cpus_per_trial: float = bounds(1.0, 0, 256, open_low=True)
+    max_retries: int = bounds(2, 0, 100)
+    trial_timeout_s: float | None = bounds(None, 0, 1e7, open_low=True)
+
+
+@dataclass
+class RayConfig:
+    """`ray`: the cluster address (None: an embedded local Ray) and its dashboard."""
+
+    address: str | None = None
+    workers: int | None = bounds(None, 0, 100_000)
+    dashboard: bool = False
+
+
+@dataclass
+class BaselineConfig:
+    """`baseline`: the pretrained-transfer arm (Kensert et al. 2019)."""
+
+    model: Literal["resnet50", "inception_v3", "inception_resnet_v2"] = "resnet50"
+    weights: str | None = bounds(None, path=True)
+    pretrained: bool = True
+    input_size: int | None = bounds(None, 16, 1024)
+    epochs: int = bounds(5, 1, 1000)
+    batch_size: int = bounds(16, 1, 4096)
+    lr: float = bounds(1e-3, 0, 10, open_low=True)
+    momentum: float = bounds(0.9, 0, 1, open_high=True)
+    weight_decay: float = bounds(0.0, 0, 1)
+    rotations: bool = True
+    class_weights: Literal["balanced", "none"] = "balanced"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+@dataclass
+class Config:
+    """A whole search config (`search_configs/*.yaml`)."""
+
+    name: str = "search"
+    seed: int = bounds(0, 0, 2**63 - 1)
+    encoding: str | None = bounds(None, path=True)
+    dataset: DatasetConfig = section(DatasetConfig)
+    fitness: FitnessConfig = section(FitnessConfig)
+    search: SearchConfig = section(SearchConfig)
+    resources: ResourcesConfig = section(ResourcesConfig)
+    ray: RayConfig = section(RayConfig)
+    baseline: BaselineConfig | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return dump_yaml(self.to_dict())
+
+
+def type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(type_name(a) for a in typing.get_args(tp) if a is not type(None))
+    if origin is list:
+        return f"a list of {type_name(typing.get_args(tp)[0])}"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
+def convert(value: Any, tp: Any, key: str, base: Path | None) -> Any:
+    """Check `value` against the type hint `tp`, converting ints to floats and mappings to dataclasses."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return convert(value, args[0], key, base)
+    if origin is Literal:
+        if value not in typing.get_args(tp) or isinstance(value, bool):
+            raise UserError(f"must be {type_name(tp)}, got {value!r}", key=key)
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise UserError(f"must be {type_name(tp)}", key=key)
+        return [convert(v, typing.get_args(tp)[0], f"{key}[{i}]", base) for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        return from_mapping(tp, value, key, base)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise UserError(f"must be true or false, not {value!r}", key=key)
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"must be an integer, not {short(value)}", key=key)
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise UserError(f"must be a finite number, not {short(value)}", key=key)
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise UserError(f"must be a string, not {short(value)}", key=key)
+        return value
+    raise TypeError(f"unsupported config type {tp!r} at {key}")
+
+
+def short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_bounds(value: Any, meta: typing.Mapping[str, Any], key: str) -> None:
+    """Enforce the field's range; booleans and strings carry no range."""
+    if value is None or not isinstance(value, int | float) or isinstance(value, bool):
+        return
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None and (value <= low if meta.get("open_low") else value < low):
+        raise UserError(f"must be {'>' if meta.get('open_low') else '>='} {low}, got {value}", key=key)
+    if high is not None and (value >= high if meta.get("open_high") else value > high):
+        raise UserError(f"must be {'<' if meta.get('open_high') else '<='} {high}, got {value}", key=key)
+
+
+def from_mapping(cls: type, data: Any, key: str = "", base: Path | None = None) -> Any:
+    """Build dataclass `cls` from a mapping, validating every key; errors carry the key path."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"must be a mapping, not {short(data)}", key=key or None)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in data:
+        if name not in fields:
+            where = f"{key}.{name}" if key else str(name)
+            raise UserError(f"unknown key (known: {', '.join(fields)})", key=where)
+    values = {}
+    for name, f in fields.items():
+        if name not in data:
+            continue
+        where = f"{key}.{name}" if key else name
+        value = convert(data[name], hints[name], where, base)
+        check_bounds(value, f.metadata, where)
+        if f.metadata.get("path") and value is not None and base is not None:
+            value = str((base / Path(value).expanduser()).resolve())
+        values[name] = value
+    return cls(**values)
+
+
+def parse_config(data: dict[str, Any], base: Path | None = None) -> Config:
+    """Validate a config mapping; `base` is the folder relative paths are resolved against."""
+    config = from_mapping(Config, data, "", base)
+    if config.fitness.lr_values is not None:
+        for i, v in enumerate(config.fitness.lr_values):
+            check_bounds(v, {"low": 0, "open_low": True, "high": 10}, f"fitness.lr_values[{i}]")
+        if not config.fitness.lr_values:
+            raise UserError("must list at least one learning rate", key="fitness.lr_values")
+    budget = config.search.budget
+    if budget.evaluations is None and budget.hours is None:
+        raise UserError("give evaluations, hours, or both", key="search.budget")
+    if config.search.ga.elitism >= config.search.ga.population:
+        raise UserError("must be below search.ga.population", key="search.ga.elitism")
+    if config.search.ga.tournament_size > config.search.ga.population:
+        raise UserError("must be at most search.ga.population", key="search.ga.tournament_size")
+    evo = config.search.regularized_evolution
+    if evo.sample_size > evo.population:
+        raise UserError("must be at most the population", key="search.regularized_evolution.sample_size")
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    """Load and validate a config file; a bad one raises `UserError` naming the file and the key path."""
+    p = Path(path)
+    data = load_yaml_mapping(p, "config")
+    try:
+        return parse_config(data, p.resolve().parent)
+    except UserError as exc:
+        raise UserError(f"{p}: {exc}") from None

@@ -1,0 +1,48 @@
+"""`Result`: one finished evaluation, exactly as a line of `evaluations.jsonl` (DESIGN.md section 2).
+
+Fields of the contract: `key`, `genome`, `status` (`ok`, `failed`, `timeout`), `fitness` (validation accuracy
+in [0, 1], None unless ok), `params`, `flops`, `seconds`, `attempts`, `worker`, `error` (None unless failed),
+`step`. `metrics` carries the trainer's extras (test accuracy, images/s, peak memory).
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Status = Literal["ok", "failed", "timeout"]
+
+
+@dataclass
+class Result:
+    key: str
+    genome: dict[str, Any]
+    status: Status
+    fitness: float | None
+    params: int | None = None
+    flops: int | None = None
+    seconds: float = 0.0
+    attempts: int = 1
+    worker: str | None = None
+    error: str | None = None
+    step: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Result":
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @classmethod
+    def failure(cls, key: str, genome: dict[str, Any], error: str, status: Status = "failed", **kw: Any):
+        """A failed (or timed-out) evaluation carrying its error text."""
+        return cls(key=key, genome=genome, status=status, fitness=None, error=error, **kw)

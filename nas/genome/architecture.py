@@ -1,0 +1,96 @@
+"""`architecture.yaml`: a genome decoded into the exact network of DESIGN.md section 2, read and written.
+
+An `Architecture` is what `build_model` builds: the fixed parts (input channels, classes, input size, stem,
+bottleneck width, compression) plus the genome's blocks. Files are validated in full on load, so every bad
+field is a one-line `UserError` naming the file and the key, and written atomically.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nas.atomicfile import atomic_write_text
+from nas.errors import UserError
+from nas.genome.genome import Genome, positive_int
+from nas.genome.space import SearchSpace, compression_value
+from nas.yamlfile import dump_yaml, load_yaml_mapping
+
+ARCH_FORMAT = "nas-architecture/1"
+FIXED_KEYS = ("in_channels", "num_classes", "input_size", "stem_channels", "bottleneck_width", "compression")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A complete network description: fixed parts plus the searched genome."""
+
+    in_channels: int
+    num_classes: int
+    input_size: int
+    stem_channels: int
+    bottleneck_width: int
+    compression: float
+    genome: Genome
+    provenance: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_space(
+        cls, space: SearchSpace, genome: Genome, in_channels: int, num_classes: int, input_size: int
+    ) -> "Architecture":
+        return cls(
+            in_channels=in_channels,
+            num_classes=num_classes,
+            input_size=input_size,
+            stem_channels=space.stem_channels,
+            bottleneck_width=space.bottleneck_width,
+            compression=space.compression,
+            genome=genome,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"format": ARCH_FORMAT}
+        out.update({k: getattr(self, k) for k in FIXED_KEYS})
+        out.update(self.genome.to_dict())
+        if self.provenance:
+            out["provenance"] = dict(self.provenance)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Architecture":
+        """Validate an architecture mapping; raises `UserError` naming the first bad key."""
+        if data.get("format") != ARCH_FORMAT:
+            raise UserError(f"must be {ARCH_FORMAT!r}, got {data.get('format')!r}", key="format")
+        known = {"format", *FIXED_KEYS, "blocks", "learning_rate", "provenance"}
+        unknown = set(data) - known
+        if unknown:
+            raise UserError("unknown key", key=sorted(unknown)[0])
+        for name in (*FIXED_KEYS, "blocks"):
+            if name not in data:
+                raise UserError("is missing", key=name)
+        provenance = data.get("provenance") or {}
+        if not isinstance(provenance, dict):
+            raise UserError("must be a mapping", key="provenance")
+        genome = Genome.from_dict({k: data[k] for k in ("blocks", "learning_rate") if k in data}, key="")
+        return cls(
+            in_channels=positive_int(data["in_channels"], "in_channels", 64),
+            num_classes=positive_int(data["num_classes"], "num_classes", 100_000),
+            input_size=positive_int(data["input_size"], "input_size", 4096),
+            stem_channels=positive_int(data["stem_channels"], "stem_channels", 4096),
+            bottleneck_width=positive_int(data["bottleneck_width"], "bottleneck_width", 64),
+            compression=compression_value(data["compression"], "compression"),
+            genome=genome,
+            provenance=provenance,
+        )
+
+
+def load_architecture(path: str | Path) -> Architecture:
+    """Read and validate an `architecture.yaml`."""
+    data = load_yaml_mapping(path, "architecture file")
+    try:
+        return Architecture.from_dict(data)
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
+
+
+def save_architecture(arch: Architecture, path: str | Path) -> None:
+    """Write `arch` as `architecture.yaml`, atomically."""
+    atomic_write_text(path, dump_yaml(arch.to_dict()))

@@ -1,0 +1,85 @@
+"""`nas inspect FILE`: what an architecture file builds, or what a search-space file spans.
+
+The file's `format` tag decides which: `nas-architecture/1` gives per-block channels, params and FLOPs at the
+file's input size; `nas-search-space/1` gives the particle's dimensions and the shortcut bit-length range.
+"""
+
+import argparse
+import json
+from typing import Any
+
+from nas.errors import UserError
+from nas.genome.architecture import ARCH_FORMAT, load_architecture
+from nas.genome.shortcuts import bit_length
+from nas.genome.space import SPACE_FORMAT, load_space
+from nas.model.cost import architecture_cost
+from nas.model.network import block_channels
+from nas.yamlfile import load_yaml_mapping
+
+
+def describe_architecture(path: str) -> dict[str, Any]:
+    arch = load_architecture(path)
+    params, flops = architecture_cost(arch)
+    blocks = [
+        {
+            "layers": b.layers,
+            "growth_rate": b.growth_rate,
+            "shortcut_bits": bit_length(b.layers),
+            "shortcuts_on": b.shortcuts.count("1"),
+            "in_channels": c_in,
+            "out_channels": c_out,
+        }
+        for b, (c_in, c_out) in zip(arch.genome.blocks, block_channels(arch), strict=True)
+    ]
+    return {
+        "kind": "architecture",
+        "file": path,
+        "in_channels": arch.in_channels,
+        "num_classes": arch.num_classes,
+        "input_size": arch.input_size,
+        "blocks": blocks,
+        "params": params,
+        "flops": flops,
+    }
+
+
+def describe_space(path: str) -> dict[str, Any]:
+    space = load_space(path)
+    low, high = space.bit_length_range()
+    return {
+        "kind": "search-space",
+        "file": path,
+        "name": space.name,
+        "dimensions": [{"name": d.name, "low": d.low, "high": d.high} for d in space.dimensions],
+        "bit_length_range": [low, high],
+    }
+
+
+def format_text(info: dict[str, Any]) -> str:
+    if info["kind"] == "search-space":
+        lines = [f"search space {info['name']} ({len(info['dimensions'])} dimensions)"]
+        lines += [f"  {d['name']:<24} [{d['low']:g}, {d['high']:g}]" for d in info["dimensions"]]
+        low, high = info["bit_length_range"]
+        lines.append(f"  shortcut bits: {low} to {high}")
+        return "\n".join(lines)
+    head = f"architecture {info['file']}: {info['in_channels']}x{info['input_size']}x{info['input_size']}"
+    lines = [f"{head} -> {info['num_classes']} classes"]
+    for i, b in enumerate(info["blocks"]):
+        lines.append(
+            f"  block {i}: {b['layers']} layers, growth {b['growth_rate']}, "
+            f"shortcuts {b['shortcuts_on']}/{b['shortcut_bits']}, channels {b['in_channels']} -> {b['out_channels']}"
+        )
+    lines.append(f"  params {info['params']:,}  flops {info['flops']:,}")
+    return "\n".join(lines)
+
+
+def inspect_command(args: argparse.Namespace) -> int:
+    fmt = load_yaml_mapping(args.file, "file").get("format")
+    if fmt == ARCH_FORMAT:
+        info = describe_architecture(args.file)
+    elif fmt == SPACE_FORMAT:
+        info = describe_space(args.file)
+    else:
+        raise UserError(f"{args.file}: format: must be {ARCH_FORMAT!r} or {SPACE_FORMAT!r}, got {fmt!r}")
+    print(json.dumps(info) if args.json else format_text(info))
+    return 0

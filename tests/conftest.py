@@ -1,0 +1,36 @@
+"""Shared fixtures: paths to the project, the shared data folder, and a runner for the real `nas` command."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def run_nas(*args: str, timeout: float = 300, env: dict | None = None, cwd: Path | None = None):
+    """Run the real `nas` command line in a subprocess; returns the CompletedProcess (text mode)."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "nas", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=cwd or ROOT,
+    )
+
+
+@pytest.fixture
+def nas():
+    return run_nas
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder {SHARED_DATA} is absent (it is present in CI)")
+    return SHARED_DATA
