@@ -23,7 +23,7 @@ test: setup lint
 	$(BIN)/pytest -q
 
 demo: setup
-	bash benchmarks/../scripts/demo.sh
+	$(BIN)/nas inspect examples/densenet_small.yaml
 
 clean:
 	rm -rf $(VENV)

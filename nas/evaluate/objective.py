@@ -10,6 +10,7 @@ from typing import Protocol
 
 from nas.config import Config
 from nas.evaluate.result import Result
+from nas.genome.architecture import Architecture
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace
 from nas.registry import Registry
@@ -20,6 +21,18 @@ class Objective(Protocol):
         """Score one genome; any failure inside becomes a failed `Result`, never an exception."""
         ...
 
+    def architecture(self, genome: Genome) -> Architecture:
+        """The full architecture (fixed parts included) this objective builds for `genome`."""
+        ...
+
 
 ObjectiveFactory = Callable[[Config, SearchSpace], Objective]
 OBJECTIVES: Registry[ObjectiveFactory] = Registry("objective")
+
+
+def build_objective(config: Config, space: SearchSpace) -> Objective:
+    """The objective `fitness.objective` names, built once per search (loads the dataset for `train`)."""
+    import nas.evaluate.synthetic  # noqa: F401  (registers "synthetic")
+    import nas.evaluate.train_objective  # noqa: F401  (registers "train")
+
+    return OBJECTIVES.get(config.fitness.objective, key="fitness.objective")(config, space)
