@@ -1,0 +1,259 @@
+"""The driver behind `nas search` and `nas resume`: the loop of DESIGN.md section 1, and nothing else.
+
+ask -> answer repeats from the log (the cache) -> evaluate the misses -> append each result to the log the
+moment it arrives -> tell the strategy in ask order -> checkpoint -> log scalars. Results are told in ask
+order and the strategy's RNG lives in its state, so the same seed and fitness values give the same trajectory
+whatever the number of workers or the order in which they finish. A checkpoint is written after every tell
+(and one before the first ask), so after a crash the restored strategy re-asks the same batch and the log
+answers what already finished.
+
+Budget: `search.budget.evaluations` counts distinct genomes trained in the run (lines of the log; repeats
+are free), `search.budget.hours` the summed wall time of all sessions (checked between batches).
+`--max-evaluations N` stops after N new evaluations of this invocation; a batch cut short by either is not
+told, so the checkpoint stays at the batch's start and `nas resume` continues it exactly.
+"""
+
+import argparse
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nas.config import Config, load_config
+from nas.errors import UserError
+from nas.evaluate.evaluator import Evaluator, LocalEvaluator
+from nas.evaluate.objective import Objective, build_objective
+from nas.evaluate.result import Result
+from nas.genome import shortcuts
+from nas.genome.architecture import FIXED_KEYS, Architecture, save_architecture
+from nas.genome.genome import Genome
+from nas.genome.space import SearchSpace, load_space
+from nas.search.checkpoint import load_checkpoint, save_checkpoint
+from nas.search.monitor import Monitor
+from nas.search.rundir import RunDir, create_run_dir, default_run_dir, open_run_dir
+from nas.search.runlog import EvaluationLog, rank_key, ranked
+from nas.search.signals import Interrupted, SignalGuard
+from nas.search.strategy import Strategy, build_strategy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Session:
+    """Everything one invocation of the driver works with."""
+
+    run: RunDir
+    config: Config
+    space: SearchSpace
+    strategy: Strategy
+    objective: Objective
+    step: int = 0
+    elapsed_seconds: float = 0.0
+    config_sha256: str = ""
+
+
+def load_search_space(config: Config) -> SearchSpace:
+    if config.encoding is None:
+        raise UserError("is required for a search (a file under encodings/)", key="encoding")
+    return load_space(config.encoding)
+
+
+def architecture_base(objective: Objective, space: SearchSpace) -> dict[str, Any]:
+    """The fixed parts (channels, classes, input size, stem...) every candidate of this run shares."""
+    blocks = tuple((lay[0], gro[0]) for lay, gro in zip(space.layers, space.growth_rate, strict=True))
+    lr = space.learning_rate[0] if space.learning_rate else None
+    probe = space.genome(space.encode(blocks, lr), tuple(shortcuts.all_ones(layers) for layers, _ in blocks))
+    arch = objective.architecture(probe).to_dict()
+    return {k: arch[k] for k in FIXED_KEYS}
+
+
+def architecture_of(base: dict[str, Any], genome: dict[str, Any], provenance: dict[str, Any]) -> Architecture:
+    """A logged genome with the run's fixed parts: the network the log line describes."""
+    return Architecture.from_dict({"format": "nas-architecture/1", **base, **genome, "provenance": provenance})
+
+
+def make_evaluator(objective: Objective, config: Config, workers: int | None, address: str | None) -> Evaluator:
+    """`--workers 0`: in-process. Otherwise Ray: an existing cluster at `address`, or an embedded local one."""
+    if workers == 0:
+        return LocalEvaluator(objective)
+    from nas.evaluate.ray_evaluator import RayEvaluator
+
+    ray_config = dataclasses.replace(config.ray, address=address or config.ray.address)
+    return RayEvaluator(objective, config.resources, ray_config, workers=workers or config.ray.workers)
+
+
+def search_command(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.seed is not None:
+        config.seed = args.seed
+    space = load_search_space(config)
+    strategy = build_strategy(config.search, space, config.seed)
+    objective = build_objective(config, space)
+    run = create_run_dir(Path(args.run_dir) if args.run_dir else default_run_dir(config), config)
+    log.info("run directory %s", run.path)
+    session = Session(run, config, space, strategy, objective, config_sha256=run.config_sha256())
+    save_state(session, architecture_base(objective, space))
+    return drive(session, args.workers, args.ray_address, args.max_evaluations)
+
+
+def resume_command(args: argparse.Namespace) -> int:
+    run = open_run_dir(Path(args.run_dir))
+    checkpoint = load_checkpoint(run.path)
+    if checkpoint.get("config_sha256") != run.config_sha256():
+        raise UserError(f"{run.config} changed since the run started; resume refuses it (start a new search)")
+    config = run.load_config()
+    space = load_search_space(config)
+    strategy = build_strategy(config.search, space, config.seed)
+    strategy.load_state_dict(checkpoint["strategy"])
+    objective = build_objective(config, space)
+    session = Session(
+        run,
+        config,
+        space,
+        strategy,
+        objective,
+        step=int(checkpoint["step"]),
+        elapsed_seconds=float(checkpoint.get("elapsed_seconds", 0.0)),
+        config_sha256=checkpoint["config_sha256"],
+    )
+    log.info("resuming %s at step %d", run.path, session.step)
+    return drive(session, args.workers, args.ray_address, args.max_evaluations)
+
+
+def save_state(session: Session, base: dict[str, Any], evaluations: int = 0) -> None:
+    save_checkpoint(
+        session.run.path,
+        {
+            "step": session.step,
+            "strategy": session.strategy.state_dict(),
+            "config_sha256": session.config_sha256,
+            "elapsed_seconds": session.elapsed_seconds,
+            "evaluations": evaluations,
+            "seed": session.config.seed,
+            "architecture_base": base,
+        },
+    )
+
+
+class Loop:
+    """One invocation's pass over the ask/evaluate/tell cycle, with its budget and its outputs."""
+
+    def __init__(self, session: Session, evaluator: Evaluator, limit: int | None, guard: SignalGuard):
+        self.s = session
+        self.evaluator = evaluator
+        self.guard = guard
+        self.base = load_checkpoint(session.run.path)["architecture_base"]
+        self.log = EvaluationLog(session.run.log)
+        best = ranked(iter(self.log))
+        self.best: Result | None = best[0] if best else None
+        self.new = 0
+        self.limit = limit
+        budget = session.config.search.budget.evaluations
+        failures = sum(1 for r in self.log if not r.ok)
+        self.monitor = Monitor(session.run.tensorboard, budget, len(self.log), failures)
+        self.started = time.monotonic()
+
+    def remaining(self) -> int | None:
+        """New evaluations still allowed (None: no evaluation-count limit)."""
+        caps = []
+        budget = self.s.config.search.budget.evaluations
+        if budget is not None:
+            caps.append(budget - len(self.log))
+        if self.limit is not None:
+            caps.append(self.limit - self.new)
+        return max(min(caps), 0) if caps else None
+
+    def elapsed(self) -> float:
+        return self.s.elapsed_seconds + time.monotonic() - self.started
+
+    def finished(self) -> bool:
+        budget = self.s.config.search.budget
+        if budget.evaluations is not None and len(self.log) >= budget.evaluations:
+            return True
+        if budget.hours is not None and self.elapsed() >= budget.hours * 3600:
+            return True
+        return self.s.strategy.done()
+
+    def record(self, result: Result) -> None:
+        """A new result: into the log first (durably), then the best file and the monitor."""
+        with self.guard.critical():
+            result.step = self.s.step
+            self.log.append(result)
+            self.new += 1
+            if (
+                result.ok
+                and result.fitness is not None
+                and (self.best is None or rank_key(result) < rank_key(self.best))
+            ):
+                self.best = result
+                provenance = {"run": self.s.run.path.name, "key": result.key, "fitness": result.fitness,
+                              "step": result.step, "params": result.params, "flops": result.flops}  # fmt: skip
+                save_architecture(architecture_of(self.base, result.genome, provenance), self.s.run.best_architecture)
+        self.monitor.evaluated(result)
+
+    def run_batch(self) -> bool:
+        """Ask, evaluate, tell one batch. False when the batch was cut short by a limit (and not told)."""
+        genomes = self.s.strategy.ask()
+        misses: dict[str, Genome] = {}
+        for g in genomes:
+            if g.key not in self.log and g.key not in misses:
+                misses[g.key] = g
+        remaining = self.remaining()
+        todo = list(misses.values())[: remaining if remaining is not None else None]
+        self.evaluator.evaluate(todo, lambda index, result: self.record(result))
+        if any(g.key not in self.log for g in genomes):
+            return False
+        results = [self.log.get(g.key) for g in genomes]
+        self.s.strategy.tell(results)  # type: ignore[arg-type]
+        self.s.step += 1
+        self.s.elapsed_seconds = self.elapsed()
+        self.started = time.monotonic()
+        with self.guard.critical():
+            save_state(self.s, self.base, len(self.log))
+        self.monitor.step(self.s.step, results, self.best.fitness if self.best else None)  # type: ignore[arg-type]
+        return True
+
+    def run(self) -> None:
+        while not self.finished() and self.remaining() != 0:
+            if not self.run_batch():
+                break
+
+    def close(self) -> None:
+        self.monitor.close()
+        self.log.close()
+
+
+def drive(session: Session, workers: int | None, address: str | None, limit: int | None) -> int:
+    """Run the loop until the budget, the limit or a signal; print where everything is."""
+    evaluator = make_evaluator(session.objective, session.config, workers, address)
+    code = 0
+    with SignalGuard() as guard:
+        loop = Loop(session, evaluator, limit, guard)
+        try:
+            loop.run()
+        except Interrupted as exc:
+            log.warning("interrupted by %s; the log and the last checkpoint are intact: nas resume %s", exc,
+                        session.run.path)  # fmt: skip
+            code = exc.exit_code
+        finally:
+            evaluator.close()
+            loop.close()
+    print_summary(session, loop)
+    return code
+
+
+def print_summary(session: Session, loop: Loop) -> None:
+    run = session.run
+    state = "finished" if loop.finished() else f"paused (continue with: nas resume {run.path})"
+    lines = [f"search {state}: {len(loop.log)} evaluations ({loop.new} new), step {session.step}"]
+    if loop.best is not None:
+        lines.append(f"best fitness {loop.best.fitness:.4f}  params {loop.best.params}  key {loop.best.key[:12]}")
+        lines.append(f"best architecture  {run.best_architecture}")
+    lines += [
+        f"run directory      {run.path}",
+        f"evaluations log    {run.log}",
+        f"tensorboard        {run.tensorboard}",
+    ]
+    print("\n".join(lines), flush=True)
