@@ -2,6 +2,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_RUN := runs/demo
 
 .PHONY: setup test lint demo clean
 
@@ -22,8 +23,13 @@ lint: setup
 test: setup lint
 	$(BIN)/pytest -q
 
+# A real hgapso search with training on the bundled digits, on the embedded local Ray. A second `make demo`
+# starts a fresh run (the old one is kept as runs/demo.<time>).
 demo: setup
-	$(BIN)/nas inspect examples/densenet_small.yaml
+	@if [ -e $(DEMO_RUN) ]; then mv $(DEMO_RUN) $(DEMO_RUN).$$(date +%Y%m%d-%H%M%S); fi
+	$(BIN)/nas search search_configs/digits_quick.yaml --run-dir $(DEMO_RUN) --workers 2
+	@echo
+	$(BIN)/nas inspect $(DEMO_RUN)/best/architecture.yaml
 
 clean:
 	rm -rf $(VENV)
