@@ -12,13 +12,14 @@ from nas.errors import UserError
 from nas.genome.architecture import ARCH_FORMAT, load_architecture
 from nas.genome.shortcuts import bit_length
 from nas.genome.space import SPACE_FORMAT, load_space
-from nas.model.cost import architecture_cost
-from nas.model.network import block_channels
 from nas.yamlfile import load_yaml_mapping
 
 
 def describe_architecture(path: str) -> dict[str, Any]:
     arch = load_architecture(path)
+    from nas.model.cost import architecture_cost  # torch is imported only once the file is known good
+    from nas.model.network import block_channels
+
     params, flops = architecture_cost(arch)
     blocks = [
         {
