@@ -9,6 +9,7 @@ means "no validation carve-out: train on the whole training split" (the retraini
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -23,7 +24,8 @@ class ImageData:
     `mean` and `std` are per-channel statistics of the training split in the arrays' own units (0-255 for
     uint8); the trainer normalises on the device. `*_groups`, when present, are integer ids of shape (N, levels)
     from fine to coarse (e.g. well, treatment): accuracy is then computed on aggregated predictions
-    (`nas.data.aggregate`), as the cell-profiling protocols require.
+    (`nas.data.aggregate`), as the cell-profiling protocols require, reducing members by `group_reduce`
+    (median for BBBC021 treatments, mean for BBBC014 wells).
     """
 
     x_train: np.ndarray
@@ -39,6 +41,7 @@ class ImageData:
     val_groups: np.ndarray | None = None
     test_groups: np.ndarray | None = None
     info: dict[str, object] = field(default_factory=dict)
+    group_reduce: Literal["median", "mean"] = "median"
 
     @property
     def in_channels(self) -> int:

@@ -1,0 +1,67 @@
+"""BBBC021 pixels: read one field's three 16-bit TIFFs, measure DMSO statistics, normalise, crop and resize.
+
+These are the per-field steps the preprocessing runs in worker processes (so they import numpy, tifffile and
+PIL, never torch). A field is stacked in the channel order Actin, Tubulin, DAPI (Kensert et al. 2019, which
+makes it an RGB-like image for ImageNet-style networks). Normalisation is per plate and per channel: subtract
+the mean and divide by the standard deviation of all pixels of that plate's DMSO fields, in raw intensity
+units, before cropping; the DMSO moments of each field are combined exactly (Chan et al.'s pairwise formula),
+so the statistics do not depend on how fields were grouped across workers.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from nas.data.tiling import tiles
+from nas.errors import UserError
+
+GRID = (2, 2)  # 1280x1024 -> four 640x512 crops
+FLOAT16_MAX = 60000.0  # keep normalised values finite in float16 even for a nearly constant DMSO channel
+
+
+def read_channel(path: Path) -> np.ndarray:
+    """One grayscale TIFF as float32 (H, W); anything unreadable or not 2-D is a `UserError` naming the file."""
+    try:
+        pixels = tifffile.imread(path)
+    except Exception as exc:  # tifffile raises many types for damaged files; all mean "bad input file"
+        raise UserError(f"cannot read TIFF {path}: {type(exc).__name__}: {exc}".replace("\n", " ")) from None
+    pixels = np.squeeze(pixels)
+    if pixels.ndim != 2:
+        raise UserError(f"TIFF {path} is not a 2-D grayscale image (shape {pixels.shape})")
+    return pixels.astype(np.float32)
+
+
+def read_field(root: Path, paths: tuple[str, ...]) -> np.ndarray:
+    """(3, H, W) float32 in raw intensity units, channels in the order of `paths` (Actin, Tubulin, DAPI)."""
+    channels = [read_channel(root / p) for p in paths]
+    shapes = {c.shape for c in channels}
+    if len(shapes) != 1:
+        raise UserError(f"channels of one field differ in size: {', '.join(str(root / p) for p in paths)}")
+    return np.stack(channels)
+
+
+def field_moments(root: Path, paths: tuple[str, ...]) -> np.ndarray:
+    """Per-channel (pixel count, mean, variance) of one field as a (3, 3) float64 array (rows are channels)."""
+    image = read_field(root, paths).astype(np.float64)
+    flat = image.reshape(image.shape[0], -1)
+    return np.stack([np.full(len(flat), flat.shape[1]), flat.mean(axis=1), flat.var(axis=1)], axis=1)
+
+
+def combine_moments(moments: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Exact pooled per-channel (mean, std) of several fields' (count, mean, variance) rows."""
+    stacked = np.stack(moments)  # (fields, channels, 3)
+    counts, means, variances = stacked[..., 0], stacked[..., 1], stacked[..., 2]
+    total = counts.sum(axis=0)
+    mean = (counts * means).sum(axis=0) / total
+    var = (counts * (variances + (means - mean) ** 2)).sum(axis=0) / total
+    return mean, np.sqrt(var)
+
+
+def field_crops(root: Path, paths: tuple[str, ...], mean: np.ndarray, std: np.ndarray, size: int) -> np.ndarray:
+    """The field normalised by its plate's DMSO (mean, std), cut 2x2 and resized: (4, 3, size, size) float16."""
+    image = read_field(root, paths)
+    scale = np.maximum(np.asarray(std, dtype=np.float32), 1e-6)
+    image = (image - np.asarray(mean, dtype=np.float32)[:, None, None]) / scale[:, None, None]
+    crops = tiles(image, *GRID, size)
+    return np.clip(crops, -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16)

@@ -1,0 +1,53 @@
+"""Cross-validation folds of the cell-profiling protocols, one contract for both arms.
+
+A dataset kind with an evaluation protocol (BBBC021: leave-one-compound-out; BBBC014: train on one cell line,
+test on the other) registers a fold iterator in `FOLDS` under its dataset name. Each `Fold` is an `ImageData`
+whose train split is what the fold trains on (no validation carve-out) and whose test split is what it is
+scored on, plus a per-image table of the test split for the predictions CSV. The searched networks
+(`nas train --cv`) and the transfer baseline (`nas baseline`) both run these folds through
+`nas.evaluate.protocols.cross_validate`, so their figures come from the same folds and the same aggregation.
+"""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nas.config import DatasetConfig
+from nas.data.dataset import ImageData
+from nas.registry import Registry
+
+
+@dataclass
+class Fold:
+    """One fold: `data` (train = fit on it, test = score on it, with `test_groups`), and the test table.
+
+    `test_table` holds one column per property of a test image (same order as `data.x_test`), e.g. compound,
+    concentration, plate, well, field, crop; `group_columns` names those that describe the top-level group
+    (a BBBC021 treatment, a BBBC014 well), which label the aggregated rows. `level` names that group kind.
+    """
+
+    name: str
+    data: ImageData
+    test_table: dict[str, np.ndarray]
+    group_columns: tuple[str, ...]
+    level: str = "group"
+    info: dict[str, object] = field(default_factory=dict)
+
+
+FoldIterator = Callable[[DatasetConfig, int], Iterator[Fold]]
+FOLDS: Registry[FoldIterator] = Registry("cross-validation protocol")
+
+
+def fold_protocols() -> list[str]:
+    """Dataset kinds that define folds (imports their modules so they register)."""
+    import nas.data.bbbc014  # noqa: F401
+    import nas.data.bbbc021  # noqa: F401
+
+    return FOLDS.names()
+
+
+def iterate_folds(config: DatasetConfig, seed: int) -> Iterator[Fold]:
+    """The folds of `config`'s dataset; a kind without a protocol is a `UserError` on `dataset.name`."""
+    fold_protocols()
+    return FOLDS.get(config.name, key="dataset.name")(config, seed)
