@@ -76,7 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=positive, help="override fitness.epochs")
     p.add_argument("--full", action="store_true", help="train on the whole training split, report test")
     p.add_argument("--save", help="write weights.pt, model.ts and metrics.json to this folder")
-    p.add_argument("--cv", choices=["loco"], help="cross-validation protocol (BBBC021: leave-one-compound-out)")
+    p.add_argument(
+        "--cv",
+        choices=["loco", "cell-line"],
+        help="cross-validation protocol (BBBC021: loco, leave-one-compound-out; BBBC014: cell-line, both ways)",
+    )
     p.add_argument("--seed", type=non_negative, help="override the config's seed")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
