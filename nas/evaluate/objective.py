@@ -5,6 +5,7 @@ workers (once, through Ray's object store), and called per candidate. `OBJECTIVE
 names to factories `(config, space) -> Objective`.
 """
 
+import importlib
 from collections.abc import Callable
 from typing import Protocol
 
@@ -30,9 +31,13 @@ ObjectiveFactory = Callable[[Config, SearchSpace], Objective]
 OBJECTIVES: Registry[ObjectiveFactory] = Registry("objective")
 
 
+# Where each objective lives: only the one a config names is imported (`synthetic` needs no dataset code).
+OBJECTIVE_MODULES = {"synthetic": "nas.evaluate.synthetic", "train": "nas.evaluate.train_objective"}
+
+
 def build_objective(config: Config, space: SearchSpace) -> Objective:
     """The objective `fitness.objective` names, built once per search (loads the dataset for `train`)."""
-    import nas.evaluate.synthetic  # noqa: F401  (registers "synthetic")
-    import nas.evaluate.train_objective  # noqa: F401  (registers "train")
-
-    return OBJECTIVES.get(config.fitness.objective, key="fitness.objective")(config, space)
+    name = config.fitness.objective
+    if name in OBJECTIVE_MODULES:
+        importlib.import_module(OBJECTIVE_MODULES[name])
+    return OBJECTIVES.get(name, key="fitness.objective")(config, space)

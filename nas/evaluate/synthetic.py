@@ -1,0 +1,107 @@
+"""The `synthetic` objective: a deterministic, cheap function of the genome with a known optimum.
+
+For tests, for trying the command line, and for comparing strategies at scale (benchmarks/search_quality.py).
+It mimics what the real task rewards, after the measurement in DESIGN.md section 3, but with cost in the
+fitness, so that dense-everywhere is not optimal:
+
+- architecture level: a Gaussian bump around a target per block at 60% of the `layers` range and 40% of the
+  `growth_rate` range (bigger or smaller is worse: size is penalised), and, when the space searches the
+  learning rate, around the geometric mean of its range;
+- shortcut level: the fraction of bits that match the "input and output links" pattern (every link from the
+  block input, every link into the block output, nothing else), which the measurement found the best sparse
+  pattern.
+
+fitness = 0.6 * architecture score + 0.4 * pattern score, in [0, 1], exactly 1 at the optimum (`optimum()`).
+`fitness.seconds_per_evaluation` sleeps to emulate training cost. The network's fixed parts come from the
+dataset's known shape (`SHAPES`), so no data is loaded; params and FLOPs are exact (`analytic_cost`).
+"""
+
+import math
+import time
+
+from nas.config import Config
+from nas.evaluate.objective import OBJECTIVES
+from nas.evaluate.result import Result
+from nas.genome import shortcuts
+from nas.genome.architecture import Architecture
+from nas.genome.genome import Genome
+from nas.genome.space import SearchSpace
+from nas.model.analytic_cost import analytic_cost
+
+# (in_channels, num_classes, input_size) of each dataset kind, for building the candidate's fixed parts.
+SHAPES = {
+    "digits": (1, 10, 8),
+    "cifar10": (3, 10, 32),
+    "cifar100": (3, 100, 32),
+    "svhn": (3, 10, 32),
+    "imagefolder": (3, 10, 32),
+    "bbbc021": (3, 12, 64),
+    "bbbc014": (3, 2, 64),
+}
+
+
+def ideal_bits(layers: int) -> str:
+    """The rewarded pattern: links from the block input (source 0) and into the block output (target L+1)."""
+    return "".join("1" if s == 0 or t == layers + 1 else "0" for s, t in shortcuts.pairs(layers))
+
+
+class SyntheticObjective:
+    def __init__(self, space: SearchSpace, shape: tuple[int, int, int], seconds: float):
+        self.space = space
+        self.shape = shape
+        self.seconds = seconds
+        self.targets = [
+            (lay[0] + 0.6 * (lay[1] - lay[0]), gro[0] + 0.4 * (gro[1] - gro[0]))
+            for lay, gro in zip(space.layers, space.growth_rate, strict=True)
+        ]
+
+    def architecture(self, genome: Genome) -> Architecture:
+        in_channels, num_classes, input_size = self.shape
+        return Architecture.from_space(self.space, genome, in_channels, num_classes, input_size)
+
+    def fitness(self, genome: Genome) -> float:
+        distance = 0.0
+        for block, (t_layers, t_growth), lay, gro in zip(
+            genome.blocks, self.targets, self.space.layers, self.space.growth_rate, strict=True
+        ):
+            distance += ((block.layers - t_layers) / max(lay[1] - lay[0], 1)) ** 2
+            distance += ((block.growth_rate - t_growth) / max(gro[1] - gro[0], 1)) ** 2
+        if self.space.learning_rate is not None and genome.learning_rate is not None:
+            lo, hi = self.space.learning_rate
+            distance += ((math.log10(genome.learning_rate) - math.log10(math.sqrt(lo * hi))) / 2) ** 2
+        arch_score = math.exp(-8 * distance / len(genome.blocks))
+        matches = sum(
+            a == b for block in genome.blocks for a, b in zip(block.shortcuts, ideal_bits(block.layers), strict=True)
+        )
+        total = sum(len(block.shortcuts) for block in genome.blocks)
+        return 0.6 * arch_score + 0.4 * matches / total
+
+    def optimum(self) -> Genome:
+        """The genome of fitness 1 nearest the targets (the known optimum, up to rounding of the targets)."""
+        blocks = tuple((round(t_l), round(t_g)) for t_l, t_g in self.targets)
+        lr = math.sqrt(self.space.learning_rate[0] * self.space.learning_rate[1]) if self.space.learning_rate else None
+        return self.space.genome(self.space.encode(blocks, lr), tuple(ideal_bits(layers) for layers, _ in blocks))
+
+    def __call__(self, genome: Genome, device: str | None = None) -> Result:
+        start = time.perf_counter()
+        if self.seconds:
+            time.sleep(self.seconds)
+        params, flops = analytic_cost(self.architecture(genome))
+        return Result(
+            key=genome.key,
+            genome=genome.to_dict(),
+            status="ok",
+            fitness=self.fitness(genome),
+            params=params,
+            flops=flops,
+            seconds=time.perf_counter() - start,
+        )
+
+
+@OBJECTIVES.register("synthetic")
+def build_synthetic(config: Config, space: SearchSpace) -> SyntheticObjective:
+    name = config.dataset.name
+    in_channels, num_classes, size = SHAPES.get(name, (3, 10, 32))
+    return SyntheticObjective(
+        space, (in_channels, num_classes, config.dataset.resize or size), config.fitness.seconds_per_evaluation
+    )
