@@ -1,0 +1,59 @@
+"""`ga`: the shortcut GA alone, on one fixed architecture. One ask is one generation.
+
+The architecture is `search.architecture` (a list of {layers, growth_rate}, one per block of the space, each
+inside the space's ranges) or, when that is not given, the centre of the space rounded as a particle would be.
+When the space searches the learning rate, the GA uses the centre of its log range. The population starts as in
+hgapso (the all-ones DenseNet string plus distinct random strings) and evolves generation after generation
+until the budget ends the search: `search.ga.generations` is the length of hgapso's inner GA per PSO iteration,
+and this peer, like every other, runs for the whole budget so that comparisons at equal budget are fair.
+"""
+
+from typing import Any
+
+from nas.config import SearchConfig
+from nas.errors import UserError
+from nas.genome.genome import Genome
+from nas.genome.space import SearchSpace
+from nas.search.shortcut_ga import ShortcutGA
+from nas.search.strategy import Strategy, register
+
+
+def fixed_position(search: SearchConfig, space: SearchSpace) -> list[float]:
+    """The particle position of the fixed architecture; a block outside the space is a `UserError`."""
+    centre = [(d.low + d.high) / 2 for d in space.dimensions]
+    blocks, lr = space.decode(centre)
+    if search.architecture is not None:
+        if len(search.architecture) != space.num_blocks:
+            raise UserError(f"must list {space.num_blocks} blocks, the search space's count", key="search.architecture")
+        for b, block in enumerate(search.architecture):
+            for name, value, (low, high) in (
+                ("layers", block.layers, space.layers[b]),
+                ("growth_rate", block.growth_rate, space.growth_rate[b]),
+            ):
+                if not low <= value <= high:
+                    raise UserError(
+                        f"must be in the space's range [{low}, {high}]", key=f"search.architecture[{b}].{name}"
+                    )
+        blocks = tuple((block.layers, block.growth_rate) for block in search.architecture)
+    return space.encode(blocks, lr)
+
+
+@register("ga")
+class FixedArchitectureGA(Strategy):
+    def __init__(self, search: SearchConfig, space: SearchSpace, seed: int):
+        super().__init__(search, space, seed)
+        self.position = fixed_position(search, space)
+        layers = [n for n, _ in space.decode(self.position)[0]]
+        self.run = ShortcutGA.start(layers, search.ga.population, self.rng)
+
+    def propose(self) -> list[Genome]:
+        return [self.space.genome(self.position, self.run.blocks(i)) for i in range(len(self.run.population))]
+
+    def absorb(self, genomes: list[Genome], fitness: list[float | None]) -> None:
+        self.run = self.run.record(fitness).evolve(self.search.ga, self.rng)
+
+    def state(self) -> dict[str, Any]:
+        return {"ga": self.run.to_dict()}
+
+    def load_state(self, data: dict[str, Any]) -> None:
+        self.run = ShortcutGA.from_dict(data["ga"])

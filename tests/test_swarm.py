@@ -1,0 +1,107 @@
+"""PSO math: clamps always hold, bests keep position and bits together, and the swarm converges."""
+
+import json
+import random
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nas.config import PSOConfig
+from nas.genome.space import Dimension
+from nas.search import swarm as pso
+
+
+@st.composite
+def flight(draw):
+    """Dimensions, a particle inside them (velocity inside the clamp), a guide, PSO parameters, a seed."""
+    n = draw(st.integers(1, 6))
+    dims = []
+    for i in range(n):
+        low = draw(st.floats(-100, 100))
+        width = draw(st.floats(0, 50))
+        dims.append(Dimension(f"d{i}", low, low + width, integer=draw(st.booleans())))
+    fraction = draw(st.floats(0.01, 1.0))
+    limits = pso.velocity_limits(dims, fraction)
+
+    def point():
+        return tuple(draw(st.floats(d.low, d.high)) for d in dims)
+
+    velocity = tuple(draw(st.floats(-v, v)) for v in limits)
+    best = pso.BestPoint(point(), ("1",), 0.5) if draw(st.booleans()) else None
+    guide = pso.BestPoint(point(), ("0",), 0.9) if draw(st.booleans()) else None
+    params = PSOConfig(
+        w=draw(st.floats(0, 2)), c1=draw(st.floats(0.01, 10)), c2=draw(st.floats(0.01, 10)), velocity_clamp=fraction
+    )
+    return dims, pso.Particle(point(), velocity, best), guide, params, draw(st.integers(0, 2**32))
+
+
+@given(flight(), st.integers(1, 5))
+def test_velocity_and_position_stay_within_their_clamps(case, steps):
+    dims, particle, guide, params, seed = case
+    rng = random.Random(seed)
+    limits = pso.velocity_limits(dims, params.velocity_clamp)
+    for _ in range(steps):
+        particle = pso.fly(particle, guide, dims, params, rng)
+        for d, x, v, vmax in zip(dims, particle.position, particle.velocity, limits, strict=True):
+            assert d.low <= x <= d.high
+            assert -vmax <= v <= vmax
+
+
+@given(flight())
+def test_fly_is_deterministic_for_a_seed(case):
+    dims, particle, guide, params, seed = case
+    assert pso.fly(particle, guide, dims, params, random.Random(seed)) == pso.fly(
+        particle, guide, dims, params, random.Random(seed)
+    )
+
+
+def test_a_particle_alone_at_its_own_best_with_no_velocity_stays_put():
+    dims = [Dimension("a", 0, 10), Dimension("b", -1, 1, integer=False)]
+    still = pso.Particle((3.0, 0.5), (0.0, 0.0), pso.BestPoint((3.0, 0.5), (), 1.0))
+    assert pso.fly(still, still.best, dims, PSOConfig(), random.Random(0)).position == (3.0, 0.5)
+
+
+def test_bests_keep_position_and_bits_together_and_ties_keep_the_incumbent():
+    swarm = pso.Swarm((pso.Particle((1.0,), (0.0,)), pso.Particle((2.0,), (0.0,))))
+    swarm = pso.settle(swarm, [0.5, 0.7], [("10",), ("11",)])
+    assert swarm.best == pso.BestPoint((2.0,), ("11",), 0.7)
+    assert swarm.particles[0].best == pso.BestPoint((1.0,), ("10",), 0.5)
+    moved = pso.Swarm((pso.Particle((4.0,), (0.0,), swarm.particles[0].best), swarm.particles[1]), swarm.best)
+    after = pso.settle(moved, [0.7, None], [("00",), ("01",)])
+    assert after.particles[0].best == pso.BestPoint((4.0,), ("00",), 0.7)  # better than its own 0.5
+    assert after.particles[1].best == swarm.particles[1].best  # a failure never replaces a best
+    assert after.best == swarm.best  # a tie does not move the leader
+
+
+def test_failures_alone_leave_no_best():
+    swarm = pso.Swarm((pso.Particle((1.0,), (0.0,)),))
+    assert pso.settle(swarm, [None], [("1",)]).best is None
+
+
+def test_swarm_state_round_trips_through_json():
+    dims = [Dimension("a", 1, 6), Dimension("lr", -3, -1, integer=False)]
+    rng = random.Random(3)
+    swarm = pso.new_swarm(dims, 4, 0.2, rng)
+    swarm = pso.settle(swarm, [0.1, None, 0.3, 0.2], [("1",), ("0",), ("11",), ("01",)])
+    data = swarm.to_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert pso.Swarm.from_dict(json.loads(json.dumps(data))) == swarm
+
+
+def test_the_swarm_converges_on_a_smooth_function():
+    dims = [Dimension(f"x{i}", -5.0, 5.0, integer=False) for i in range(3)]
+    optimum = (1.5, -2.0, 0.25)
+
+    def fitness(position):
+        return -sum((x - o) ** 2 for x, o in zip(position, optimum, strict=True))
+
+    rng = random.Random(11)
+    params = PSOConfig(swarm_size=12, velocity_clamp=0.5)
+    swarm = pso.new_swarm(dims, params.swarm_size, params.velocity_clamp, rng)
+    start = max(fitness(p.position) for p in swarm.particles)
+    for _ in range(80):
+        swarm = pso.settle(swarm, [fitness(p.position) for p in swarm.particles], [()] * len(swarm.particles))
+        swarm = pso.advance(swarm, dims, params, rng)
+    assert start < -0.01
+    assert swarm.best.fitness > -1e-4
+    assert all(abs(x - o) < 0.02 for x, o in zip(swarm.best.position, optimum, strict=True))
