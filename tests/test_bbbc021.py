@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tifffile
 import yaml
-from conftest import SHARED_DATA
+from conftest import ROOT, SHARED_DATA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -43,8 +43,11 @@ def test_real_metadata_counts(shared_data, nas, tmp_path):
     assert table.joined == 3848
     assert table.joined - len(table.dmso) == 2528
     assert (len(table.fields), len(table.treatments), len(table.compounds), len(table.classes)) == (1208, 103, 38, 12)
+    shipped = yaml.safe_load((ROOT / "search_configs/bbbc021_hgapso.yaml").read_text())
+    shipped["encoding"] = str(ROOT / "encodings/densenet_cifar.yaml")
+    shipped["dataset"]["metadata"] = str(METADATA)  # the shipped config, pointed at the real metadata
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump({"dataset": {"name": "bbbc021", "metadata": str(METADATA)}}))
+    cfg.write_text(yaml.safe_dump(shipped))
     out = nas("data", "summary", str(cfg), "--json")
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)

@@ -21,7 +21,7 @@ FLOAT16_MAX = 60000.0  # keep normalised values finite in float16 even for a nea
 
 
 def read_channel(path: Path) -> np.ndarray:
-    """One grayscale TIFF as float32 (H, W); anything unreadable or not 2-D is a `UserError` naming the file."""
+    """One grayscale TIFF as stored (H, W); anything unreadable or not 2-D is a `UserError` naming the file."""
     try:
         pixels = tifffile.imread(path)
     except Exception as exc:  # tifffile raises many types for damaged files; all mean "bad input file"
@@ -29,23 +29,28 @@ def read_channel(path: Path) -> np.ndarray:
     pixels = np.squeeze(pixels)
     if pixels.ndim != 2:
         raise UserError(f"TIFF {path} is not a 2-D grayscale image (shape {pixels.shape})")
-    return pixels.astype(np.float32)
+    return pixels
 
 
 def read_field(root: Path, paths: tuple[str, ...]) -> np.ndarray:
     """(3, H, W) float32 in raw intensity units, channels in the order of `paths` (Actin, Tubulin, DAPI)."""
-    channels = [read_channel(root / p) for p in paths]
-    shapes = {c.shape for c in channels}
-    if len(shapes) != 1:
-        raise UserError(f"channels of one field differ in size: {', '.join(str(root / p) for p in paths)}")
-    return np.stack(channels)
+    first = read_channel(root / paths[0])
+    out = np.empty((len(paths), *first.shape), dtype=np.float32)
+    out[0] = first
+    for i, p in enumerate(paths[1:], start=1):
+        pixels = read_channel(root / p)
+        if pixels.shape != first.shape:
+            raise UserError(f"channels of one field differ in size: {', '.join(str(root / q) for q in paths)}")
+        out[i] = pixels
+    return out
 
 
 def field_moments(root: Path, paths: tuple[str, ...]) -> np.ndarray:
     """Per-channel (pixel count, mean, variance) of one field as a (3, 3) float64 array (rows are channels)."""
-    image = read_field(root, paths).astype(np.float64)
-    flat = image.reshape(image.shape[0], -1)
-    return np.stack([np.full(len(flat), flat.shape[1]), flat.mean(axis=1), flat.var(axis=1)], axis=1)
+    flat = read_field(root, paths).reshape(len(paths), -1)
+    mean = flat.mean(axis=1, dtype=np.float64)
+    var = flat.var(axis=1, dtype=np.float64)
+    return np.stack([np.full(len(flat), flat.shape[1], dtype=np.float64), mean, var], axis=1)
 
 
 def combine_moments(moments: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +66,7 @@ def combine_moments(moments: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 def field_crops(root: Path, paths: tuple[str, ...], mean: np.ndarray, std: np.ndarray, size: int) -> np.ndarray:
     """The field normalised by its plate's DMSO (mean, std), cut 2x2 and resized: (4, 3, size, size) float16."""
     image = read_field(root, paths)
-    scale = np.maximum(np.asarray(std, dtype=np.float32), 1e-6)
-    image = (image - np.asarray(mean, dtype=np.float32)[:, None, None]) / scale[:, None, None]
+    image -= np.asarray(mean, dtype=np.float32)[:, None, None]
+    image /= np.maximum(np.asarray(std, dtype=np.float32), 1e-6)[:, None, None]
     crops = tiles(image, *GRID, size)
     return np.clip(crops, -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16)
