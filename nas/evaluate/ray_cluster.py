@@ -1,0 +1,170 @@
+"""Connecting this process to Ray: an embedded local Ray, or an existing cluster at an address.
+
+Which one (DESIGN.md section 5):
+- This process is already a Ray driver (`ray.is_initialized()`, e.g. inside a Ray Job or a test that started
+  Ray): use that connection and leave it open on close, as Ray Tune does.
+- An address (`ray.address` in the config, `--ray-address`, else the `RAY_ADDRESS` variable that Ray Jobs and
+  `ray job submit` set): connect to that cluster with `ray.init(address=...)`. `auto` finds the cluster this
+  machine belongs to (run it on the head node), `ray://host:port` goes through Ray Client, and a bare
+  `host:port` is the head's GCS address. A malformed or unreachable address is a one-line `UserError`.
+- No address: start an embedded Ray private to this process (`address="local"`, never attaching to someone
+  else's instance on the machine), shut down when the evaluator closes (and by Ray's own exit hook otherwise).
+
+The embedded Ray and security. Ray 2.60 turns token authentication on for every new local cluster unless
+`RAY_AUTH_MODE` is set: `ray.init` sets `RAY_AUTH_MODE=token` in this process (its workers inherit it), creates
+`~/.ray/auth_token` if absent, and from then on every gRPC and HTTP entry point (GCS, raylets, dashboard)
+rejects a request without that token. We never set `RAY_AUTH_MODE=disabled`; a user who exported it has opted
+out on purpose, and gets a warning. The dashboard is off unless `ray.dashboard: true`, and then binds to
+127.0.0.1 only. Ray 2.60 has no option to bind its internal gRPC ports (GCS, raylet, object manager) to the
+loopback interface: they listen on all interfaces, and the token is what keeps other hosts out.
+"""
+
+import logging
+import math
+import os
+import re
+import socket
+from dataclasses import dataclass
+
+from nas.config import RayConfig, ResourcesConfig
+from nas.errors import UserError
+
+log = logging.getLogger(__name__)
+
+ADDRESS_KEY = "ray.address"
+HOST_PORT = r"[A-Za-z0-9.\-_]+:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}"
+ADDRESS_FORMS = re.compile(rf"auto|ray://(?:{HOST_PORT})|(?:{HOST_PORT})")
+CONNECT_TIMEOUT_S = 5.0
+AUTH_SETUP_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+@dataclass
+class RayConnection:
+    """How this process is attached to Ray; `close()` shuts Ray down only if this process started it here."""
+
+    address: str
+    embedded: bool
+    owned: bool
+
+    def close(self) -> None:
+        import ray
+
+        if self.owned and ray.is_initialized():
+            ray.shutdown()
+        self.owned = False
+
+
+def connect(ray_config: RayConfig, resources: ResourcesConfig, workers: int | None = None) -> RayConnection:
+    """Attach to Ray as the module docstring describes; `workers` sizes an embedded Ray's CPUs."""
+    import ray
+
+    address = ray_config.address or os.environ.get("RAY_ADDRESS") or None
+    if address is not None and address != "local":
+        address = check_address(address)
+    if ray.is_initialized():
+        return RayConnection(address="existing", embedded=False, owned=False)
+    if address is None or address == "local":
+        return start_embedded(ray_config, resources, workers)
+    return connect_existing(address)
+
+
+def check_address(address: str) -> str:
+    """The address, stripped, if it has one of the forms Ray accepts; a `UserError` otherwise."""
+    address = address.strip()
+    if not ADDRESS_FORMS.fullmatch(address):
+        raise UserError(f"expected 'auto', 'ray://host:port' or 'host:port', got {address!r}", key=ADDRESS_KEY)
+    return address
+
+
+def connect_existing(address: str) -> RayConnection:
+    """`ray.init(address=...)` on an existing cluster; any failure to reach it is one line naming the address."""
+    import ray
+
+    if address != "auto":
+        check_reachable(address)
+    try:
+        ray.init(address=address, logging_level=logging.WARNING)
+    except (ConnectionError, TimeoutError, ValueError, RuntimeError, ray.exceptions.RayError) as exc:
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+            reason += " (a cluster with token authentication needs RAY_AUTH_MODE=token and its token here)"
+        raise UserError(f"cannot connect to the Ray cluster at {address!r}: {reason}", key=ADDRESS_KEY) from None
+    log.info("connected to the Ray cluster at %s: %s", address, describe(ray.cluster_resources()))
+    return RayConnection(address=address, embedded=False, owned=True)
+
+
+def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail in seconds on a host or port that does not answer, where `ray.init` would retry for minutes."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UserError(f"cannot reach the Ray cluster at {address!r}: {reason}", key=ADDRESS_KEY) from None
+
+
+def embedded_cpus(resources: ResourcesConfig, workers: int | None) -> int | None:
+    """CPUs to declare: enough for `workers` candidates at once, or None to let Ray count the machine's cores.
+
+    Declaring `workers * cpus_per_trial` CPUs (not `workers`) is what makes `--workers N` mean N candidates in
+    parallel whatever `resources.cpus_per_trial` says.
+    """
+    if workers is None:
+        return None
+    return max(1, math.ceil(workers * resources.cpus_per_trial))
+
+
+def start_embedded(ray_config: RayConfig, resources: ResourcesConfig, workers: int | None) -> RayConnection:
+    """Start a Ray private to this process, and refuse at once a request it could never schedule."""
+    import ray
+
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+        log.warning("RAY_AUTH_MODE=disabled: the embedded Ray runs without token authentication")
+    auth_logger = logging.getLogger(AUTH_SETUP_LOGGER)
+    previous_level = auth_logger.level
+    auth_logger.setLevel(logging.ERROR)  # Ray's "token auth is on, set disabled to opt out" notice
+    try:
+        ray.init(
+            address="local",
+            num_cpus=embedded_cpus(resources, workers),
+            include_dashboard=ray_config.dashboard,
+            dashboard_host="127.0.0.1",
+            logging_level=logging.WARNING,
+        )
+    finally:
+        auth_logger.setLevel(previous_level)
+    connection = RayConnection(address="local", embedded=True, owned=True)
+    try:
+        check_feasible(resources, ray.cluster_resources())
+    except UserError:
+        connection.close()
+        raise
+    log.info("embedded Ray started: %s, token auth %s", describe(ray.cluster_resources()), auth_mode())
+    return connection
+
+
+def check_feasible(resources: ResourcesConfig, available: dict[str, float]) -> None:
+    """A trial asking more than this machine has would wait forever: say so instead."""
+    gpus, cpus = available.get("GPU", 0.0), available.get("CPU", 0.0)
+    if resources.gpus_per_trial > gpus:
+        raise UserError(
+            f"asks {resources.gpus_per_trial:g} GPU per trial but the local Ray has {gpus:g}; "
+            "set it to 0 or give --ray-address of a GPU cluster",
+            key="resources.gpus_per_trial",
+        )
+    if resources.cpus_per_trial > cpus:
+        raise UserError(
+            f"asks {resources.cpus_per_trial:g} CPUs per trial but the local Ray has {cpus:g}",
+            key="resources.cpus_per_trial",
+        )
+
+
+def auth_mode() -> str:
+    """Whether Ray's token authentication is on in this process ("on" or "off")."""
+    from ray._private.authentication.authentication_utils import is_token_auth_enabled
+
+    return "on" if is_token_auth_enabled() else "off"
+
+
+def describe(resources: dict[str, float]) -> str:
+    return f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs"

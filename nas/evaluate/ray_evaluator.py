@@ -1,0 +1,285 @@
+"""`RayEvaluator`: each candidate is a Ray task; results stream back the moment each one finishes.
+
+The evaluator contract (`nas.evaluate.evaluator`) with Ray underneath (DESIGN.md section 5):
+- One task per candidate, asking `resources.cpus_per_trial` CPUs and `resources.gpus_per_trial` GPUs
+  (fractions pack several small candidates on one card). A task asking for GPUs gets a fresh worker process
+  (`max_calls=1`, Ray's own default for GPU tasks), so a candidate's CUDA memory is gone when it ends.
+- The objective, with the dataset it carries, goes to the object store once per evaluator (`ray.put`); a
+  worker process fetches it once and keeps it for the next candidates it runs. The task hands the objective
+  the device Ray assigned: "cuda" when `ray.get_gpu_ids()` is non-empty (Ray has set `CUDA_VISIBLE_DEVICES`
+  to the card(s) it granted), "cpu" otherwise.
+- `ray.wait` streams results back in completion order; each goes to `on_result` at once. `workers` caps the
+  candidates in flight (None: submit all and let Ray queue them, which is also what lets an autoscaling
+  cluster see the demand and add GPU nodes).
+- Faults. A worker process or node that dies (`WorkerCrashedError`, `NodeDiedError`, `ObjectLostError`, ...)
+  is retried here, not by Ray (tasks run with `max_retries=0`), so `attempts` counts exactly; after
+  `resources.max_retries` retries the candidate is a failed result carrying the error. An exception inside the
+  objective is already a failed `Result`; one that still escapes as a `RayTaskError` is recorded failed at
+  once, never retried (it would fail again). `resources.trial_timeout_s` counts from the moment the task
+  starts running, not from submission (a candidate queued behind others, or waiting for the autoscaler, is not
+  late): tasks report their start to a small `StartLog` actor, created only when a timeout is set; a task over
+  its time is cancelled (`ray.cancel(force=True)` kills its worker) and recorded `timeout`, with `error` None
+  as the log contract says. The search always continues.
+- `worker` in each result names where it ran: `ray:<node ip>:<node id, 12 hex>:<pid>`.
+
+Connecting to Ray is `nas.evaluate.ray_cluster`'s job: the constructor connects (embedded local Ray or an
+address) and `close()` shuts down an embedded Ray it started.
+"""
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray.exceptions import (
+    LocalRayletDiedError,
+    NodeDiedError,
+    ObjectLostError,
+    OutOfMemoryError,
+    RayError,
+    RaySystemError,
+    RayTaskError,
+    WorkerCrashedError,
+)
+
+from nas.config import RayConfig, ResourcesConfig
+from nas.evaluate.evaluator import ResultCallback
+from nas.evaluate.objective import Objective
+from nas.evaluate.ray_cluster import connect
+from nas.evaluate.result import Result
+from nas.genome.genome import Genome
+
+log = logging.getLogger(__name__)
+
+# The worker, or its node, went away under the task: the candidate itself is not to blame, so try again.
+RETRYABLE = (WorkerCrashedError, NodeDiedError, LocalRayletDiedError, ObjectLostError, OutOfMemoryError, RaySystemError)
+POLL_S = 1.0  # longest blocking wait, so signals and timeouts are looked at least this often
+START_POLL_S = 0.25  # how often the start log is read while a timeout is set
+ERROR_CHARS = 2000
+
+_cached_objective: tuple[str, Any] | None = None  # per worker process: (object id, objective)
+
+
+def worker_name() -> str:
+    """`ray:<node ip>:<node id prefix>:<pid>`: which node and which process ran a candidate."""
+    node_id = ray.get_runtime_context().get_node_id()
+    return f"ray:{ray.util.get_node_ip_address()}:{node_id[:12]}:{os.getpid()}"
+
+
+def fetch_objective(ref: ray.ObjectRef) -> Objective:
+    """The objective from the object store, deserialised once per worker process and then reused."""
+    global _cached_objective
+    if _cached_objective is None or _cached_objective[0] != ref.hex():
+        _cached_objective = (ref.hex(), ray.get(ref))
+    return _cached_objective[1]
+
+
+def run_candidate(objective_box: list, genome: Genome, start_log: Any, token: int) -> Result:
+    """The task body: report the start, run the objective on Ray's device, say where it ran.
+
+    The objective's ref travels inside a list so that Ray does not resolve it per call: `fetch_objective`
+    caches it in the worker instead.
+    """
+    worker = worker_name()
+    if start_log is not None:  # waited for, so that the mark is in even if this process dies next
+        ray.get(start_log.started.remote(token, worker))
+    objective = fetch_objective(objective_box[0])
+    device = "cuda" if ray.get_gpu_ids() else "cpu"
+    start = time.perf_counter()
+    result = objective(genome, device)
+    result.worker = result.worker or worker
+    result.seconds = result.seconds or time.perf_counter() - start
+    return result
+
+
+class StartLog:
+    """A Ray actor the tasks tell when they start running; the evaluator drains it to start timeout clocks."""
+
+    def __init__(self) -> None:
+        self.marks: dict[int, str] = {}
+
+    def started(self, token: int, worker: str) -> None:
+        self.marks[token] = worker
+
+    def take(self) -> dict[int, str]:
+        marks, self.marks = self.marks, {}
+        return marks
+
+
+@dataclass
+class Flight:
+    """One submitted attempt of one candidate."""
+
+    index: int
+    attempt: int
+    token: int
+    submitted: float
+    started: float | None = None
+    worker: str | None = None
+
+
+class RayEvaluator:
+    """Evaluates genomes as Ray tasks (see the module docstring for resources, streaming and faults).
+
+    `RayEvaluator(objective, config.resources, ray_config, workers=N)`: `ray_config.address` None means an
+    embedded local Ray (sized for `workers` candidates at once when given), else an existing cluster.
+    """
+
+    def __init__(
+        self, objective: Objective, resources: ResourcesConfig, ray_config: RayConfig, workers: int | None = None
+    ):
+        if workers is not None and workers < 1:
+            raise ValueError("RayEvaluator needs workers >= 1 (workers 0 is the in-process evaluator)")
+        self.resources = resources
+        self.workers = workers
+        self.connection = connect(ray_config, resources, workers)
+        self._objective_ref = ray.put(objective)
+        self._task = self._make_task(resources)
+        self._start_log = self._make_start_log() if resources.trial_timeout_s is not None else None
+        self._tokens = 0
+        self._polled = 0.0
+
+    @staticmethod
+    def _make_task(resources: ResourcesConfig) -> Any:
+        max_calls = 1 if resources.gpus_per_trial > 0 else 0
+        remote = ray.remote(max_calls=max_calls)(run_candidate)
+        return remote.options(
+            num_cpus=resources.cpus_per_trial,
+            num_gpus=resources.gpus_per_trial,
+            max_retries=0,
+            retry_exceptions=False,
+            name="nas-candidate",
+        )
+
+    @staticmethod
+    def _make_start_log() -> Any:
+        """The start log actor, on this driver's node (it lives as long as the driver does)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
+        actor = ray.remote(num_cpus=0, max_restarts=-1)(StartLog).options(scheduling_strategy=here).remote()
+        ray.get(actor.take.remote())  # up and reachable before the first task reports to it
+        return actor
+
+    def evaluate(self, genomes: Sequence[Genome], on_result: ResultCallback) -> None:
+        """Run every genome; `on_result(index, result)` as each finishes. In-flight tasks are cancelled on error."""
+        queue: deque[tuple[int, int]] = deque((index, 1) for index in range(len(genomes)))
+        flights: dict[ray.ObjectRef, Flight] = {}
+        try:
+            while queue or flights:
+                while queue and (self.workers is None or len(flights) < self.workers):
+                    index, attempt = queue.popleft()
+                    ref, flight = self._submit(genomes[index], index, attempt)
+                    flights[ref] = flight
+                ready = self._ready(flights)
+                self._note_starts(flights)
+                for ref in ready:
+                    flight = flights[ref]
+                    result = self._collect(ref, flights, genomes[flight.index])
+                    del flights[ref]
+                    if result is None:
+                        queue.appendleft((flight.index, flight.attempt + 1))
+                    else:
+                        on_result(flight.index, result)
+                self._expire(flights, genomes, on_result)
+        finally:
+            for ref in flights:
+                ray.cancel(ref, force=True)
+
+    def _submit(self, genome: Genome, index: int, attempt: int) -> tuple[ray.ObjectRef, Flight]:
+        self._tokens += 1
+        ref = self._task.remote([self._objective_ref], genome, self._start_log, self._tokens)
+        return ref, Flight(index, attempt, self._tokens, submitted=time.monotonic())
+
+    def _ready(self, flights: dict[ray.ObjectRef, Flight]) -> list[ray.ObjectRef]:
+        """Refs finished now: block for the first (at most one poll period), then take all others ready."""
+        if not flights:
+            return []
+        refs = list(flights)
+        ready, rest = ray.wait(refs, num_returns=1, timeout=self._poll_timeout(flights))
+        if ready and rest:
+            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+            ready += more
+        return ready
+
+    def _poll_timeout(self, flights: dict[ray.ObjectRef, Flight]) -> float:
+        """Block until the next result, but wake for the next start-log read or the nearest deadline."""
+        timeout = self.resources.trial_timeout_s
+        if self._start_log is None or timeout is None:
+            return POLL_S
+        now = time.monotonic()
+        deadlines = [f.started + timeout - now for f in flights.values() if f.started is not None]
+        return max(0.0, min([START_POLL_S, *deadlines]))
+
+    def _collect(self, ref: ray.ObjectRef, flights: dict[ray.ObjectRef, Flight], genome: Genome) -> Result | None:
+        """The finished attempt's result; None when a lost worker or node calls for another attempt."""
+        flight = flights[ref]
+        try:
+            result: Result = ray.get(ref)
+        except RayTaskError as exc:
+            cause = exc.cause if exc.cause is not None else exc
+            return self._failure(genome, flights, flight, f"{type(cause).__name__}: {cause}")
+        except RETRYABLE as exc:
+            if flight.attempt <= self.resources.max_retries:
+                log.warning("candidate %d lost its worker (%s); attempt %d", flight.index, type(exc).__name__,
+                            flight.attempt + 1)  # fmt: skip
+                return None
+            return self._failure(genome, flights, flight, f"{type(exc).__name__}: {exc}")
+        except RayError as exc:
+            return self._failure(genome, flights, flight, f"{type(exc).__name__}: {exc}")
+        result.attempts = flight.attempt
+        return result
+
+    def _failure(self, genome: Genome, flights: dict[ray.ObjectRef, Flight], flight: Flight, error: str) -> Result:
+        """A failed result; the start log is read first, so that it says where the attempt ran."""
+        self._note_starts(flights, force=True)
+        elapsed = time.monotonic() - (flight.started or flight.submitted)
+        text = " ".join(error.split())[:ERROR_CHARS]
+        return Result.failure(genome.key, genome.to_dict(), text, attempts=flight.attempt, worker=flight.worker,
+                              seconds=elapsed)  # fmt: skip
+
+    def _note_starts(self, flights: dict[ray.ObjectRef, Flight], force: bool = False) -> None:
+        """Every `START_POLL_S` (or when `force`), read which tasks began running and where; clocks start now."""
+        now = time.monotonic()
+        if self._start_log is None or not flights or (not force and now - self._polled < START_POLL_S):
+            return
+        self._polled = now
+        marks = ray.get(self._start_log.take.remote())
+        for flight in flights.values():
+            if flight.token in marks and flight.started is None:
+                flight.started, flight.worker = now, marks[flight.token]
+
+    def _expire(self, flights: dict[ray.ObjectRef, Flight], genomes: Sequence[Genome], on_result: ResultCallback):
+        """Cancel the tasks running longer than `trial_timeout_s` and record them as `timeout`."""
+        timeout = self.resources.trial_timeout_s
+        if timeout is None:
+            return
+        now = time.monotonic()
+        for ref, flight in list(flights.items()):
+            if flight.started is not None and now - flight.started > timeout:
+                ray.cancel(ref, force=True)
+                del flights[ref]
+                genome = genomes[flight.index]
+                result = Result(
+                    genome.key,
+                    genome.to_dict(),
+                    "timeout",
+                    None,
+                    seconds=now - flight.started,
+                    attempts=flight.attempt,
+                    worker=flight.worker,
+                    metrics={"trial_timeout_s": timeout},
+                )
+                on_result(flight.index, result)
+
+    def close(self) -> None:
+        """Drop the objective from the object store and shut down an embedded Ray this evaluator started."""
+        self._objective_ref = None
+        if self._start_log is not None and ray.is_initialized():
+            ray.kill(self._start_log)
+            self._start_log = None
+        self.connection.close()
