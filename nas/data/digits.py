@@ -1,0 +1,44 @@
+"""`digits`: scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes), the offline quickstart.
+
+The pixels (0-16) are scaled to uint8 0-255 so that every image dataset has the same units, and shaped 1x8x8.
+The set has no test split of its own; a fixed stratified 20% (359 images) is held out as the test split with a
+seed of its own, so that it is the same images for every run and every seed, like CIFAR's official test set.
+It is bundled with scikit-learn and loads in milliseconds, so it is not cached.
+"""
+
+import numpy as np
+from sklearn.datasets import load_digits
+
+from nas.config import DatasetConfig
+from nas.data.assemble import assemble
+from nas.data.dataset import DATASETS, ImageData
+from nas.data.resizing import resize_images
+from nas.data.splits import stratified_pick, training_subset
+
+TEST_FRACTION = 0.2
+TEST_SEED = 20_240_601
+
+
+def digits_arrays(resize: int | None, train_subset: float) -> dict[str, np.ndarray]:
+    """Decoded digits: train and the fixed test split, uint8 (N, 1, 8, 8) or resized."""
+    bunch = load_digits()
+    x = np.rint(bunch.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)[:, None, :, :]
+    y = bunch.target.astype(np.int64)
+    test, train = stratified_pick(y, TEST_FRACTION, TEST_SEED)
+    keep = train[training_subset(y[train], train_subset)]
+    x_train, x_test = x[keep], x[test]
+    if resize is not None:
+        x_train, x_test = resize_images(x_train, resize), resize_images(x_test, resize)
+    return {
+        "x_train": x_train,
+        "y_train": y[keep],
+        "x_test": x_test,
+        "y_test": y[test],
+        "class_names": np.array([str(c) for c in bunch.target_names]),
+    }
+
+
+@DATASETS.register("digits")
+def load_digits_data(cfg: DatasetConfig, seed: int, full: bool) -> ImageData:
+    arrays = digits_arrays(cfg.resize, cfg.train_subset)
+    return assemble(arrays, cfg, seed, full, {"source": "sklearn.datasets.load_digits"})
