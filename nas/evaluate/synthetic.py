@@ -5,7 +5,7 @@ It mimics what the real task rewards, after the measurement in DESIGN.md section
 fitness, so that dense-everywhere is not optimal:
 
 - architecture level: a Gaussian bump around a target per block at 60% of the `layers` range and 40% of the
-  `growth_rate` range (bigger or smaller is worse: size is penalised), and, when the space searches the
+  `growth_rate` range (rounded) (bigger or smaller is worse: size is penalised), and, when the space searches the
   learning rate, around the geometric mean of its range;
 - shortcut level: the fraction of bits that match the "input and output links" pattern (every link from the
   block input, every link into the block output, nothing else), which the measurement found the best sparse
@@ -51,7 +51,7 @@ class SyntheticObjective:
         self.shape = shape
         self.seconds = seconds
         self.targets = [
-            (lay[0] + 0.6 * (lay[1] - lay[0]), gro[0] + 0.4 * (gro[1] - gro[0]))
+            (round(lay[0] + 0.6 * (lay[1] - lay[0])), round(gro[0] + 0.4 * (gro[1] - gro[0])))
             for lay, gro in zip(space.layers, space.growth_rate, strict=True)
         ]
 
@@ -77,8 +77,8 @@ class SyntheticObjective:
         return 0.6 * arch_score + 0.4 * matches / total
 
     def optimum(self) -> Genome:
-        """The genome of fitness 1 nearest the targets (the known optimum, up to rounding of the targets)."""
-        blocks = tuple((round(t_l), round(t_g)) for t_l, t_g in self.targets)
+        """The genome of fitness exactly 1 (the targets are whole numbers)."""
+        blocks = tuple(self.targets)
         lr = math.sqrt(self.space.learning_rate[0] * self.space.learning_rate[1]) if self.space.learning_rate else None
         return self.space.genome(self.space.encode(blocks, lr), tuple(ideal_bits(layers) for layers, _ in blocks))
 

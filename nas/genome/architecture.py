@@ -11,6 +11,7 @@ from typing import Any
 
 from nas.atomicfile import atomic_write_text
 from nas.errors import UserError
+from nas.genome.channels import block_channels
 from nas.genome.genome import Genome, positive_int
 from nas.genome.space import SearchSpace, compression_value
 from nas.yamlfile import dump_yaml, load_yaml_mapping
@@ -70,7 +71,7 @@ class Architecture:
         if not isinstance(provenance, dict):
             raise UserError("must be a mapping", key="provenance")
         genome = Genome.from_dict({k: data[k] for k in ("blocks", "learning_rate") if k in data}, key="")
-        return cls(
+        arch = cls(
             in_channels=positive_int(data["in_channels"], "in_channels", 64),
             num_classes=positive_int(data["num_classes"], "num_classes", 100_000),
             input_size=positive_int(data["input_size"], "input_size", 4096),
@@ -80,6 +81,10 @@ class Architecture:
             genome=genome,
             provenance=provenance,
         )
+        for i, (_, c_in) in enumerate(block_channels(arch)[1:], start=1):
+            if c_in < 1:
+                raise UserError(f"leaves 0 channels after block {i - 1} (floor(c * compression))", key="compression")
+        return arch
 
 
 def load_architecture(path: str | Path) -> Architecture:

@@ -17,8 +17,8 @@ from nas.yamlfile import load_yaml_mapping
 
 def describe_architecture(path: str) -> dict[str, Any]:
     arch = load_architecture(path)
+    from nas.genome.channels import block_channels
     from nas.model.cost import architecture_cost  # torch is imported only once the file is known good
-    from nas.model.network import block_channels
 
     params, flops = architecture_cost(arch)
     blocks = [

@@ -3,37 +3,16 @@
 Stem (conv3x3, BN, ReLU); dense blocks whose inputs follow the shortcut bits (the chain always, plus every
 source whose bit is 1, concatenated in ascending node order); DenseNet-BC bottleneck layers; transitions
 (BN, ReLU, conv1x1 to floor(c * compression), avgpool 2x2) between blocks; head (BN, ReLU, global average
-pool, Linear). Channel bookkeeping lives in `block_channels` so `nas inspect` and the tests can count without
-building anything.
+pool, Linear). Channel bookkeeping lives in `nas.genome.channels`, shared with the analytic cost.
 """
-
-import math
 
 import torch
 from torch import nn
 
 from nas.genome import shortcuts
 from nas.genome.architecture import Architecture
+from nas.genome.channels import block_channels, layer_input_channels
 from nas.genome.genome import BlockGene
-
-
-def layer_input_channels(block: BlockGene, in_channels: int) -> list[int]:
-    """Input channels of each target 1..L+1 of a block (the last one is the block output)."""
-    node_channels = [in_channels] + [block.growth_rate] * block.layers
-    return [
-        sum(node_channels[n] for n in shortcuts.inputs_of(block.shortcuts, block.layers, target))
-        for target in range(1, block.layers + 2)
-    ]
-
-
-def block_channels(arch: Architecture) -> list[tuple[int, int]]:
-    """(input channels, output channels) of every block, after the stem and each transition."""
-    out, channels = [], arch.stem_channels
-    for i, block in enumerate(arch.genome.blocks):
-        block_out = layer_input_channels(block, channels)[-1]
-        out.append((channels, block_out))
-        channels = block_out if i == len(arch.genome.blocks) - 1 else math.floor(block_out * arch.compression)
-    return out
 
 
 class BottleneckLayer(nn.Sequential):

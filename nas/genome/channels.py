@@ -1,0 +1,33 @@
+"""Channel bookkeeping of the network an architecture describes, without torch.
+
+The model builder, the analytic cost and the architecture validation all walk the same channels; this is the
+one place that walk is written.
+"""
+
+import math
+from typing import TYPE_CHECKING
+
+from nas.genome.genome import BlockGene
+from nas.genome.shortcuts import inputs_of
+
+if TYPE_CHECKING:
+    from nas.genome.architecture import Architecture
+
+
+def layer_input_channels(block: BlockGene, in_channels: int) -> list[int]:
+    """Input channels of each target 1..L+1 of a block (the last one is the block output)."""
+    node_channels = [in_channels] + [block.growth_rate] * block.layers
+    return [
+        sum(node_channels[n] for n in inputs_of(block.shortcuts, block.layers, target))
+        for target in range(1, block.layers + 2)
+    ]
+
+
+def block_channels(arch: "Architecture") -> list[tuple[int, int]]:
+    """(input channels, output channels) of every block, after the stem and each transition."""
+    out, channels = [], arch.stem_channels
+    for i, block in enumerate(arch.genome.blocks):
+        block_out = layer_input_channels(block, channels)[-1]
+        out.append((channels, block_out))
+        channels = block_out if i == len(arch.genome.blocks) - 1 else math.floor(block_out * arch.compression)
+    return out
