@@ -28,7 +28,7 @@ def read_channel(path: Path) -> np.ndarray:
         raise UserError(f"cannot read TIFF {path}: {type(exc).__name__}: {exc}".replace("\n", " ")) from None
     pixels = np.squeeze(pixels)
     if pixels.ndim != 2:
-        raise UserError(f"TIFF {path} is not a 2-D grayscale image (shape {pixels.shape})")
+        raise UserError(f"cannot read TIFF {path}: not a 2-D grayscale image (shape {pixels.shape})")
     return pixels
 
 

@@ -20,6 +20,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,7 @@ def build_crops(config: DatasetConfig, table: Bbbc021Table) -> np.ndarray:
     out = np.empty((len(table.fields), GRID[0] * GRID[1], 3, size, size), dtype=np.float16)
     with tqdm(total=len(dmso) + len(table.fields), desc="BBBC021 preprocessing", unit="field",
               file=sys.stderr, disable=None) as bar:  # fmt: skip
-        with executor_for(workers) as executor:
+        with worker_pool(workers) as executor:
             stats = plate_statistics(root, table, executor, bar)
             tasks = [(f.paths, *stats[f.plate]) for f in table.fields]
             for i, crops in enumerate(parallel_map(partial(crop_task, root, size), tasks, executor, bar)):
@@ -119,20 +120,20 @@ def build_crops(config: DatasetConfig, table: Bbbc021Table) -> np.ndarray:
     return out
 
 
-class InProcess:
-    """A stand-in for a pool when one worker is asked for: no processes, same code path."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def executor_for(workers: int) -> Any:
+@contextmanager
+def worker_pool(workers: int) -> Iterator[Executor | None]:
+    """Spawned worker processes (None for one worker: the same code runs in this process). On an error or an
+    interrupt the queued fields are cancelled, so a bad file is reported at once, not after the whole plate."""
     if workers <= 1:
-        return InProcess()
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        yield None
+        return
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def preprocessed_crops(config: DatasetConfig, table: Bbbc021Table) -> np.ndarray:

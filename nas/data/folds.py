@@ -51,3 +51,13 @@ def iterate_folds(config: DatasetConfig, seed: int) -> Iterator[Fold]:
     """The folds of `config`'s dataset; a kind without a protocol is a `UserError` on `dataset.name`."""
     fold_protocols()
     return FOLDS.get(config.name, key="dataset.name")(config, seed)
+
+
+def count_folds(config: DatasetConfig) -> int | None:
+    """How many folds `iterate_folds` will give, known before any image is read (None if not cheaply known)."""
+    if config.name == "bbbc021":
+        from nas.data.bbbc021 import metadata_folder
+        from nas.data.bbbc021_metadata import load_table
+
+        return len(load_table(metadata_folder(config)).compounds)
+    return 2 if config.name == "bbbc014" else None

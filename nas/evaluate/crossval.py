@@ -9,8 +9,9 @@ other, both ways), scored at the well level.
 
 Predictions are written as CSV to `--save DIR` when given, else to the current directory:
 `<cv>_predictions.csv` (one row per crop or tile, with class probabilities) and `<cv>_treatments.csv` /
-`<cv>_wells.csv` (one row per aggregated group). Nothing is trained on the test compound of a fold, and the
-network is rebuilt for every fold, so no weights leak between folds.
+`<cv>_wells.csv` (one row per aggregated group), beside `<cv>_metrics.json` (the printed summary). Nothing
+is trained on the test compound of a fold, and the network is rebuilt for every fold, so no weights leak
+between folds.
 """
 
 import argparse
@@ -21,8 +22,9 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from nas.atomicfile import atomic_write_text
 from nas.config import Config
-from nas.data.folds import Fold, iterate_folds
+from nas.data.folds import Fold, count_folds, iterate_folds
 from nas.errors import UserError
 from nas.evaluate.protocols import CrossValReport, cross_validate
 from nas.evaluate.trainer import seeded_model, train_model
@@ -53,16 +55,6 @@ def check_architecture(arch: Architecture, fold: Fold, source: str) -> None:
             raise UserError(f"{source}: {key} is {have} but the dataset gives {want}{hint}")
 
 
-def fold_count(config: Config) -> int | None:
-    """How many folds there will be, for the progress bar (from the metadata only)."""
-    if config.dataset.name == "bbbc021":
-        from nas.data.bbbc021 import metadata_folder
-        from nas.data.bbbc021_metadata import load_table
-
-        return len(load_table(metadata_folder(config.dataset)).compounds)
-    return 2 if config.dataset.name == "bbbc014" else None
-
-
 def run_protocol(arch: Architecture, config: Config, seed: int, epochs: int | None, source: str) -> CrossValReport:
     """Every fold of the config's dataset with a fresh `arch` network trained by `train_model`."""
 
@@ -76,7 +68,7 @@ def run_protocol(arch: Architecture, config: Config, seed: int, epochs: int | No
         return report.probs["test"]
 
     folds = iterate_folds(config.dataset, seed)
-    return cross_validate(folds, model_factory, train, total=fold_count(config))
+    return cross_validate(folds, model_factory, train, total=count_folds(config.dataset))
 
 
 def crossval_command(args: argparse.Namespace, arch: Architecture, config: Config) -> int:
@@ -86,7 +78,9 @@ def crossval_command(args: argparse.Namespace, arch: Architecture, config: Confi
     report = run_protocol(arch, config, seed, getattr(args, "epochs", None), str(args.architecture))
     folder = Path(args.save) if getattr(args, "save", None) else Path.cwd()
     files = report.write_csv(folder, args.cv)
+    files["metrics"] = str(folder / f"{args.cv}_metrics.json")
     summary = {"protocol": args.cv, "dataset": config.dataset.name, "seed": seed, **report.to_dict(), "files": files}
+    atomic_write_text(files["metrics"], json.dumps(summary, indent=1, allow_nan=False) + "\n")
     if getattr(args, "json", False):
         print(json.dumps(summary, allow_nan=False))
     else:

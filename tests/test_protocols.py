@@ -1,0 +1,99 @@
+"""The shared cross-validation loop (`nas.evaluate.protocols`) with stand-in models: its pooling, metrics, CSVs.
+
+No training here: `train` returns given probabilities, so the figures can be checked against an independent
+computation of the protocol (median over a well's images, median over a treatment's wells, argmax).
+"""
+
+import csv
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from nas.data.dataset import ImageData
+from nas.data.folds import Fold
+from nas.evaluate.protocols import cross_validate
+
+CLASSES = ["a", "b", "c"]
+
+
+def make_fold(name: str, rng: np.random.Generator, treatments: int, first_id: int) -> tuple[Fold, np.ndarray]:
+    """A fold whose test split has `treatments` treatments of 1-3 wells of 1-4 images, and random probabilities."""
+    labels, groups = [], []
+    well = first_id * 100
+    for t in range(treatments):
+        label = int(rng.integers(len(CLASSES)))
+        for _ in range(int(rng.integers(1, 4))):
+            well += 1
+            for _ in range(int(rng.integers(1, 5))):
+                labels.append(label)
+                groups.append((well, first_id + t))
+    y = np.array(labels)
+    probs = rng.dirichlet(np.ones(len(CLASSES)), size=len(y))
+    data = ImageData(x_train=np.zeros((2, 1, 2, 2)), y_train=np.zeros(2, dtype=int), x_val=None, y_val=None,
+                     x_test=np.zeros((len(y), 1, 2, 2)), y_test=y, num_classes=3, class_names=CLASSES, mean=(0.0,),
+                     std=(1.0,), test_groups=np.array(groups))  # fmt: skip
+    table = {"treatment": np.array([f"t{g[1]}" for g in groups]), "well": np.array([g[0] for g in groups])}
+    return Fold(name, data, table, ("treatment",), level="treatment"), probs
+
+
+def expected_treatments(fold: Fold, probs: np.ndarray) -> list[bool]:
+    """Correctness per treatment, computed directly from the protocol's definition."""
+    out = []
+    groups = fold.data.test_groups
+    for t in np.unique(groups[:, 1]):
+        wells = np.unique(groups[groups[:, 1] == t, 0])
+        profile = np.median([np.median(probs[groups[:, 0] == w], axis=0) for w in wells], axis=0)
+        out.append(int(np.argmax(profile)) == int(fold.data.y_test[groups[:, 1] == t][0]))
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), sizes=st.lists(st.integers(1, 4), min_size=1, max_size=4))
+def test_pooled_metrics_follow_the_protocol(seed, sizes):
+    rng = np.random.default_rng(seed)
+    made = [make_fold(f"f{i}", rng, n, 10 * i) for i, n in enumerate(sizes)]
+    given_probs = {fold.name: p for fold, p in made}
+    built = []
+
+    def model_factory(fold: Fold) -> nn.Module:
+        built.append(fold.name)
+        return nn.Identity()
+
+    report = cross_validate((f for f, _ in made), model_factory, lambda model, fold: given_probs[fold.name])
+    assert built == [f.name for f, _ in made]  # one fresh model per fold, in order
+    correct = [c for fold, p in made for c in expected_treatments(fold, p)]
+    assert report.accuracy == pytest.approx(np.mean(correct))
+    images = np.concatenate([p.argmax(1) == f.data.y_test for f, p in made])
+    assert report.image_accuracy == pytest.approx(images.mean())
+    confusion = report.confusion()
+    assert confusion.sum() == len(correct) == sum(sizes)
+    assert np.trace(confusion) == sum(correct)
+    for score, (fold, p) in zip(report.folds, made, strict=True):
+        assert score.accuracy == pytest.approx(np.mean(expected_treatments(fold, p)))
+        assert score.images == len(fold.data.y_test)
+
+
+def test_csv_files_hold_one_row_per_image_and_per_treatment(tmp_path):
+    rng = np.random.default_rng(3)
+    made = [make_fold("x", rng, 3, 0), make_fold("y", rng, 2, 10)]
+    probs = {f.name: p for f, p in made}
+    report = cross_validate([f for f, _ in made], lambda fold: nn.Identity(), lambda m, fold: probs[fold.name])
+    files = report.write_csv(tmp_path, "loco")
+    with open(files["predictions"]) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == sum(len(f.data.y_test) for f, _ in made)
+    assert {"fold", "treatment", "well", "true", "predicted", "correct", "p_a", "p_b", "p_c"} <= set(rows[0])
+    with open(files["treatment"]) as f:
+        treatments = list(csv.DictReader(f))
+    assert [r["treatment"] for r in treatments] == ["t0", "t1", "t2", "t10", "t11"]
+    assert sum(int(r["images"]) for r in treatments) == len(rows)
+    assert report.to_dict()["groups"] == 5
+
+
+def test_wrong_probability_shape_is_refused():
+    fold, probs = make_fold("x", np.random.default_rng(0), 2, 0)
+    with pytest.raises(ValueError, match="shape"):
+        cross_validate([fold], lambda f: nn.Identity(), lambda m, f: probs[:, :2])
