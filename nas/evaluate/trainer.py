@@ -284,7 +284,7 @@ def train_model(
     probs, scores = {}, {}
     for name, (x, y, groups) in evaluated_splits(data, evaluate, full).items():
         p = predict(model, DeviceData.of(x, y, data, dev), fitness.eval_batch_size, runner.bf16)
-        scores[name] = grouped_accuracy(p, y, groups)
+        scores[name] = grouped_accuracy(p, y, groups, data.group_reduce)
         if keep_probs:
             probs[name] = p
     return TrainReport(
