@@ -39,6 +39,10 @@ from nas.search.strategy import Strategy, build_strategy
 
 log = logging.getLogger(__name__)
 
+# Steps in a row whose whole batch the log answered before the search counts as converged: a strategy whose
+# asks are all repeats would otherwise loop without spending budget (the budget counts only new evaluations).
+STALL_STEPS = 50
+
 
 @dataclass
 class Session:
@@ -52,6 +56,7 @@ class Session:
     step: int = 0
     elapsed_seconds: float = 0.0
     config_sha256: str = ""
+    stalled_steps: int = 0
 
 
 def load_search_space(config: Config) -> SearchSpace:
@@ -117,6 +122,7 @@ def resume_command(args: argparse.Namespace) -> int:
         step=int(checkpoint["step"]),
         elapsed_seconds=float(checkpoint.get("elapsed_seconds", 0.0)),
         config_sha256=checkpoint["config_sha256"],
+        stalled_steps=int(checkpoint.get("stalled_steps", 0)),
     )
     log.info("resuming %s at step %d", run.path, session.step)
     return drive(session, args.workers, args.ray_address, args.max_evaluations)
@@ -130,6 +136,7 @@ def save_state(session: Session, base: dict[str, Any], evaluations: int = 0) -> 
             "strategy": session.strategy.state_dict(),
             "config_sha256": session.config_sha256,
             "elapsed_seconds": session.elapsed_seconds,
+            "stalled_steps": session.stalled_steps,
             "evaluations": evaluations,
             "seed": session.config.seed,
             "architecture_base": base,
@@ -174,7 +181,7 @@ class Loop:
             return True
         if budget.hours is not None and self.elapsed() >= budget.hours * 3600:
             return True
-        return self.s.strategy.done()
+        return self.s.strategy.done() or self.s.stalled_steps >= STALL_STEPS
 
     def record(self, result: Result) -> None:
         """A new result: into the log first (durably), then the best file and the monitor."""
@@ -208,6 +215,11 @@ class Loop:
         results = [self.log.get(g.key) for g in genomes]
         self.s.strategy.tell(results)  # type: ignore[arg-type]
         self.s.step += 1
+        self.s.stalled_steps = 0 if todo else self.s.stalled_steps + 1
+        if self.s.stalled_steps == STALL_STEPS:
+            log.warning(
+                "the last %d batches held only genomes already evaluated: the search has converged", STALL_STEPS
+            )
         self.s.elapsed_seconds = self.elapsed()
         self.started = time.monotonic()
         with self.guard.critical():

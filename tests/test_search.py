@@ -1,0 +1,180 @@
+"""The driver through the real `nas search` / `nas resume` commands: determinism, resume, crash safety."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, run_nas
+
+STRATEGIES = ["hgapso", "pso", "ga", "random", "regularized-evolution"]
+
+
+def smoke_config(tmp_path: Path, name: str = "cfg", **search) -> Path:
+    """The shipped smoke config with overrides, written beside the test (paths made absolute)."""
+    data = yaml.safe_load((ROOT / "search_configs/smoke.yaml").read_text())
+    data["encoding"] = str(ROOT / "encodings/densenet_small.yaml")
+    budget = search.pop("evaluations", 60)
+    seconds = search.pop("seconds", 0)
+    data["search"].update(search)
+    data["search"]["budget"] = {"evaluations": budget}
+    data["fitness"]["seconds_per_evaluation"] = seconds
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def log_lines(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "evaluations.jsonl").read_text().splitlines() if line.strip()]
+
+
+def content(run: Path) -> dict[str, tuple]:
+    """What must not depend on how the run was executed: each genome's outcome."""
+    return {r["key"]: (r["status"], r["fitness"], r["params"]) for r in log_lines(run)}
+
+
+def best(run: Path) -> tuple:
+    ok = [r for r in log_lines(run) if r["status"] == "ok"]
+    top = min(ok, key=lambda r: (-r["fitness"], r["params"], r["key"]))
+    return top["key"], top["fitness"]
+
+
+def search(cfg: Path, run: Path, *extra: str):
+    out = run_nas("search", str(cfg), "--run-dir", str(run), "--workers", "0", *extra)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
+def test_same_seed_gives_the_same_log_and_best(tmp_path):
+    cfg = smoke_config(tmp_path)
+    search(cfg, tmp_path / "a")
+    search(cfg, tmp_path / "b")
+    a, b = log_lines(tmp_path / "a"), log_lines(tmp_path / "b")
+    assert [r["key"] for r in a] == [r["key"] for r in b]
+    assert len(a) == 60
+    assert best(tmp_path / "a") == best(tmp_path / "b")
+    arch = yaml.safe_load((tmp_path / "a/best/architecture.yaml").read_text())
+    assert arch["provenance"]["key"] == best(tmp_path / "a")[0]
+    assert list((tmp_path / "a/tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_another_seed_gives_another_trajectory(tmp_path):
+    cfg = smoke_config(tmp_path)
+    search(cfg, tmp_path / "a")
+    search(cfg, tmp_path / "b", "--seed", "7")
+    assert [r["key"] for r in log_lines(tmp_path / "a")] != [r["key"] for r in log_lines(tmp_path / "b")]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_resume_after_max_evaluations_equals_an_uninterrupted_run(tmp_path, strategy):
+    cfg = smoke_config(tmp_path, strategy=strategy, evaluations=40)
+    search(cfg, tmp_path / "whole")
+    out = search(cfg, tmp_path / "parts", "--max-evaluations", "13")
+    assert "paused" in out.stdout
+    assert len(log_lines(tmp_path / "parts")) == 13
+    for _ in range(5):
+        resumed = run_nas("resume", str(tmp_path / "parts"), "--workers", "0", "--max-evaluations", "9")
+        assert resumed.returncode == 0, resumed.stderr
+    assert content(tmp_path / "parts") == content(tmp_path / "whole")
+    assert best(tmp_path / "parts") == best(tmp_path / "whole")
+
+
+def test_sigkill_at_random_instants_loses_nothing(tmp_path):
+    cfg = smoke_config(tmp_path, evaluations=50, seconds=0.03)
+    search(cfg, tmp_path / "whole")
+    run = tmp_path / "killed"
+    rng = random.Random(1)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    args = [sys.executable, "-m", "nas", "search", str(cfg), "--run-dir", str(run), "--workers", "0"]
+    kills = 0
+    for _ in range(30):
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(3.0, 5.0))
+        if proc.poll() is not None:
+            assert proc.returncode == 0, proc.stderr.read().decode()
+            break
+        proc.kill()
+        proc.wait()
+        kills += 1
+        args = [sys.executable, "-m", "nas", "resume", str(run), "--workers", "0"]
+    assert kills >= 3, "the search finished before it could be killed often enough"
+    keys = [r["key"] for r in log_lines(run)]
+    assert len(keys) == len(set(keys)), "a finished evaluation was trained twice"
+    assert content(run) == content(tmp_path / "whole")
+    assert best(run) == best(tmp_path / "whole")
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_sigint_and_sigterm_stop_cleanly_and_resume(tmp_path, signum, code):
+    cfg = smoke_config(tmp_path, evaluations=40, seconds=0.05)
+    search(cfg, tmp_path / "whole")
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "nas", "search", str(cfg), "--run-dir", str(run), "--workers", "0"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "evaluations.jsonl").exists() or not log_lines(run):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    assert run_nas("resume", str(run), "--workers", "0").returncode == 0
+    assert content(run) == content(tmp_path / "whole")
+
+
+def test_refuses_a_non_empty_run_dir(tmp_path):
+    cfg = smoke_config(tmp_path)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run/keep.txt").write_text("mine")
+    out = run_nas("search", str(cfg), "--run-dir", str(tmp_path / "run"), "--workers", "0")
+    assert out.returncode == 2 and "not empty" in out.stderr
+    assert (tmp_path / "run/keep.txt").read_text() == "mine"
+
+
+def test_resume_refuses_a_changed_config(tmp_path):
+    cfg = smoke_config(tmp_path)
+    run = tmp_path / "run"
+    search(cfg, run, "--max-evaluations", "10")
+    text = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(text.replace("seed: 0", "seed: 1"))
+    out = run_nas("resume", str(run), "--workers", "0")
+    assert out.returncode == 2 and "changed" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_resume_survives_a_corrupt_checkpoint_and_a_torn_log_line(tmp_path):
+    cfg = smoke_config(tmp_path, evaluations=40)
+    search(cfg, tmp_path / "whole")
+    run = tmp_path / "run"
+    search(cfg, run, "--max-evaluations", "30")
+    (run / "checkpoint.json").write_text((run / "checkpoint.json").read_text()[:40])
+    with open(run / "evaluations.jsonl", "a") as f:
+        f.write('{"key": "torn", "genome": {"blo')
+    out = run_nas("resume", str(run), "--workers", "0")
+    assert out.returncode == 0, out.stderr
+    assert "falling back" in out.stderr and "incomplete" in out.stderr
+    assert content(run) == content(tmp_path / "whole")
+
+
+def test_resume_with_both_checkpoints_corrupt_exits_2_untouched(tmp_path):
+    cfg = smoke_config(tmp_path)
+    run = tmp_path / "run"
+    search(cfg, run, "--max-evaluations", "30")
+    (run / "checkpoint.json").write_text("{")
+    (run / "checkpoint.prev.json").write_text("[]")
+    out = run_nas("resume", str(run), "--workers", "0")
+    assert out.returncode == 2 and "corrupt" in out.stderr
+    assert (run / "checkpoint.json").read_text() == "{" and (run / "checkpoint.prev.json").read_text() == "[]"
+
+
+def test_a_search_whose_asks_are_all_repeats_ends_as_converged(tmp_path):
+    cfg = smoke_config(tmp_path, strategy="ga", evaluations=100, architecture=[{"layers": 1, "growth_rate": 4}] * 2)
+    out = search(cfg, tmp_path / "run")
+    assert "converged" in out.stderr and "finished" in out.stdout
+    assert len(log_lines(tmp_path / "run")) == 4  # 2 blocks of 1 bit: every genome there is
