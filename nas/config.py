@@ -156,6 +156,9 @@ class BaselineConfig:
     """`baseline`: the pretrained-transfer arm (Kensert et al. 2019)."""
 
     model: Literal["resnet50", "inception_v3", "inception_resnet_v2"] = "resnet50"
+    # Several backbones in turn (the paper's arm), in place of `model`; `weights` may then name each file
+    # with a `{model}` placeholder (nas.transfer.plan).
+    models: list[Literal["resnet50", "inception_v3", "inception_resnet_v2"]] | None = None
     weights: str | None = bounds(None, path=True)
     pretrained: bool = True
     input_size: int | None = bounds(None, 16, 1024)

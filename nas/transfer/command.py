@@ -1,0 +1,67 @@
+"""`nas baseline CONFIG [--run-dir DIR] [--epochs N] [--json]`: the pretrained-transfer arm, start to end.
+
+Order matters for the user's time: the config and every weights file are checked first (seconds), then the
+dataset is loaded once for all backbones, then each backbone runs the dataset's protocol in turn and its
+`metrics.json` and `predictions.csv` are written the moment it finishes, so an interrupted run keeps the
+backbones already done. The default run directory is `runs/<config name>-baseline`; pointing `--run-dir` at a
+search's run directory puts the arm beside the search for `nas report`.
+"""
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from nas.atomicfile import atomic_write_text
+from nas.config import Config, load_config
+from nas.errors import UserError
+from nas.transfer.arm import load_plain_data, run_arm
+from nas.transfer.plan import plan_runs
+from nas.transfer.results import baseline_dir, finite, write_metrics, write_rows
+
+log = logging.getLogger(__name__)
+
+
+def default_run_dir(config: Config) -> Path:
+    return Path("runs") / f"{config.name}-baseline"
+
+
+def checked_plan(config_path: str) -> tuple[Config, list]:
+    """The config and its runs, every weights file verified; errors name the config file too."""
+    config = load_config(config_path)
+    try:
+        return config, plan_runs(config)
+    except UserError as exc:
+        raise UserError(f"{config_path}: {exc}") from None
+
+
+def summary_line(metrics: dict[str, Any]) -> str:
+    accuracy = metrics["accuracy"]
+    shown = f"{accuracy:.2%}" if accuracy is not None else "n/a"
+    paper = metrics.get("paper_accuracy")
+    versus = f" (paper {paper:.1%})" if paper is not None else ""
+    return f"{metrics['label']:<34} {metrics['metric']} {shown}{versus}  params {metrics['params']:,}"
+
+
+def baseline_command(args: argparse.Namespace) -> int:
+    config, runs = checked_plan(args.config)
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config)
+    atomic_write_text(baseline_dir(run_dir) / "config.yaml", config.to_yaml())
+    progress = sys.stderr.isatty()
+    data = load_plain_data(config)
+    results = []
+    for run in runs:
+        log.info("transfer arm: %s (%s) on %s", run.backbone.title, run.init, config.dataset.name)
+        metrics, tables = run_arm(config, run, epochs=args.epochs, progress=progress, data=data)
+        for stem, rows in tables.items():
+            write_rows(run_dir, run.model, stem, rows)
+        log.info("wrote %s", write_metrics(run_dir, metrics))
+        results.append(finite(metrics))
+    if args.json:
+        summary = {"run_dir": str(run_dir), "dataset": config.dataset.name, "results": results}
+        print(json.dumps(summary, allow_nan=False))
+    else:
+        print("\n".join(summary_line(m) for m in results))
+    return 0
