@@ -1,0 +1,142 @@
+"""`nas export RUN_DIR [--out DIR] [--rank K] [--onnx]`: a run's best (or K-th best) network, ready to retrain.
+
+Writes, into one folder published all at once (`nas.stagedir`):
+- `architecture.yaml`: the genome with the run's fixed parts, plus a `provenance` section (run directory name,
+  config name, seed, the step that evaluated it, its rank, genome key, fitness, params, FLOPs and the export
+  date, UTC) that `build_model` ignores;
+- `model.ts`: TorchScript of the freshly built network, eval mode, initialised after
+  `torch.manual_seed(seed)` so the same run exports the same file;
+- `model.onnx` with `--onnx`: the same network, checked against torch with onnxruntime.
+
+Ranking is `nas.search.runlog.ranked`: `ok` results only, higher fitness first, then fewer parameters. The
+search keeps no trained weights (each candidate is trained only to be scored), so nothing here is trained;
+`nas train EXPORT/architecture.yaml --config RUN_DIR/config.yaml --full --save DIR` retrains it.
+
+Where it goes: `--out` defaults to `RUN_DIR/export/` (a new folder in the run directory, which is an append).
+Running export again refreshes that default folder as a whole, as long as it holds only export's own files;
+an explicit `--out` must be empty or absent, so nothing of the user's is ever overwritten.
+"""
+
+import argparse
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nas.evaluate.result import Result
+from nas.genome.architecture import Architecture
+from nas.search.snapshot import RunSnapshot, load_snapshot
+from nas.stagedir import staged_directory
+from nas.yamlfile import dump_yaml
+
+log = logging.getLogger(__name__)
+ARCHITECTURE = "architecture.yaml"
+TORCHSCRIPT = "model.ts"
+ONNX = "model.onnx"
+EXPORT_FILES = (ARCHITECTURE, TORCHSCRIPT, ONNX)
+LABELS = {ARCHITECTURE: "architecture", TORCHSCRIPT: "torchscript", ONNX: "onnx"}
+
+
+def default_out(run_dir: Path) -> Path:
+    return run_dir / "export"
+
+
+def provenance_of(snapshot: RunSnapshot, result: Result, rank: int) -> dict[str, Any]:
+    """Where the exported architecture came from, enough to find its log line and rerun the search."""
+    return {
+        "run": snapshot.run.path.resolve().name,
+        "config": snapshot.config.name,
+        "seed": snapshot.seed,
+        "step": result.step,
+        "rank": rank,
+        "key": result.key,
+        "fitness": result.fitness,
+        "params": result.params,
+        "flops": result.flops,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def architecture_text(arch: Architecture) -> str:
+    """The file `load_architecture` reads, with the provenance in block style so that a person can read it."""
+    data = arch.to_dict()
+    provenance = data.pop("provenance", {})
+    header = "# Exported by `nas export`; build_model ignores the provenance section.\n"
+    return header + dump_yaml(data) + yaml.safe_dump({"provenance": provenance}, sort_keys=False)
+
+
+def write_models(arch: Architecture, result: Result, seed: int, folder: Path, onnx: bool) -> None:
+    """`model.ts` (and `model.onnx`) of the freshly built network, initialised after `torch.manual_seed(seed)`.
+
+    torch is imported here, not at the top, so that bad input is answered before paying for its import.
+    """
+    import torch
+
+    from nas.model.cost import count_params
+    from nas.model.network import build_model
+    from nas.model.torchscript import save_torchscript
+
+    torch.manual_seed(seed)
+    model = build_model(arch).eval()
+    params = count_params(model)
+    if result.params is not None and params != result.params:
+        log.warning("the rebuilt network has %d parameters, the run's log says %d", params, result.params)
+    save_torchscript(model, arch, folder / TORCHSCRIPT)
+    if onnx:
+        from nas.model.onnx_export import save_onnx
+
+        difference = save_onnx(model, arch, folder / ONNX)
+        log.info("model.onnx matches torch within %.2g", difference)
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What `export_run` wrote: the architecture (with its provenance) and each file's path by name."""
+
+    architecture: Architecture
+    files: dict[str, Path]
+
+
+def export_run(run_dir: Path, out: Path | None, rank: int, onnx: bool) -> Exported:
+    """Write the export folder for the `rank`-th best result of `run_dir`."""
+    if onnx:
+        from nas.model.onnx_export import require_onnx
+
+        require_onnx()
+    snapshot = load_snapshot(run_dir)
+    result = snapshot.pick(rank)
+    target = out if out is not None else default_out(run_dir)
+    refreshable = target.resolve() == default_out(run_dir).resolve()
+    arch = snapshot.architecture(result, provenance_of(snapshot, result, rank))
+    with staged_directory(target, refreshable=refreshable, owned=EXPORT_FILES) as staging:
+        (staging / ARCHITECTURE).write_text(architecture_text(arch), encoding="utf-8")
+        write_models(arch, result, snapshot.seed, staging, onnx)
+    names = [ARCHITECTURE, TORCHSCRIPT] + ([ONNX] if onnx else [])
+    return Exported(arch, {name: target / name for name in names})
+
+
+def describe(run_dir: Path, exported: Exported) -> str:
+    """The lines `nas export` prints: what was exported, where each file went, and how to retrain it."""
+    prov, files = exported.architecture.provenance, exported.files
+    params = f"{prov['params']:,}" if prov["params"] is not None else "?"
+    lines = [
+        f"exported rank {prov['rank']} of run {prov['run']}: fitness {prov['fitness']:.4f}, {params} params, "
+        f"key {prov['key'][:12]}"
+    ]
+    lines += [f"{LABELS[name]:<13} {path}" for name, path in files.items()]
+    lines.append(
+        f"retrain with  nas train {files[ARCHITECTURE]} --config {run_dir / 'config.yaml'} --full "
+        f"--save {run_dir / 'retrained'}"
+    )
+    return "\n".join(lines)
+
+
+def export_command(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    out = Path(args.out) if args.out else None
+    exported = export_run(run_dir, out, args.rank, args.onnx)
+    print(describe(run_dir, exported), flush=True)
+    return 0

@@ -1,0 +1,41 @@
+"""`nas report RUN_DIR`: plots and a Markdown summary of a search, under `RUN_DIR/report/`.
+
+Works on a finished, paused or still-running search (it reads a snapshot and never touches the log or the
+checkpoint). The folder is written whole and then published in one rename (`nas.stagedir`), so a report is
+never half old and half new; running the command again refreshes it, unless someone put other files into
+it, which are never deleted (the command refuses instead).
+"""
+
+import argparse
+from pathlib import Path
+
+from nas.report.best import draw_best
+from nas.report.context import ReportContext
+from nas.report.pareto import draw_pareto
+from nas.report.progress import draw_progress
+from nas.report.style import SIZES, figure_style
+from nas.report.summary import write_summary
+from nas.search.snapshot import load_snapshot
+from nas.stagedir import staged_directory
+
+REPORT_DIR = "report"
+SUMMARY = "summary.md"
+REPORT_FILES = (*SIZES, SUMMARY)
+
+
+def write_report(run_dir: Path) -> dict[str, Path]:
+    """Write the whole report of `run_dir`; returns each file's final path by name."""
+    ctx = ReportContext(load_snapshot(run_dir))
+    target = run_dir / REPORT_DIR
+    with staged_directory(target, refreshable=True, owned=REPORT_FILES) as staging, figure_style():
+        for draw in (draw_progress, draw_pareto, draw_best):
+            draw(ctx, staging)
+        write_summary(ctx, staging)
+    return {name: target / name for name in REPORT_FILES}
+
+
+def report_command(args: argparse.Namespace) -> int:
+    files = write_report(Path(args.run_dir))
+    lines = [f"report of {args.run_dir}"] + [f"  {name:<13} {path}" for name, path in files.items()]
+    print("\n".join(lines), flush=True)
+    return 0

@@ -1,0 +1,163 @@
+"""`nas export` through the real command line, on a real smoke search (synthetic objective)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import ROOT, run_nas
+
+from nas.genome.architecture import load_architecture
+from nas.model.network import build_model
+from nas.search.runlog import ranked, read_results
+
+
+def smoke_search(nas, run: Path) -> Path:
+    out = nas("search", str(ROOT / "search_configs/smoke.yaml"), "--run-dir", str(run), "--workers", "0")
+    assert out.returncode == 0, out.stderr
+    return run
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return smoke_search(run_nas, tmp_path_factory.mktemp("export") / "run")
+
+
+@pytest.fixture(scope="module")
+def exported(run_dir) -> tuple[Path, str]:
+    """One export of the best genome, ONNX included (the costly part, done once for the module)."""
+    out = run_nas("export", str(run_dir), "--onnx")
+    assert out.returncode == 0, out.stderr
+    return run_dir / "export", out.stdout
+
+
+def best_result(run_dir: Path, rank: int = 1):
+    return ranked(read_results(run_dir / "evaluations.jsonl"))[rank - 1]
+
+
+def ts_model(folder: Path) -> torch.jit.ScriptModule:
+    return torch.jit.load(str(folder / "model.ts"), map_location="cpu")
+
+
+def images(arch, n: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(n, arch.in_channels, arch.input_size, arch.input_size, generator=generator)
+
+
+def test_export_prints_where_everything_went(exported):
+    folder, stdout = exported
+    for name in ("architecture.yaml", "model.ts", "model.onnx"):
+        assert (folder / name).is_file()
+        assert str(folder / name) in stdout
+    assert "nas train" in stdout
+
+
+def test_provenance_names_the_best_log_line(run_dir, exported):
+    folder, _ = exported
+    best = best_result(run_dir)
+    provenance = load_architecture(folder / "architecture.yaml").provenance
+    assert provenance["key"] == best.key
+    assert provenance["fitness"] == best.fitness
+    assert (provenance["params"], provenance["flops"], provenance["step"]) == (best.params, best.flops, best.step)
+    assert provenance["run"] == run_dir.name and provenance["config"] == "smoke" and provenance["rank"] == 1
+    assert provenance["seed"] == yaml.safe_load((run_dir / "config.yaml").read_text())["seed"]
+    assert provenance["date"]
+
+
+def test_inspect_of_export_gives_the_logged_params(nas, run_dir, exported):
+    folder, _ = exported
+    out = nas("inspect", str(folder / "architecture.yaml"), "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    best = best_result(run_dir)
+    assert info["params"] == best.params
+    assert info["flops"] == best.flops
+
+
+def test_torchscript_equals_the_eager_network(exported):
+    folder, _ = exported
+    arch = load_architecture(folder / "architecture.yaml")
+    scripted = ts_model(folder)
+    eager = build_model(arch)
+    eager.load_state_dict(scripted.state_dict())
+    eager.eval()
+    x = images(arch, 5, seed=3)
+    with torch.no_grad():
+        got, want = scripted(x), eager(x)
+    assert got.shape == (5, arch.num_classes)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+
+
+def test_torchscript_weights_come_from_the_run_seed(exported):
+    folder, _ = exported
+    arch = load_architecture(folder / "architecture.yaml")
+    torch.manual_seed(arch.provenance["seed"])
+    rebuilt = build_model(arch).state_dict()
+    scripted = ts_model(folder).state_dict()
+    assert rebuilt.keys() == scripted.keys()
+    assert all(torch.equal(rebuilt[k], scripted[k]) for k in rebuilt)
+
+
+def test_onnx_matches_torch(exported):
+    import onnxruntime
+
+    folder, _ = exported
+    arch = load_architecture(folder / "architecture.yaml")
+    x = images(arch, 4, seed=5)
+    with torch.no_grad():
+        want = ts_model(folder)(x).numpy()
+    session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    assert got.shape == (4, arch.num_classes)
+    assert np.max(np.abs(got - want)) <= 1e-4
+
+
+def test_rank_beyond_the_ok_results_exits_2_with_one_line(nas, run_dir):
+    ok = len(ranked(read_results(run_dir / "evaluations.jsonl")))
+    out = nas("export", str(run_dir), "--rank", str(ok + 1), "--out", str(run_dir.parent / "never"))
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert f"--rank {ok + 1}" in out.stderr
+    assert not (run_dir.parent / "never").exists()
+
+
+def test_not_a_run_directory_exits_2(nas, tmp_path):
+    out = nas("export", str(tmp_path))
+    assert out.returncode == 2
+    assert "not a run directory" in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_rank_k_refreshes_the_default_folder_but_never_foreign_files(nas, run_dir, exported, tmp_path):
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    out = nas("export", str(copy), "--rank", "2")
+    assert out.returncode == 0, out.stderr
+    provenance = load_architecture(copy / "export/architecture.yaml").provenance
+    assert (provenance["rank"], provenance["key"]) == (2, best_result(run_dir, 2).key)
+    assert sorted(p.name for p in (copy / "export").iterdir()) == ["architecture.yaml", "model.ts"]
+    assert [p.name for p in copy.iterdir() if ".staging-" in p.name or ".old-" in p.name] == []
+
+    (copy / "export/notes.txt").write_text("mine")
+    out = nas("export", str(copy))
+    assert out.returncode == 2 and "notes.txt" in out.stderr
+    assert load_architecture(copy / "export/architecture.yaml").provenance["rank"] == 2
+
+
+def test_an_explicit_out_must_be_empty(nas, run_dir, tmp_path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken/file").write_text("keep")
+    out = nas("export", str(run_dir), "--out", str(tmp_path / "taken"))
+    assert out.returncode == 2 and "not empty" in out.stderr
+    assert (tmp_path / "taken/file").read_text() == "keep"
+
+
+def test_onnx_without_the_export_extra_exits_2(nas, run_dir, tmp_path):
+    shadow = tmp_path / "shadow/onnxruntime"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('not installed')\n")
+    out = nas("export", str(run_dir), "--onnx", "--out", str(tmp_path / "o"), env={"PYTHONPATH": str(shadow.parent)})
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "evonas[export]" in out.stderr and "onnxruntime" in out.stderr
+    assert not (tmp_path / "o").exists()
