@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 from PIL import Image
 from torch import nn
 
-from nas.config import parse_config
+from nas.config import load_config, parse_config
 from nas.data.aggregate import aggregate
 from nas.data.dataset import ImageData
 from nas.data.folds import Fold
@@ -246,3 +247,12 @@ def test_folds_run_through_the_shared_protocol_code(monkeypatch, tmp_path):
     mine = np.array([[r["p_dark"], r["p_bright"]] for r in treatments if r["fold"] == "a"])
     assert np.allclose(agg, mine, atol=1e-5)
     assert metrics["accuracy"] == pytest.approx(np.mean([r["correct"] for r in treatments]))
+
+
+@pytest.mark.parametrize("name", ["bbbc021", "bbbc014", "cifar10"])
+def test_shipped_configs_run_the_three_backbones(name):
+    config = load_config(ROOT / "search_configs" / f"{name}_transfer.yaml")
+    runs = plan_runs(config, check_files=False)
+    assert [r.model for r in runs] == ["resnet50", "inception_v3", "inception_resnet_v2"]
+    assert [r.input_size for r in runs] == [224, 299, 299]
+    assert all(Path(r.weights).name == f"{r.model}-imagenet.pth" and r.init == "pretrained" for r in runs)

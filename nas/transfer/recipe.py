@@ -33,14 +33,16 @@ def fitness_settings(section: BaselineConfig, epochs: int | None = None) -> Fitn
         weight_decay=section.weight_decay,
         schedule="constant",
         label_smoothing=0.0,
-        augment=section.rotations,
+        augment=True,
         device=section.device,
     )
 
 
 def augmentation(section: BaselineConfig) -> str:
-    """The trainer's augmentation: the 8 dihedral transforms (4 rotations x mirror), or none."""
-    return "dihedral" if section.rotations else "none"
+    """The trainer's augmentation: the 8 dihedral transforms (4 rotations x mirror) with `rotations`, else the
+    NAS arm's standard random crop and horizontal mirror (`crop-flip`), for natural images such as CIFAR, which
+    have an up; so that on CIFAR both arms see the same augmentation."""
+    return "dihedral" if section.rotations else "crop-flip"
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
