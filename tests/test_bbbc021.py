@@ -245,7 +245,7 @@ def cache_files(tmp_path: Path) -> list[Path]:
 def test_pipeline_learns_the_moa_and_reuses_its_cache(nas, fixture_dir, tmp_path):
     root, meta = copy_fixture(fixture_dir, tmp_path)
     cfg, arch = write_config(tmp_path, root, meta)
-    first = nas("train", str(arch), "--config", str(cfg), "--json", env=ONE_THREAD)
+    first = nas("train", str(arch), "--config", str(cfg), "--epochs", "1", "--json", env=ONE_THREAD)
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["val_accuracy"] is not None
     assert [p.suffix for p in cache_files(tmp_path)] == [".npz"]

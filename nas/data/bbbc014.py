@@ -141,22 +141,18 @@ def read_bmp(path: Path) -> np.ndarray:
         raise UserError(f"cannot read BMP {path}: {type(exc).__name__}: {exc}".replace("\n", " ")) from None
 
 
-def tile_size(config: DatasetConfig, wells: list[Well]) -> int:
-    """`dataset.resize`, or the grid's tile height on these images (256 on the real 1024-high plate)."""
-    if config.resize:
-        return config.resize
-    with Image.open(wells[0].files[0]) as img:
-        return max(1, img.size[1] // GRID[0])
-
-
-def decode(wells: list[Well], size: int) -> dict[str, np.ndarray]:
-    """(wells, 16, 2, size, size) uint8 tiles of every used well."""
-    out = np.empty((len(wells), GRID[0] * GRID[1], 2, size, size), dtype=np.uint8)
+def decode(wells: list[Well], resize: int | None) -> dict[str, np.ndarray]:
+    """(wells, 16, 2, size, size) uint8 tiles of every used well; size is `resize`, or the tile height of the
+    first image (256 on the real 1024-high plate)."""
+    out = None
     for i, well in enumerate(tqdm(wells, desc="BBBC014 tiles", unit="well", file=sys.stderr, disable=None)):
         channels = [read_bmp(p) for p in well.files]
         if channels[0].shape != channels[1].shape:
             raise UserError(f"BBBC014 channels of well {well.name} differ in size: {well.files[0]}, {well.files[1]}")
-        out[i] = tiles(np.stack(channels), *GRID, size)
+        if out is None:
+            size = resize or max(1, channels[0].shape[0] // GRID[0])
+            out = np.empty((len(wells), GRID[0] * GRID[1], 2, size, size), dtype=np.uint8)
+        out[i] = tiles(np.stack(channels), *GRID, out.shape[-1])
     return {"tiles": out}
 
 
@@ -180,10 +176,10 @@ class TileSet:
 def load_tiles(config: DatasetConfig) -> TileSet:
     """The tiles from the cache, or decoded once from the BMPs and cached."""
     wells = protocol_wells(image_folder(config))
-    size = tile_size(config, wells)
     identity = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for w in wells for p in w.files]
-    parts = {"version": CACHE_VERSION, "root": str(image_folder(config).resolve()), "files": identity, "size": size}
-    arrays = cached_arrays("bbbc014", parts, config.cache_dir, lambda: decode(wells, size))
+    root = str(image_folder(config).resolve())
+    parts = {"version": CACHE_VERSION, "root": root, "files": identity, "resize": config.resize}
+    arrays = cached_arrays("bbbc014", parts, config.cache_dir, lambda: decode(wells, config.resize))
     x = arrays["tiles"]
     per_well = x.shape[1]
     return TileSet(wells, x.reshape(-1, *x.shape[2:]), np.repeat(np.arange(len(wells)), per_well),
