@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from nas.config import DatasetConfig
 from nas.data.bbbc021 import holdout_split, loco_splits, pick_holdout
+from nas.data.bbbc021_images import combine_moments
 from nas.data.bbbc021_metadata import CHANNELS, IMAGE_CSV, MOA_CSV, load_table
 
 METADATA = SHARED_DATA / "bbbc021"
@@ -110,6 +111,22 @@ def test_pick_holdout_keeps_a_training_compound_per_class(sizes, n, seed):
     assert {classes[c] for c in left} == set(classes.values())
     if n <= len(sizes) and all(size > 1 for size in sizes):
         assert len({classes[c] for c in picked}) == n
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 50), min_size=1, max_size=6),
+    seed=st.integers(0, 2**32 - 1),
+    offset=st.floats(0, 6e4),
+)
+def test_pooled_dmso_moments_equal_the_statistics_of_all_pixels(sizes, seed, offset):
+    rng = np.random.default_rng(seed)
+    parts = [offset + rng.normal(0, 1 + 100 * rng.random(), (3, n)) for n in sizes]  # fields of unequal size
+    moments = [np.stack([np.full(3, p.shape[1]), p.mean(axis=1), p.var(axis=1)], axis=1) for p in parts]
+    mean, std = combine_moments(moments)
+    pixels = np.concatenate(parts, axis=1)
+    np.testing.assert_allclose(mean, pixels.mean(axis=1), rtol=1e-9)
+    np.testing.assert_allclose(std, pixels.std(axis=1), rtol=1e-6, atol=1e-6)
 
 
 # ---------------------------------------------------------------- synthetic plates
