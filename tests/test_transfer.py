@@ -134,6 +134,9 @@ def test_pretrained_needs_a_file_or_an_explicit_false(tmp_path):
         ("inception_v3", "inception_v3-imagenet.pth", 299, "pretrained"),
     ]
     assert [r.init for r in plan({"pretrained": False, "model": "inception_v3"})] == ["from-scratch"]
+    with pytest.raises(UserError, match="InceptionResNetV2 needs at least 75 px") as err:
+        plan({"pretrained": False, "models": ["resnet50", "inception_resnet_v2"], "input_size": 64})
+    assert err.value.key == "baseline.input_size"
 
 
 def write_config(folder: Path, baseline: str) -> Path:

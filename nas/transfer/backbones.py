@@ -33,7 +33,8 @@ class Backbone:
     `build(pretrained)` returns the network with its 1,000-class ImageNet head (random initial weights; the
     `pretrained` flag only chooses an initialisation that is cheap when it will be overwritten anyway).
     `ignored_prefixes` are state_dict prefixes a weights file may carry or omit at will (the classifier, which
-    is replaced, and InceptionV3's auxiliary head, which is dropped).
+    is replaced, and InceptionV3's auxiliary head, which is dropped). `min_input_size` is the smallest input
+    the network accepts (the Inceptions' unpadded stride-2 stages need 75 px).
     """
 
     name: str
@@ -42,6 +43,7 @@ class Backbone:
     build: Callable[[bool], nn.Module]
     ignored_prefixes: tuple[str, ...]
     replace_head: Callable[[nn.Module, int], nn.Module]
+    min_input_size: int = 16
 
 
 BACKBONES: Registry[Backbone] = Registry("backbone")
@@ -92,10 +94,10 @@ def timm_head(model: nn.Module, num_classes: int) -> nn.Module:
 
 RESNET50 = register(Backbone("resnet50", "ResNet50", 224, build_resnet50, ("fc.",), new_fc_head))
 INCEPTION_V3 = register(
-    Backbone("inception_v3", "InceptionV3", 299, build_inception_v3, ("fc.", "AuxLogits."), inception_v3_head)
+    Backbone("inception_v3", "InceptionV3", 299, build_inception_v3, ("fc.", "AuxLogits."), inception_v3_head, 75)
 )
 INCEPTION_RESNET_V2 = register(
-    Backbone("inception_resnet_v2", "InceptionResNetV2", 299, build_inception_resnet_v2, ("classif.",), timm_head)
+    Backbone("inception_resnet_v2", "InceptionResNetV2", 299, build_inception_resnet_v2, ("classif.",), timm_head, 75)
 )
 
 

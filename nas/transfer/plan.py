@@ -73,6 +73,16 @@ def weights_path(section: BaselineConfig, model: str, several: bool) -> str | No
     return section.weights.replace(PLACEHOLDER, model)
 
 
+def input_size(section: BaselineConfig, backbone: Backbone) -> int:
+    """`baseline.input_size`, or the backbone's ImageNet size; below what the network accepts is refused."""
+    size = section.input_size or backbone.input_size
+    if size < backbone.min_input_size:
+        raise UserError(
+            f"{backbone.title} needs at least {backbone.min_input_size} px, got {size}", "baseline.input_size"
+        )
+    return size
+
+
 def plan_runs(config: Config, check_files: bool = True) -> list[ModelRun]:
     """The arm's runs, every weights file checked against its architecture (`check_files`)."""
     section = baseline_section(config)
@@ -83,5 +93,5 @@ def plan_runs(config: Config, check_files: bool = True) -> list[ModelRun]:
         weights = weights_path(section, name, len(names) > 1)
         if weights is not None and check_files:
             load_checked(backbone, Path(weights))
-        runs.append(ModelRun(backbone, weights, section.input_size or backbone.input_size))
+        runs.append(ModelRun(backbone, weights, input_size(section, backbone)))
     return runs
