@@ -45,6 +45,7 @@ class RayConnection:
     address: str
     embedded: bool
     owned: bool
+    dashboard_url: str | None = None
 
     def close(self) -> None:
         import ray
@@ -71,7 +72,7 @@ def connect(ray_config: RayConfig, resources: ResourcesConfig, workers: int | No
 def check_address(address: str) -> str:
     """The address, stripped, if it has one of the forms Ray accepts; a `UserError` otherwise."""
     address = address.strip()
-    if not ADDRESS_FORMS.fullmatch(address):
+    if not ADDRESS_FORMS.fullmatch(address) or (address != "auto" and int(address.rpartition(":")[2]) > 65535):
         raise UserError(f"expected 'auto', 'ray://host:port' or 'host:port', got {address!r}", key=ADDRESS_KEY)
     return address
 
@@ -124,7 +125,7 @@ def start_embedded(ray_config: RayConfig, resources: ResourcesConfig, workers: i
     previous_level = auth_logger.level
     auth_logger.setLevel(logging.ERROR)  # Ray's "token auth is on, set disabled to opt out" notice
     try:
-        ray.init(
+        context = ray.init(
             address="local",
             num_cpus=embedded_cpus(resources, workers),
             include_dashboard=ray_config.dashboard,
@@ -133,13 +134,15 @@ def start_embedded(ray_config: RayConfig, resources: ResourcesConfig, workers: i
         )
     finally:
         auth_logger.setLevel(previous_level)
-    connection = RayConnection(address="local", embedded=True, owned=True)
+    url = f"http://{context.dashboard_url}" if ray_config.dashboard and context.dashboard_url else None
+    connection = RayConnection(address="local", embedded=True, owned=True, dashboard_url=url)
     try:
         check_feasible(resources, ray.cluster_resources())
     except UserError:
         connection.close()
         raise
-    log.info("embedded Ray started: %s, token auth %s", describe(ray.cluster_resources()), auth_mode())
+    where = f", dashboard {url}" if url else ""
+    log.info("embedded Ray started: %s, token auth %s%s", describe(ray.cluster_resources()), auth_mode(), where)
     return connection
 
 
