@@ -6,8 +6,9 @@ the same config gives a schedule that ends where it should whether a candidate t
 
 - `step`: the authors' scheme, a list of values spread evenly over the epochs, each held for whole epochs.
   Value k covers epochs [ceil(k E / n), ceil((k+1) E / n)); epoch e therefore uses value floor(e n / E). When E
-  is not a multiple of n, every value still gets floor(E/n) or ceil(E/n) epochs, the earlier (larger) values
-  taking the extra ones (10 epochs over 3 values: 4, 3, 3). When E < n there are not enough epochs for every
+  is not a multiple of n, every value still gets floor(E/n) or ceil(E/n) epochs, the extra epochs spread evenly
+  from the first value on (10 epochs over 3 values: 4, 3, 3; over 4 values: 3, 2, 3, 2). When E < n there are
+  not enough epochs for every
   value; epoch e still takes value floor(e n / E), so the run starts on the first value and samples the rest
   evenly (2 epochs over [a, b, c, d]: a then c). Default values: [lr, lr/10, lr/100].
 - `cosine`: from lr down to 0 by half a cosine over the budget (Loshchilov and Hutter, SGDR, without restarts).

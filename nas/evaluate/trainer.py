@@ -14,8 +14,8 @@ candidates:
 
 Determinism: one `torch.Generator` seeded with `seed` draws every permutation, crop and flip; on the CPU the
 same seed and the same initial weights give the same numbers. The weights are the caller's (see
-`seeded_model`). An epoch is ceil(N / batch_size) steps; a last batch of a single image is dropped, since
-BatchNorm cannot normalise one value per channel in networks that pool down to 1x1.
+`seeded_model`). An epoch is ceil(N / batch_size) steps; a last batch of a single image (with a batch size above
+1) is dropped, since BatchNorm cannot normalise one value per channel in networks that pool down to 1x1.
 
 Peak memory: on CUDA the peak allocated by this training (`torch.cuda.max_memory_allocated`, reset first); on
 the CPU the process's peak resident set size (`ru_maxrss`), a high-water mark that includes the data.
@@ -129,7 +129,7 @@ def schedule_values(fitness: FitnessConfig, lr: float | None) -> list[float] | N
 def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
     """(start, end) of each batch of an epoch; a last batch of one image is dropped (see module docstring)."""
     bounds = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+    if len(bounds) > 1 and batch_size > 1 and bounds[-1][1] - bounds[-1][0] == 1:
         bounds.pop()
     return bounds
 
@@ -254,6 +254,7 @@ def train_model(
     Exceptions propagate: turning them into failed results is the objective's job.
     """
     start = time.perf_counter()
+    splits = evaluated_splits(data, evaluate, full)
     dev = resolve_device(device or fitness.device)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
@@ -282,7 +283,7 @@ def train_model(
         train_seconds += time.perf_counter() - tick
         images += sum(end - begin for begin, end in batch_bounds(len(train), fitness.batch_size))
     probs, scores = {}, {}
-    for name, (x, y, groups) in evaluated_splits(data, evaluate, full).items():
+    for name, (x, y, groups) in splits.items():
         p = predict(model, DeviceData.of(x, y, data, dev), fitness.eval_batch_size, runner.bf16)
         scores[name] = grouped_accuracy(p, y, groups, data.group_reduce)
         if keep_probs:

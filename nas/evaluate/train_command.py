@@ -1,0 +1,155 @@
+"""`nas train ARCH --config CONFIG [--epochs N] [--full] [--save DIR] [--seed N] [--json]`: train one network.
+
+The fitness evaluation, run by hand, or the retraining of an exported architecture: the config's dataset and
+`fitness` settings, the architecture file's network (and its learning rate, when the file has one, in place of
+`fitness.lr`), initialised and trained from the config's seed (`--seed` overrides it).
+
+- Default: train on the training split minus the validation carve; report `val_accuracy` and, when the dataset
+  has a test split, `test_accuracy`.
+- `--full`: train on the whole training split (no validation carve) and report `test_accuracy`.
+- `--json`: exactly one JSON object on stdout: the trainer's report (`val_accuracy`, `test_accuracy`,
+  `train_loss`, `epochs`, `seconds`, `images_per_second`, `peak_memory_mb`) plus `params` and `flops`.
+- `--save DIR`: `weights.pt` (the state_dict, by `torch.save`; load it with `torch.load(..., weights_only=True)`),
+  `model.ts` (TorchScript of the trained network in eval mode, on the CPU), `metrics.json` (the report, the seed
+  and the inputs) and `architecture.yaml`. The folder is published whole when every file is written
+  (`nas.stagedir`); one that holds anything else is refused before training starts.
+- `--cv PROTOCOL`: the dataset's cross-validation protocol (`nas.evaluate.crossval`).
+
+The architecture's `in_channels`, `num_classes` and `input_size` must match the data; a mismatch is a one-line
+error naming the architecture file (resize the data with `dataset.resize`, or fix the file).
+"""
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nas.atomicfile import atomic_write_text
+from nas.config import Config, load_config
+from nas.data.dataset import ImageData
+from nas.errors import UserError
+from nas.genome.architecture import Architecture, load_architecture, save_architecture
+from nas.model.analytic_cost import analytic_cost
+
+if TYPE_CHECKING:  # torch is imported when training starts, so that bad input fails fast
+    from torch import nn
+
+    from nas.evaluate.trainer import TrainReport
+
+log = logging.getLogger(__name__)
+
+SAVED_FILES = ("weights.pt", "model.ts", "metrics.json", "architecture.yaml")
+
+
+def check_fits(arch: Architecture, data: ImageData, source: str) -> None:
+    """The network's fixed parts must match the data; a mismatch names the architecture file and the key."""
+    for key, have, want in (
+        ("in_channels", arch.in_channels, data.in_channels),
+        ("num_classes", arch.num_classes, data.num_classes),
+        ("input_size", arch.input_size, data.input_size),
+    ):
+        if have != want:
+            hint = " (set dataset.resize to match)" if key == "input_size" else ""
+            raise UserError(f"{source}: {key} is {have} but the dataset gives {want}{hint}")
+
+
+def save_weights(model: "nn.Module", path: Path) -> None:
+    """The state_dict, on the CPU, written by temp file and rename (tensors only: loads with weights_only)."""
+    import torch
+
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_outputs(folder: Path, model: "nn.Module", arch: Architecture, metrics: dict[str, Any]) -> None:
+    """weights.pt, model.ts, metrics.json and architecture.yaml of a trained network."""
+    from nas.model.torchscript import save_torchscript
+
+    save_weights(model, folder / "weights.pt")
+    save_torchscript(model, arch, folder / "model.ts")
+    atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    save_architecture(arch, folder / "architecture.yaml")
+
+
+def save_folder(save: str | None) -> contextlib.AbstractContextManager[Path | None]:
+    """A staging folder published as `save` on success (checked before any work), or nothing."""
+    if not save:
+        return contextlib.nullcontext(None)
+    from nas.stagedir import staged_directory
+
+    return staged_directory(save, refreshable=True, owned=SAVED_FILES, flag="--save")
+
+
+def run_training(
+    arch: Architecture, config: Config, args: argparse.Namespace, seed: int
+) -> tuple["nn.Module", "TrainReport"]:
+    """Load the data, check that the network fits it, train; returns the trained model and the report."""
+    from nas.data.loading import load_dataset
+    from nas.evaluate.trainer import seeded_model, train_model
+
+    data = load_dataset(config.dataset, seed, full=args.full)
+    check_fits(arch, data, args.architecture)
+    model = seeded_model(arch, seed)
+    evaluate = ("test",) if args.full else ("val", "test")
+    report = train_model(
+        model,
+        data,
+        config.fitness,
+        seed=seed,
+        epochs=args.epochs,
+        lr=arch.genome.learning_rate,
+        full=args.full,
+        evaluate=evaluate,
+        progress=True,
+    )
+    return model, report
+
+
+def format_text(out: dict[str, Any], arch_path: str) -> str:
+    lines = [f"trained {arch_path} for {out['epochs']} epochs in {out['seconds']:.1f} s "
+             f"({out['images_per_second']:.0f} images/s, peak memory {out['peak_memory_mb']:.0f} MB)"]  # fmt: skip
+    for key in ("val_accuracy", "test_accuracy"):
+        if out[key] is not None:
+            lines.append(f"  {key.replace('_', ' '):<14} {out[key]:.4f}")
+    loss = "n/a" if out["train_loss"] is None else f"{out['train_loss']:.4f}"
+    lines.append(f"  {'train loss':<14} {loss}")
+    lines.append(f"  params {out['params']:,}  flops {out['flops']:,}")
+    return "\n".join(lines)
+
+
+def train_command(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    arch = load_architecture(args.architecture)
+    if getattr(args, "cv", None):
+        from nas.evaluate.crossval import crossval_command
+
+        return crossval_command(args, arch, config)
+    seed = config.seed if args.seed is None else args.seed
+    with save_folder(args.save) as stage:
+        model, report = run_training(arch, config, args, seed)
+        params, flops = analytic_cost(arch)
+        out = {**report.to_dict(), "params": params, "flops": flops}
+        if stage is not None:
+            inputs = {
+                "architecture": str(Path(args.architecture).resolve()),
+                "config": str(Path(args.config).resolve()),
+            }
+            metrics = {**out, "seed": seed, "full": args.full, "dataset": config.dataset.name, **inputs}
+            save_outputs(stage, model, arch, metrics)
+    if args.save:
+        log.info("saved %s to %s", ", ".join(SAVED_FILES), args.save)
+    print(json.dumps(out, allow_nan=False) if args.json else format_text(out, args.architecture))
+    sys.stdout.flush()
+    return 0
