@@ -1,7 +1,6 @@
 """The driver through the real `nas search` / `nas resume` commands: determinism, resume, crash safety."""
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -85,17 +84,28 @@ def test_resume_after_max_evaluations_equals_an_uninterrupted_run(tmp_path, stra
     assert best(tmp_path / "parts") == best(tmp_path / "whole")
 
 
+def wait_for_progress(proc: subprocess.Popen, run: Path, before: int, timeout: float = 120) -> bool:
+    """Wait until the log holds more lines than `before` (or the process exits); True if it grew."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (run / "evaluations.jsonl").exists() and len(log_lines(run)) > before:
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def test_sigkill_at_random_instants_loses_nothing(tmp_path):
-    cfg = smoke_config(tmp_path, evaluations=50, seconds=0.03)
+    cfg = smoke_config(tmp_path, evaluations=50, seconds=0.05)
     search(cfg, tmp_path / "whole")
     run = tmp_path / "killed"
     rng = random.Random(1)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     args = [sys.executable, "-m", "nas", "search", str(cfg), "--run-dir", str(run), "--workers", "0"]
     kills = 0
-    for _ in range(30):
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(3.0, 5.0))
+    for _ in range(40):
+        before = len(log_lines(run)) if (run / "evaluations.jsonl").exists() else 0
+        proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if wait_for_progress(proc, run, before):
+            time.sleep(rng.uniform(0.0, 0.4))  # a random instant while evaluations are being written
         if proc.poll() is not None:
             assert proc.returncode == 0, proc.stderr.read().decode()
             break
