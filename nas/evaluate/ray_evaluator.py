@@ -4,10 +4,10 @@ The evaluator contract (`nas.evaluate.evaluator`) with Ray underneath (DESIGN.md
 - One task per candidate, asking `resources.cpus_per_trial` CPUs and `resources.gpus_per_trial` GPUs
   (fractions pack several small candidates on one card). A task asking for GPUs gets a fresh worker process
   (`max_calls=1`, Ray's own default for GPU tasks), so a candidate's CUDA memory is gone when it ends.
-- The objective, with the dataset it carries, goes to the object store once per evaluator (`ray.put`); a
-  worker process fetches it once and keeps it for the next candidates it runs. The task hands the objective
-  the device Ray assigned: "cuda" when `ray.get_gpu_ids()` is non-empty (Ray has set `CUDA_VISIBLE_DEVICES`
-  to the card(s) it granted), "cpu" otherwise.
+- The objective, with the dataset it carries, goes to the object store once per evaluator (`ray.put`); each
+  task gets it by reference, so a node fetches it once and its tasks read it from there. The task hands the
+  objective the device Ray assigned: "cuda" when `ray.get_gpu_ids()` is non-empty (Ray has set
+  `CUDA_VISIBLE_DEVICES` to the card(s) it granted), "cpu" otherwise.
 - `ray.wait` streams results back in completion order; each goes to `on_result` at once. `workers` caps the
   candidates in flight (None: submit all and let Ray queue them, which is also what lets an autoscaling
   cluster see the demand and add GPU nodes).
@@ -17,10 +17,11 @@ The evaluator contract (`nas.evaluate.evaluator`) with Ray underneath (DESIGN.md
   objective is already a failed `Result`; one that still escapes as a `RayTaskError` is recorded failed at
   once, never retried (it would fail again). `resources.trial_timeout_s` counts from the moment the task
   starts running, not from submission (a candidate queued behind others, or waiting for the autoscaler, is not
-  late): tasks report their start to a small `StartLog` actor, created only when a timeout is set; a task over
-  its time is cancelled (`ray.cancel(force=True)` kills its worker) and recorded `timeout`, with `error` None
-  as the log contract says. The search always continues.
-- `worker` in each result names where it ran: `ray:<node ip>:<node id, 12 hex>:<pid>`.
+  late): tasks report their start to a small `StartLog` actor, created only when a timeout is set and read
+  every `START_POLL_S`; a task over its time is cancelled (`ray.cancel(force=True)` kills its worker) and
+  recorded `timeout`, with `error` None as the log contract says. The search always continues.
+- `worker` in each result names where it ran: `ray:<node ip>:<node id, 12 hex>:<pid>`. A failed attempt's
+  worker is known from the start log when a timeout is set, None otherwise.
 
 Connecting to Ray is `nas.evaluate.ray_cluster`'s job: the constructor connects (embedded local Ray or an
 address) and `close()` shuts down an embedded Ray it started.
@@ -61,8 +62,6 @@ POLL_S = 1.0  # longest blocking wait, so signals and timeouts are looked at lea
 START_POLL_S = 0.25  # how often the start log is read while a timeout is set
 ERROR_CHARS = 2000
 
-_cached_objective: tuple[str, Any] | None = None  # per worker process: (object id, objective)
-
 
 def worker_name() -> str:
     """`ray:<node ip>:<node id prefix>:<pid>`: which node and which process ran a candidate."""
@@ -70,24 +69,16 @@ def worker_name() -> str:
     return f"ray:{ray.util.get_node_ip_address()}:{node_id[:12]}:{os.getpid()}"
 
 
-def fetch_objective(ref: ray.ObjectRef) -> Objective:
-    """The objective from the object store, deserialised once per worker process and then reused."""
-    global _cached_objective
-    if _cached_objective is None or _cached_objective[0] != ref.hex():
-        _cached_objective = (ref.hex(), ray.get(ref))
-    return _cached_objective[1]
-
-
-def run_candidate(objective_box: list, genome: Genome, start_log: Any, token: int) -> Result:
+def run_candidate(objective: Objective, genome: Genome, start_log: Any, token: int) -> Result:
     """The task body: report the start, run the objective on Ray's device, say where it ran.
 
-    The objective's ref travels inside a list so that Ray does not resolve it per call: `fetch_objective`
-    caches it in the worker instead.
+    `objective` arrives as the evaluator's object ref, which Ray resolves before the task starts (fetched to the
+    node's object store once, deserialised per task). Nothing in here blocks on Ray: a task waiting in `ray.get`
+    lends its CPUs to the next task, which would run more candidates on a node than `cpus_per_trial` allows.
     """
     worker = worker_name()
-    if start_log is not None:  # waited for, so that the mark is in even if this process dies next
-        ray.get(start_log.started.remote(token, worker))
-    objective = fetch_objective(objective_box[0])
+    if start_log is not None:
+        start_log.started.remote(token, worker)
     device = "cuda" if ray.get_gpu_ids() else "cpu"
     start = time.perf_counter()
     result = objective(genome, device)
@@ -192,7 +183,7 @@ class RayEvaluator:
 
     def _submit(self, genome: Genome, index: int, attempt: int) -> tuple[ray.ObjectRef, Flight]:
         self._tokens += 1
-        ref = self._task.remote([self._objective_ref], genome, self._start_log, self._tokens)
+        ref = self._task.remote(self._objective_ref, genome, self._start_log, self._tokens)
         return ref, Flight(index, attempt, self._tokens, submitted=time.monotonic())
 
     def _ready(self, flights: dict[ray.ObjectRef, Flight]) -> list[ray.ObjectRef]:
