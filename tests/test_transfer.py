@@ -111,6 +111,9 @@ def test_shape_mismatch_and_pickled_module_are_refused(tmp_path):
     torch.save(nn.Linear(2, 2), pickled)
     with pytest.raises(UserError, match="holds objects other than tensors"):
         read_state_dict(pickled)
+    (tmp_path / "hub.safetensors").write_bytes(b"x")
+    with pytest.raises(UserError, match="convert it once"):
+        read_state_dict(tmp_path / "hub.safetensors")
     wrapped = tmp_path / "checkpoint.pth"
     torch.save({"epoch": 3, "state_dict": {"module.fc.bias": torch.ones(2)}}, wrapped)
     assert list(read_state_dict(wrapped)) == ["fc.bias"]

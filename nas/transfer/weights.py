@@ -3,7 +3,9 @@
 A weights file is what torchvision or timm users already have: a bare `state_dict` (`torch.save(model.
 state_dict(), path)`), or a training checkpoint holding one under `"state_dict"` or `"model"` (timm's
 `train.py` writes the former); a `module.` prefix left by `DataParallel` is stripped. It is read only with
-`torch.load(..., weights_only=True)`, so a file holding code or whole pickled modules is refused, never run.
+`torch.load(..., weights_only=True)`, so a file holding code or whole pickled modules is refused, never run; a
+`.safetensors` file (the Hugging Face hub's format) is refused with the one-line conversion to a `.pth`, so that
+there is one loader to trust.
 
 Every way a file can be wrong (absent, truncated, not a state_dict, another architecture: missing or unexpected
 keys, a shape mismatch) is a `UserError` of one line naming the file, raised by `check_weights` against a
@@ -33,6 +35,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"weights file not found: {p}" if not p.exists() else f"weights path is not a file: {p}", KEY)
+    if p.suffix == ".safetensors":
+        raise UserError(f"{p}: safetensors files are not read; convert it once with torch.save("
+                        "safetensors.torch.load_file(path), 'name.pth')", KEY)  # fmt: skip
     try:
         data = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
