@@ -16,11 +16,11 @@ psutil = pytest.importorskip("psutil")
 
 
 def write_config(path: Path) -> Path:
-    """The smoke search with 40 evaluations of 0.1 s each: slow enough to kill mid-way, cheap on 2 cores."""
+    """The smoke search with 40 evaluations of 0.05 s each: slow enough to kill mid-way, cheap on 2 cores."""
     data = yaml.safe_load((ROOT / "search_configs/smoke.yaml").read_text())
     data["encoding"] = str(ROOT / "encodings/densenet_small.yaml")
     data["search"]["budget"] = {"evaluations": 40}
-    data["fitness"]["seconds_per_evaluation"] = 0.1
+    data["fitness"]["seconds_per_evaluation"] = 0.05
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -89,9 +89,11 @@ def test_sigkill_of_the_driver_on_ray_then_resume_loses_nothing(reference, tmp_p
 
 def reap(processes: list) -> None:
     """End what the killed driver's embedded Ray left behind (Ray's agents can outlive a SIGKILLed driver)."""
-    _, alive = psutil.wait_procs(processes, timeout=5)
-    for p in alive:
-        p.terminate()
-    _, alive = psutil.wait_procs(alive, timeout=5)
+    for p in processes:
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(processes, timeout=10)
     for p in alive:
         p.kill()
