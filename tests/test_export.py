@@ -115,6 +115,39 @@ def test_onnx_matches_torch(exported):
     assert np.max(np.abs(got - want)) <= 1e-4
 
 
+def test_retrained_weights_round_trip(nas, exported, tmp_path):
+    """`nas train --full --save`: weights.pt loads with weights_only=True into a fresh network, which then gives
+    exactly the outputs of the saved (trained) model.ts."""
+    folder, _ = exported
+    save = tmp_path / "retrained"
+    config = ROOT / "search_configs/digits_quick.yaml"
+    out = nas(
+        "train",
+        str(folder / "architecture.yaml"),
+        "--config",
+        str(config),
+        "--full",
+        "--save",
+        str(save),
+        "--epochs",
+        "1",
+    )
+    assert out.returncode == 0, out.stderr
+    arch = load_architecture(folder / "architecture.yaml")
+    state = torch.load(save / "weights.pt", weights_only=True)
+    model = build_model(arch)
+    model.load_state_dict(state)
+    model.eval()
+    trained = ts_model(save)
+    assert not torch.equal(
+        trained.state_dict()["classifier.weight"], ts_model(folder).state_dict()["classifier.weight"]
+    )
+    x = images(arch, 6, seed=7)
+    with torch.no_grad():
+        assert torch.equal(model(x), trained(x))
+    assert 0.0 <= json.loads((save / "metrics.json").read_text())["test_accuracy"] <= 1.0
+
+
 def test_rank_beyond_the_ok_results_exits_2_with_one_line(nas, run_dir):
     ok = len(ranked(read_results(run_dir / "evaluations.jsonl")))
     out = nas("export", str(run_dir), "--rank", str(ok + 1), "--out", str(run_dir.parent / "never"))

@@ -1,5 +1,6 @@
 """`nas report` through the real command line: a smoke search (synthetic objective) and a real digits search."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from nas.report.pareto import pareto_front
 from nas.report.progress import progress_of
 from nas.report.style import SIZES
 from nas.search.runlog import ranked, read_results
+from nas.transfer.results import write_metrics
 
 FILES = ("progress.png", "pareto.png", "best.png", "summary.md")
 
@@ -61,20 +63,41 @@ def smoke_run(tmp_path_factory) -> Path:
 
 
 def test_smoke_report(smoke_run):
-    check_report(smoke_run, report(smoke_run))
+    folder = report(smoke_run)
+    check_report(smoke_run, folder)
+    assert "## Arms side by side" not in (folder / "summary.md").read_text()  # nothing to compare with
 
 
-def test_report_lists_failures_and_refuses_foreign_files(smoke_run, tmp_path):
+def test_report_lists_failures_and_arms_and_refuses_foreign_files(smoke_run, tmp_path):
     copy = Path(shutil.copytree(smoke_run, tmp_path / "run", ignore=shutil.ignore_patterns("report")))
     genome = Genome((BlockGene(2, 4, "000"), BlockGene(1, 4, "0")))
     failure = Result.failure(genome.key, genome.to_dict(), "RuntimeError: CUDA out of memory | tried 2 GiB", step=0)
     with open(copy / "evaluations.jsonl", "a") as log:
         log.write(failure.to_json() + "\n")
+    transfer = {
+        "arm": "transfer",
+        "model": "resnet50",
+        "label": "ResNet50 (from-scratch)",
+        "params": 23_528_522,
+        "accuracy": 0.9123,
+        "metric": "accuracy",
+        "dataset": "digits",
+        "paper_accuracy": None,
+    }
+    write_metrics(copy, transfer)
+    (copy / "retrained").mkdir()
+    (copy / "retrained/metrics.json").write_text(json.dumps({"test_accuracy": 0.9567, "full": True}))
     folder = report(copy)
     summary = (folder / "summary.md").read_text()
-    failures = summary.split("## Failures", 1)[1]
+    failures = summary.split("## Failures", 1)[1].split("\n## ", 1)[0]
     assert "RuntimeError: CUDA out of memory \\| tried 2 GiB" in failures
     assert f"`{genome.key[:12]}`" in failures
+
+    best = ranked(read_results(smoke_run / "evaluations.jsonl"))[0]
+    arms = summary.split("## Arms side by side", 1)[1].split("\n## ", 1)[0]
+    assert f"| NAS (hgapso) | best found ({best.key[:12]}) | {best.params:,} | {best.fitness:.4f} |" in arms
+    assert f"| NAS (hgapso) | best found, retrained | {best.params:,} | 0.9567 | test accuracy |" in arms
+    assert "| transfer | ResNet50 (from-scratch) | 23,528,522 | 0.9123 |" in arms
 
     (folder / "notes.md").write_text("mine")
     out = run_nas("report", str(copy))
@@ -86,6 +109,15 @@ def test_report_of_a_folder_that_is_not_a_run_exits_2(tmp_path):
     out = run_nas("report", str(tmp_path))
     assert out.returncode == 2 and "not a run directory" in out.stderr
     assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.slow
+def test_digits_report(tmp_path):
+    """A real search with training (2 evaluations of the quickstart config), paused by --max-evaluations."""
+    run = search("digits_quick.yaml", tmp_path / "digits", "--max-evaluations", "2")
+    folder = report(run)
+    check_report(run, folder)
+    assert "train objective on the `digits` dataset" in (folder / "summary.md").read_text()
 
 
 def result(key: str, fitness: float | None, params: int, step: int) -> Result:

@@ -25,8 +25,12 @@ def example_input(arch: Architecture, batch: int = 2, seed: int = 0) -> torch.Te
 
 
 def to_torchscript(model: nn.Module, arch: Architecture) -> torch.jit.ScriptModule:
-    """Trace `model` (switched to eval mode, on the CPU) at the architecture's input size."""
-    model = model.cpu().eval()
+    """Trace `model` (switched to eval mode, on the CPU, in the default memory format) at its input size.
+
+    A network trained in channels_last (a GPU speed-up) is switched back first: the trace then computes
+    bit for bit what `build_model(arch)` with `load_state_dict(weights.pt)` computes, not merely close to it.
+    """
+    model = model.cpu().eval().to(memory_format=torch.contiguous_format)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(model, example_input(arch))

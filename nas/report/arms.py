@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.search.snapshot import RunSnapshot
+from nas.transfer.results import load_baseline_results
 
 RETRAINED = "retrained"
 
@@ -58,8 +59,6 @@ def number(value: Any) -> float | None:
 
 def transfer_rows(run_dir: Path) -> list[ArmRow]:
     """One row per backbone of the transfer arm that ran in this run directory."""
-    from nas.transfer.results import load_baseline_results
-
     return [
         ArmRow(
             arm=str(m.get("arm", "transfer")),

@@ -50,6 +50,8 @@ def draw_pareto(ctx: ReportContext, folder: Path) -> Path:
             [r.fitness for r in sized],
             c=steps,
             cmap="viridis",
+            vmin=min(steps),
+            vmax=max(max(steps), min(steps) + 1),
             s=36,
             alpha=0.8,
             edgecolors="none",
@@ -89,7 +91,7 @@ def draw_pareto(ctx: ReportContext, folder: Path) -> Path:
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(human_count))
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, p: ""))
-        ax.legend(loc="lower right", framealpha=0.9)
+        ax.legend(loc="best", framealpha=0.9)
     failed = len(ctx.snapshot.failures)
     note = f"{len(sized)} networks" + (f", {failed} failed evaluations not shown" if failed else "")
     ax.set_title(f"Accuracy against size: {ctx.title}\n{note}")

@@ -96,7 +96,7 @@ def draw_progress(ctx: ReportContext, folder: Path) -> Path:
     ax.set_xlabel("evaluations, in the order they finished")
     ax.set_ylabel("validation accuracy (fitness, higher is better)")
     ax.set_title(f"Search progress: {ctx.title}")
-    ax.legend(loc="lower right", framealpha=0.9)
+    ax.legend(loc="best", framealpha=0.9)
     add_step_axis(ax, p)
     return style.save_figure(fig, folder, NAME)
 

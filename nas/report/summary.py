@@ -3,8 +3,9 @@
 Sections: what ran (config, strategy, seed, objective, dataset); its cost (evaluations by status, steps, wall
 hours over all sessions up to the last checkpoint, and summed training hours, which exceed the wall time when
 workers run in parallel); the best network; the top 10 (ranked as `nas export --rank` counts, so row K is what
-`--rank K` exports); the Pareto front; the failures with their errors; the arms side by side when the
-transfer arm ran in the same run directory; and the figures. Numbers are printed so that they can be read
+`--rank K` exports); the Pareto front; the failures with their errors; the arms side by side when there is
+something to compare with (the transfer arm run in the same run directory by `nas baseline --run-dir`, or the
+best network retrained into `RUN_DIR/retrained`); and the figures. Numbers are printed so that they can be read
 back: fitness with 4 decimals, params and FLOPs as plain integers with thousands separators.
 """
 
@@ -16,6 +17,7 @@ from nas.evaluate.result import Result
 from nas.report.arms import ArmRow, arm_rows
 from nas.report.context import ReportContext
 from nas.report.pareto import pareto_front
+from nas.search.snapshot import RunSnapshot
 
 TOP = 10
 MAX_FAILURES = 20
@@ -82,11 +84,20 @@ def cost(ctx: ReportContext) -> list[str]:
             f"{status['timeout']:,} timed out)",
         ],
         ["steps", f"{snap.step:,} completed"],
+        *pending_row(snap),
         ["wall time", f"{snap.elapsed_seconds / 3600:.3f} h (all sessions, up to the last checkpoint)"],
         ["training time", f"{trained / 3600:.3f} h (summed over evaluations)"],
         ["budget", " and ".join(x for x in limits if x)],
     ]
     return ["## Cost", "", *table(["", ""], rows)]
+
+
+def pending_row(snap: RunSnapshot) -> list[list[str]]:
+    """A paused run's evaluations that finished after the last checkpoint (its wall time does not count them)."""
+    pending = sum(1 for r in snap.results if r.step is not None and r.step >= snap.step)
+    if not pending:
+        return []
+    return [["since the last checkpoint", f"{pending:,} evaluations of step {snap.step} (not in the wall time yet)"]]
 
 
 def best_section(ctx: ReportContext) -> list[str]:
@@ -160,7 +171,7 @@ def first_line(error: str | None) -> str:
 
 def arms_section(ctx: ReportContext) -> list[str]:
     rows = arm_rows(ctx.snapshot)
-    if not any(r.arm == "transfer" or not r.arm.startswith("NAS") for r in rows):
+    if len(rows) < 2:  # the search's own validation figure alone compares with nothing
         return []
     body = [[r.arm, r.model, integer(r.params), fitness(r.accuracy), r.metric, paper(r)] for r in rows]
     header_row = ["arm", "model", "params", "accuracy", "metric", "paper (Kensert et al. 2019)"]
