@@ -27,6 +27,7 @@ Connecting to Ray is `nas.evaluate.ray_cluster`'s job: the constructor connects 
 address) and `close()` shuts down an embedded Ray it started.
 """
 
+import contextlib
 import logging
 import os
 import time
@@ -91,12 +92,12 @@ class StartLog:
     """A Ray actor the tasks tell when they start running; the evaluator drains it to start timeout clocks."""
 
     def __init__(self) -> None:
-        self.marks: dict[int, str] = {}
+        self.marks: dict[int, str | None] = {}
 
     def started(self, token: int, worker: str) -> None:
         self.marks[token] = worker
 
-    def take(self) -> dict[int, str]:
+    def take(self) -> dict[int, str | None]:
         marks, self.marks = self.marks, {}
         return marks
 
@@ -178,8 +179,9 @@ class RayEvaluator:
                         on_result(flight.index, result)
                 self._expire(flights, genomes, on_result)
         finally:
-            for ref in flights:
-                ray.cancel(ref, force=True)
+            for ref in flights:  # best effort: a failing cancel must not hide why evaluate is unwinding
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
 
     def _submit(self, genome: Genome, index: int, attempt: int) -> tuple[ray.ObjectRef, Flight]:
         self._tokens += 1
@@ -239,7 +241,11 @@ class RayEvaluator:
         if self._start_log is None or not flights or (not force and now - self._polled < START_POLL_S):
             return
         self._polled = now
-        marks = ray.get(self._start_log.take.remote())
+        try:
+            marks = ray.get(self._start_log.take.remote())
+        except RayError as exc:  # the actor is restarting: start the unstarted clocks now, never later
+            log.warning("start log unavailable (%s); timeout clocks start now", type(exc).__name__)
+            marks = {f.token: None for f in flights.values()}
         for flight in flights.values():
             if flight.token in marks and flight.started is None:
                 flight.started, flight.worker = now, marks[flight.token]
