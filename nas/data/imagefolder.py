@@ -206,6 +206,8 @@ def folder_arrays(source: FolderSource | TarSource, resize: int | None, train_su
     y_all = np.array([index[e.label] for e in train], dtype=np.int64)
     keep = training_subset(y_all, train_subset)
     train = [train[i] for i in keep]
+    if not train:
+        raise UserError(f"leaves none of the {len(y_all)} training images", key="dataset.train_subset")
     log.info("decoding %d training and %d test images", len(train), len(test))
     images = decode_entries(source, train + test, resize)
     colour = any(img.ndim == 3 for img in images)
