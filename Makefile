@@ -30,6 +30,10 @@ demo: setup
 	$(BIN)/nas search search_configs/digits_quick.yaml --run-dir $(DEMO_RUN) --workers 2
 	@echo
 	$(BIN)/nas inspect $(DEMO_RUN)/best/architecture.yaml
+	@echo
+	$(BIN)/nas export $(DEMO_RUN)
+	@echo
+	$(BIN)/nas report $(DEMO_RUN)
 
 clean:
 	rm -rf $(VENV)
