@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from nas.errors import UserError
+from nas.errors import UserError, shown
 from nas.yamlfile import dump_yaml, load_yaml_mapping
 
 
@@ -85,7 +85,7 @@ class BudgetConfig:
 class PSOConfig:
     """`search.pso`: the architecture level. Defaults are Clerc's constriction values (w 0.7298, c 1.49618)."""
 
-    swarm_size: int = bounds(8, 1, 10_000)
+    swarm_size: int = bounds(4, 1, 10_000)
     w: float = bounds(0.7298, 0, 2)
     c1: float = bounds(1.49618, 0, 10, open_low=True)
     c2: float = bounds(1.49618, 0, 10, open_low=True)
@@ -96,7 +96,7 @@ class PSOConfig:
 class GAConfig:
     """`search.ga`: the shortcut level (DEAP tournament, two-point crossover, bit-flip mutation, elitism)."""
 
-    population: int = bounds(6, 2, 10_000)
+    population: int = bounds(3, 2, 10_000)
     generations: int = bounds(3, 1, 10_000)
     tournament_size: int = bounds(3, 1, 100)
     crossover_prob: float = bounds(0.9, 0, 1)
@@ -216,7 +216,7 @@ def convert(value: Any, tp: Any, key: str, base: Path | None) -> Any:
         return convert(value, args[0], key, base)
     if origin is Literal:
         if value not in typing.get_args(tp) or isinstance(value, bool):
-            raise UserError(f"must be {type_name(tp)}, got {value!r}", key=key)
+            raise UserError(f"must be {type_name(tp)}, got {shown(value)}", key=key)
         return value
     if origin is list:
         if not isinstance(value, list):
@@ -226,14 +226,14 @@ def convert(value: Any, tp: Any, key: str, base: Path | None) -> Any:
         return from_mapping(tp, value, key, base)
     if tp is bool:
         if not isinstance(value, bool):
-            raise UserError(f"must be true or false, not {value!r}", key=key)
+            raise UserError(f"must be true or false, not {shown(value)}", key=key)
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise UserError(f"must be an integer, not {short(value)}", key=key)
         return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not finite(value):
             raise UserError(f"must be a finite number, not {short(value)}", key=key)
         return float(value)
     if tp is str:
@@ -244,8 +244,24 @@ def convert(value: Any, tp: Any, key: str, base: Path | None) -> Any:
 
 
 def short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return shown(value)
+
+
+def finite(value: int | float) -> bool:
+    """Whether a YAML number is a finite float: an integer beyond float range (10**400) is not."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def resolved_path(value: str, base: Path, key: str) -> str:
+    """A path field made absolute against the config's folder; one the OS cannot name is a `UserError`."""
+    try:
+        return str((base / Path(value).expanduser()).resolve())
+    except (ValueError, OSError, RuntimeError) as exc:
+        reason = "holds a NUL byte" if "null" in str(exc) else f"is not a usable path ({type(exc).__name__})"
+        raise UserError(f"{reason}: {shown(value)}", key=key) from None
 
 
 def check_bounds(value: Any, meta: typing.Mapping[str, Any], key: str) -> None:
@@ -254,9 +270,9 @@ def check_bounds(value: Any, meta: typing.Mapping[str, Any], key: str) -> None:
         return
     low, high = meta.get("low"), meta.get("high")
     if low is not None and (value <= low if meta.get("open_low") else value < low):
-        raise UserError(f"must be {'>' if meta.get('open_low') else '>='} {low}, got {value}", key=key)
+        raise UserError(f"must be {'>' if meta.get('open_low') else '>='} {low}, got {shown(value)}", key=key)
     if high is not None and (value >= high if meta.get("open_high") else value > high):
-        raise UserError(f"must be {'<' if meta.get('open_high') else '<='} {high}, got {value}", key=key)
+        raise UserError(f"must be {'<' if meta.get('open_high') else '<='} {high}, got {shown(value)}", key=key)
 
 
 def from_mapping(cls: type, data: Any, key: str = "", base: Path | None = None) -> Any:
@@ -279,7 +295,7 @@ def from_mapping(cls: type, data: Any, key: str = "", base: Path | None = None) 
         value = convert(data[name], hints[name], where, base)
         check_bounds(value, f.metadata, where)
         if f.metadata.get("path") and value is not None and base is not None:
-            value = str((base / Path(value).expanduser()).resolve())
+            value = resolved_path(value, base, where)
         values[name] = value
     return cls(**values)
 

@@ -5,6 +5,8 @@ bug (exit 1, traceback). Raising this anywhere below the CLI is how a module say
 here is exactly which part".
 """
 
+import reprlib
+
 
 class UserError(Exception):
     """Bad input (config, file, flag). `str(err)` is the one line the user sees."""
@@ -12,3 +14,15 @@ class UserError(Exception):
     def __init__(self, message: str, key: str | None = None):
         self.key = key
         super().__init__(f"{key}: {message}" if key else message)
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """`value` as a short repr for an error line: bounded in depth and length whatever the input holds.
+
+    A plain `repr` walks the whole value, and a YAML alias bomb (nested lists sharing one node, a billion
+    items) would take minutes and gigabytes to print; `reprlib` stops after a few items a level.
+    """
+    brief = reprlib.Repr()
+    brief.maxlevel, brief.maxlist, brief.maxdict, brief.maxstring, brief.maxother = 3, 4, 4, limit, limit
+    text = brief.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -93,7 +93,7 @@ def test_elitism_never_loses_the_best_over_a_run(layers, elitism, seed):
 def test_first_generation_is_all_ones_then_the_resized_known_string_then_distinct_random_strings():
     rng = random.Random(0)
     known = ("101", "1")  # blocks of 2 and 1 layers
-    population = seed_population([3, 1], 6, rng, known=(known, [2, 1]))
+    population = seed_population([3, 1], 6, rng, known=[(known, [2, 1])])
     assert population[0] == shortcuts.all_ones(3) + shortcuts.all_ones(1)
     resized = split(population[1], [3, 1])
     # pairs that exist in both shapes keep their bit: (0,2)->1, (0,out)->0, (1,out)->1 and block 2 unchanged

@@ -4,8 +4,9 @@ For tests, for trying the command line, and for comparing strategies at scale (b
 It mimics what the real task rewards, after the measurement in DESIGN.md section 3, but with cost in the
 fitness, so that dense-everywhere is not optimal:
 
-- architecture level: a Gaussian bump around a target per block at 60% of the `layers` range and 40% of the
-  `growth_rate` range (rounded) (bigger or smaller is worse: size is penalised), and, when the space searches the
+- architecture level: a Gaussian bump around a target per block at 80% of the `layers` range and 20% of the
+  `growth_rate` range (rounded; deep and narrow, away from the centre of the space, where the `ga` peer's
+  fixed architecture sits) (bigger or smaller is worse: size is penalised), and, when the space searches the
   learning rate, around the geometric mean of its range;
 - shortcut level: the fraction of bits that match the "input and output links" pattern (every link from the
   block input, every link into the block output, nothing else), which the measurement found the best sparse
@@ -51,7 +52,7 @@ class SyntheticObjective:
         self.shape = shape
         self.seconds = seconds
         self.targets = [
-            (round(lay[0] + 0.6 * (lay[1] - lay[0])), round(gro[0] + 0.4 * (gro[1] - gro[0])))
+            (round(lay[0] + 0.8 * (lay[1] - lay[0])), round(gro[0] + 0.2 * (gro[1] - gro[0])))
             for lay, gro in zip(space.layers, space.growth_rate, strict=True)
         ]
 

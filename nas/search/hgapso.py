@@ -5,8 +5,8 @@ PSO moves a swarm over the architecture level; every particle's decoded architec
 GA: `swarm_size * ga.population` genomes, particle-major (particle 0's population first). After
 `ga.generations` scored generations a particle's fitness is the best its GA found; personal and global bests
 keep that position together with its best bitstrings, the swarm moves, and each particle starts a fresh GA for
-its new architecture, seeded with the all-ones string, its personal best's bitstrings resized to the new layer
-counts, and random strings. Then the next iteration. The budget ends it, or convergence: after
+its new architecture, seeded with the all-ones string, its personal best's and the swarm's best bitstrings
+resized to the new layer counts, and random strings. Then the next iteration. The budget ends it, or convergence: after
 `STALL_PATIENCE` iterations in a row without a better global best (each of them full GA runs) it is `done()`.
 
 Elites are asked again in the next generation (the batch size stays constant; the driver answers genomes it has
@@ -21,6 +21,11 @@ from nas.genome.space import SearchSpace
 from nas.search import swarm as pso_math
 from nas.search.shortcut_ga import ShortcutGA
 from nas.search.strategy import Strategy, register
+
+# Seed every particle's new GA with the swarm's best bitstrings too, not only its own: shortcut patterns that
+# pay off transfer across architectures (resized to the new depths), so sharing them is how the GA level
+# profits from the swarm. Measured in benchmarks/RESULTS.md (search quality).
+SEED_GLOBAL_BEST = True
 
 
 @register("hgapso")
@@ -39,12 +44,12 @@ class HybridGAPSO(Strategy):
         return [layers for layers, _ in self.space.decode(list(position))[0]]
 
     def start_runs(self) -> list[ShortcutGA]:
-        """A fresh GA per particle at its current position, seeded from its personal best when it has one."""
+        """A fresh GA per particle at its current position, seeded from its personal best and the swarm's best,
+        resized to the new depths."""
         runs = []
         for particle in self.swarm.particles:
-            known = None
-            if particle.best is not None:
-                known = (particle.best.bits, self.layers_at(particle.best.position))
+            bests = [b for b in (particle.best, self.swarm.best if SEED_GLOBAL_BEST else None) if b is not None]
+            known = [(b.bits, self.layers_at(b.position)) for b in bests]
             layers = self.layers_at(particle.position)
             runs.append(ShortcutGA.start(layers, self.search.ga.population, self.rng, known))
         return runs

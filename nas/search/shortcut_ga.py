@@ -61,14 +61,16 @@ def random_string(layers: Sequence[int], rng: random.Random) -> str:
     return join([shortcuts.random_bits(n, rng) for n in layers])
 
 
+Known = tuple[Sequence[str], Sequence[int]]  # (bits per block, the layers they were laid out for)
+
+
 def seed_population(layers: Sequence[int], size: int, rng: random.Random,
-                    known: tuple[Sequence[str], Sequence[int]] | None = None) -> list[str]:  # fmt: skip
+                    known: Sequence[Known] = ()) -> list[str]:  # fmt: skip
     """The first generation (DESIGN.md section 3): the all-ones string (the DenseNet of this architecture),
-    then `known` = (bits per block, their layers) resized to `layers` (the particle's best so far), then
+    then each `known` string resized to `layers` (the particle's best so far, then the swarm's), then
     distinct random strings. Duplicates are only accepted once the space of strings is nearly exhausted."""
     population = [join([shortcuts.all_ones(n) for n in layers])]
-    if known is not None:
-        bits, old_layers = known
+    for bits, old_layers in known:
         resized = join([shortcuts.resize(b, o, n, rng) for b, o, n in zip(bits, old_layers, layers, strict=True)])
         population.append(resized)
     population = list(dict.fromkeys(population))[:size]
@@ -118,7 +120,7 @@ class ShortcutGA:
 
     @classmethod
     def start(cls, layers: Sequence[int], size: int, rng: random.Random,
-              known: tuple[Sequence[str], Sequence[int]] | None = None) -> "ShortcutGA":  # fmt: skip
+              known: Sequence[Known] = ()) -> "ShortcutGA":  # fmt: skip
         return cls(tuple(layers), tuple(seed_population(layers, size, rng, known)))
 
     def blocks(self, index: int) -> tuple[str, ...]:
