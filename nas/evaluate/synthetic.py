@@ -5,9 +5,10 @@ It mimics what the real task rewards, after the measurement in DESIGN.md section
 fitness, so that dense-everywhere is not optimal:
 
 - architecture level: a Gaussian bump around a target per block at 80% of the `layers` range and 20% of the
-  `growth_rate` range (rounded; deep and narrow, away from the centre of the space, where the `ga` peer's
-  fixed architecture sits) (bigger or smaller is worse: size is penalised), and, when the space searches the
-  learning rate, around the geometric mean of its range;
+  `growth_rate` range, rounded: deep and narrow, away from the centre of the space (where the `ga` peer's fixed
+  architecture sits, so that fixing the architecture is not rewarded by construction); bigger or smaller is
+  worse, so size is penalised; and, when the space searches the learning rate, a bump around the geometric mean
+  of its range;
 - shortcut level: the fraction of bits that match the "input and output links" pattern (every link from the
   block input, every link into the block output, nothing else), which the measurement found the best sparse
   pattern.
