@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.atomicfile import atomic_write_text
-from nas.errors import UserError
+from nas.errors import UserError, shown
 from nas.genome.channels import block_channels
 from nas.genome.genome import Genome, positive_int
 from nas.genome.space import SearchSpace, compression_value
@@ -59,11 +59,11 @@ class Architecture:
     def from_dict(cls, data: dict[str, Any]) -> "Architecture":
         """Validate an architecture mapping; raises `UserError` naming the first bad key."""
         if data.get("format") != ARCH_FORMAT:
-            raise UserError(f"must be {ARCH_FORMAT!r}, got {data.get('format')!r}", key="format")
+            raise UserError(f"must be {ARCH_FORMAT!r}, got {shown(data.get('format'))}", key="format")
         known = {"format", *FIXED_KEYS, "blocks", "learning_rate", "provenance"}
         unknown = set(data) - known
         if unknown:
-            raise UserError("unknown key", key=sorted(unknown)[0])
+            raise UserError("unknown key", key=str(min(unknown, key=str)))
         for name in (*FIXED_KEYS, "blocks"):
             if name not in data:
                 raise UserError("is missing", key=name)
@@ -81,10 +81,19 @@ class Architecture:
             genome=genome,
             provenance=provenance,
         )
-        for i, (_, c_in) in enumerate(block_channels(arch)[1:], start=1):
+        check_input_size(arch.input_size, len(genome.blocks), "input_size")
+        for i, (c_in, _) in enumerate(block_channels(arch)[1:], start=1):  # (input, output) per block
             if c_in < 1:
                 raise UserError(f"leaves 0 channels after block {i - 1} (floor(c * compression))", key="compression")
         return arch
+
+
+def check_input_size(input_size: int, num_blocks: int, key: str) -> None:
+    """Each transition halves the feature map (average pool 2x2, stride 2), so `num_blocks` blocks need an input
+    of at least 2**(num_blocks - 1) pixels; a smaller one would fail inside torch with an empty feature map."""
+    need = 2 ** (num_blocks - 1)
+    if input_size < need:
+        raise UserError(f"{num_blocks} blocks need an input of at least {need} px, got {input_size}", key=key)
 
 
 def load_architecture(path: str | Path) -> Architecture:

@@ -9,11 +9,11 @@ order of the file they came from.
 
 import hashlib
 import json
-import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
-from nas.errors import UserError
+from nas.errors import UserError, shown
 from nas.genome import shortcuts
 
 
@@ -66,7 +66,7 @@ class Genome:
             raise UserError("must be a mapping", key=key)
         unknown = set(data) - {"blocks", "learning_rate"}
         if unknown:
-            raise UserError(f"unknown key {sorted(unknown)[0]!r}", key=key)
+            raise UserError(f"unknown key {shown(min(unknown, key=str))}", key=key)
         prefix = f"{key}." if key else ""
         blocks = data.get("blocks")
         if not isinstance(blocks, list) or not blocks:
@@ -74,7 +74,7 @@ class Genome:
         genes = tuple(parse_block(b, f"{prefix}blocks[{i}]") for i, b in enumerate(blocks))
         lr = data.get("learning_rate")
         if lr is not None:
-            if isinstance(lr, bool) or not isinstance(lr, int | float) or not math.isfinite(lr) or lr <= 0:
+            if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr <= sys.float_info.max:
                 raise UserError("must be a positive number", key=f"{prefix}learning_rate")
             lr = float(lr)
         return cls(blocks=genes, learning_rate=lr)
@@ -85,7 +85,7 @@ def positive_int(value: Any, key: str, maximum: int = 10_000) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise UserError(f"must be an integer, not {type(value).__name__}", key=key)
     if not 1 <= value <= maximum:
-        raise UserError(f"must be in [1, {maximum}], got {value}", key=key)
+        raise UserError(f"must be in [1, {maximum}], got {shown(value)}", key=key)
     return value
 
 
@@ -95,7 +95,7 @@ def parse_block(data: Any, key: str) -> BlockGene:
         raise UserError("must be a mapping with layers, growth_rate, shortcuts", key=key)
     unknown = set(data) - {"layers", "growth_rate", "shortcuts"}
     if unknown:
-        raise UserError(f"unknown key {sorted(unknown)[0]!r}", key=key)
+        raise UserError(f"unknown key {shown(min(unknown, key=str))}", key=key)
     for name in ("layers", "growth_rate", "shortcuts"):
         if name not in data:
             raise UserError("is missing", key=f"{key}.{name}")

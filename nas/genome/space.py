@@ -9,16 +9,18 @@ follows from the decoded layers.
 
 import math
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.errors import UserError
+from nas.errors import UserError, shown
 from nas.genome import shortcuts
 from nas.genome.genome import BlockGene, Genome, positive_int
 from nas.yamlfile import load_yaml_mapping
 
 SPACE_FORMAT = "nas-search-space/1"
+MAX_FLOAT = sys.float_info.max
 
 
 @dataclass(frozen=True)
@@ -148,11 +150,11 @@ def compression_value(value: Any, key: str) -> float:
 def parse_space(data: dict[str, Any], name: str) -> SearchSpace:
     """Validate a search-space mapping (see `encodings/densenet_cifar.yaml`)."""
     if data.get("format") != SPACE_FORMAT:
-        raise UserError(f"must be {SPACE_FORMAT!r}, got {data.get('format')!r}", key="format")
+        raise UserError(f"must be {SPACE_FORMAT!r}, got {shown(data.get('format'))}", key="format")
     known = {"format", "name", "stem_channels", "bottleneck_width", "compression", "blocks", "learning_rate"}
     unknown = set(data) - known
     if unknown:
-        raise UserError("unknown key", key=sorted(unknown)[0])
+        raise UserError("unknown key", key=str(min(unknown, key=str)))
     for required in ("stem_channels", "bottleneck_width", "compression", "blocks"):
         if required not in data:
             raise UserError("is missing", key=required)
@@ -167,8 +169,9 @@ def parse_space(data: dict[str, Any], name: str) -> SearchSpace:
         growth.append(int_range(block["growth_rate"], f"blocks[{i}].growth_rate", 512))
     lr = data.get("learning_rate")
     if lr is not None:
-        ok = isinstance(lr, list) and len(lr) == 2 and all(type(v) in (int, float) and v > 0 for v in lr)
-        if not ok or not math.isfinite(lr[0]) or not math.isfinite(lr[1]) or lr[0] > lr[1]:
+        # a bound beyond float range (10**400) or not finite is refused here, before float() or log10 meet it
+        ok = isinstance(lr, list) and len(lr) == 2 and all(type(v) in (int, float) and 0 < v <= MAX_FLOAT for v in lr)
+        if not ok or lr[0] > lr[1]:
             raise UserError("must be a range [low, high] of positive numbers", key="learning_rate")
         lr = (float(lr[0]), float(lr[1]))
     space_name = data.get("name", name)

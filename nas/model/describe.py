@@ -8,7 +8,7 @@ import argparse
 import json
 from typing import Any
 
-from nas.errors import UserError
+from nas.errors import UserError, shown
 from nas.genome.architecture import ARCH_FORMAT, load_architecture
 from nas.genome.shortcuts import bit_length
 from nas.genome.space import SPACE_FORMAT, load_space
@@ -81,6 +81,6 @@ def inspect_command(args: argparse.Namespace) -> int:
     elif fmt == SPACE_FORMAT:
         info = describe_space(args.file)
     else:
-        raise UserError(f"{args.file}: format: must be {ARCH_FORMAT!r} or {SPACE_FORMAT!r}, got {fmt!r}")
+        raise UserError(f"{args.file}: format: must be {ARCH_FORMAT!r} or {SPACE_FORMAT!r}, got {shown(fmt)}")
     print(json.dumps(info) if args.json else format_text(info))
     return 0

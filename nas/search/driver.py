@@ -27,7 +27,7 @@ from nas.evaluate.evaluator import Evaluator, LocalEvaluator
 from nas.evaluate.objective import Objective, build_objective
 from nas.evaluate.result import Result
 from nas.genome import shortcuts
-from nas.genome.architecture import FIXED_KEYS, Architecture, save_architecture
+from nas.genome.architecture import FIXED_KEYS, Architecture, check_input_size, save_architecture
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace, load_space
 from nas.search.checkpoint import load_checkpoint, save_checkpoint
@@ -60,9 +60,13 @@ class Session:
 
 
 def load_search_space(config: Config) -> SearchSpace:
+    """The config's search space; any fault of that file is reported under the config key that names it."""
     if config.encoding is None:
         raise UserError("is required for a search (a file under encodings/)", key="encoding")
-    return load_space(config.encoding)
+    try:
+        return load_space(config.encoding)
+    except UserError as exc:
+        raise UserError(str(exc), key="encoding") from None
 
 
 def architecture_base(objective: Objective, space: SearchSpace) -> dict[str, Any]:
@@ -71,6 +75,7 @@ def architecture_base(objective: Objective, space: SearchSpace) -> dict[str, Any
     lr = space.learning_rate[0] if space.learning_rate else None
     probe = space.genome(space.encode(blocks, lr), tuple(shortcuts.all_ones(layers) for layers, _ in blocks))
     arch = objective.architecture(probe).to_dict()
+    check_input_size(arch["input_size"], space.num_blocks, "encoding")  # the data's size against the space's depth
     return {k: arch[k] for k in FIXED_KEYS}
 
 
@@ -96,10 +101,11 @@ def search_command(args: argparse.Namespace) -> int:
     space = load_search_space(config)
     strategy = build_strategy(config.search, space, config.seed)
     objective = build_objective(config, space)
+    base = architecture_base(objective, space)  # before the run directory: a misfit is bad input, not a run
     run = create_run_dir(Path(args.run_dir) if args.run_dir else default_run_dir(config), config)
     log.info("run directory %s", run.path)
     session = Session(run, config, space, strategy, objective, config_sha256=run.config_sha256())
-    save_state(session, architecture_base(objective, space))
+    save_state(session, base)
     return drive(session, args.workers, args.ray_address, args.max_evaluations)
 
 

@@ -1,0 +1,782 @@
+"""Hostile input: hundreds of generated bad configs, search spaces and architecture files, fed to every command
+that reads one. Each must be refused with exit 2 and exactly one non-empty line on stderr naming the problem
+(for a config value, its key path), no traceback, nothing executed and no run directory made.
+
+Every case starts from a shipped valid file (`search_configs/smoke.yaml`, `search_configs/digits_quick.yaml`,
+`encodings/*.yaml`, `examples/densenet_small.yaml`) and breaks it at one key path by a mutation that is bad by
+construction: a wrong type, a value past the field's range (read from the config dataclasses' own bounds, so
+a new field is covered the day it is added), a huge number, a missing or unknown key, a cross-field rule
+broken. Beside them: files that are not YAML at all (empty, binary, invalid UTF-8), deeply nested documents,
+alias bombs, and `!!python/` tags whose payload would create a marker file if it ran.
+
+The cases run in-process through `reliability_runs.cli` (hundreds take seconds); a sample goes through the
+real `nas` process too, to show that the process itself prints no traceback. Hypothesis is derandomized, so CI
+sees the same cases every run; `tests/test_bad_input.py` keeps the hand-written architecture cases.
+"""
+
+import dataclasses
+import logging
+import math
+import resource
+import time
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from conftest import run_nas
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from reliability_runs import ROOT, Outcome, cli, synthetic_config
+
+from nas import config as config_module
+
+DIGITS_CONFIG = ROOT / "search_configs/digits_quick.yaml"
+GOOD_ARCH = ROOT / "examples/densenet_small.yaml"
+CONFIG_BASES = ("smoke", "digits_quick")
+SPACE_BASES = ("densenet_small", "densenet_cifar")
+HYPOTHESIS = {
+    "deadline": None,
+    "derandomize": True,
+    "database": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much],
+}
+
+
+# --- running a case ---------------------------------------------------------------------------------------------
+
+
+def nas(*argv: str) -> Outcome:
+    """`cli(*argv)` with logging bound to this call's stderr: `nas.cli.main` configures the root logger once, on
+    the stream of the first call, so without this a log line of a later call would escape the one-line check."""
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    root.handlers.clear()
+    try:
+        return cli(*argv)
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(level)
+
+
+def assert_refused(out: Outcome, *needles: str) -> str:
+    """Exit 2, one non-empty stderr line holding every needle, no traceback, nothing on stdout."""
+    assert out.exception is None, f"escaped {type(out.exception).__name__}: {out.exception}"
+    lines = out.error_lines()
+    assert out.code == 2, (out.code, out.stderr[-2000:])
+    assert len(lines) == 1, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    assert not out.stdout.strip(), out.stdout[:500]
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+@dataclass
+class Case:
+    """One bad file: its text (or bytes), what the error line must name, and how it was made."""
+
+    data: Any  # a mapping to dump as YAML, or raw text/bytes
+    needle: str
+    what: str
+
+    def write(self, path: Path) -> Path:
+        if isinstance(self.data, bytes):
+            path.write_bytes(self.data)
+        elif isinstance(self.data, str):
+            path.write_text(self.data, encoding="utf-8")
+        else:
+            path.write_text(yaml.safe_dump(self.data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        return path
+
+
+class Folder:
+    """A fresh numbered folder per case, under one pytest tmp_path (hypothesis reuses the function's fixtures)."""
+
+    def __init__(self, root: Path):
+        self.root, self.count = root, 0
+
+    def next(self) -> Path:
+        self.count += 1
+        folder = self.root / f"case{self.count}"
+        folder.mkdir()
+        return folder
+
+
+def config_commands(cfg: Path, folder: Path, *needles: str) -> int:
+    """Every command that reads a search config, each refused the same way; returns how many ran."""
+    run_dir, baseline_dir = folder / "run", folder / "baseline"
+    calls: list[tuple[str, ...]] = [
+        ("search", str(cfg), "--run-dir", str(run_dir), "--workers", "0", "--max-evaluations", "1"),
+        ("data", "summary", str(cfg)),
+        ("train", str(GOOD_ARCH), "--config", str(cfg), "--epochs", "1"),
+        ("baseline", str(cfg), "--run-dir", str(baseline_dir), "--epochs", "1"),
+    ]
+    for argv in calls:
+        assert_refused(nas(*argv), *needles)
+    assert not run_dir.exists(), "a refused config made a run directory"
+    assert not baseline_dir.exists(), "a refused config made a baseline directory"
+    return len(calls)
+
+
+# --- the config schema, read from nas.config --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One config key: its dotted path, type hint and range metadata."""
+
+    path: str
+    hint: Any
+    meta: typing.Mapping[str, Any]
+
+
+def config_leaves(cls: type = config_module.Config, prefix: str = "") -> list[Leaf]:
+    """Every leaf key of the config dataclasses (sections, including the optional `baseline`, are walked)."""
+    leaves = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        path, hint = f"{prefix}{f.name}", hints[f.name]
+        inner = [a for a in typing.get_args(hint) if a is not type(None)] if is_optional(hint) else [hint]
+        if len(inner) == 1 and dataclasses.is_dataclass(inner[0]):
+            leaves += config_leaves(inner[0], f"{path}.")
+        else:
+            leaves.append(Leaf(path, hint, f.metadata))
+    return leaves
+
+
+def config_sections(cls: type = config_module.Config, prefix: str = "") -> list[str]:
+    out = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        inner = [a for a in typing.get_args(hint) if a is not type(None)] if is_optional(hint) else [hint]
+        if len(inner) == 1 and dataclasses.is_dataclass(inner[0]):
+            out.append(f"{prefix}{f.name}")
+            out += config_sections(inner[0], f"{prefix}{f.name}.")
+    return out
+
+
+def is_optional(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint)
+
+
+def base_type(hint: Any) -> Any:
+    if is_optional(hint):
+        return [a for a in typing.get_args(hint) if a is not type(None)][0]
+    return hint
+
+
+LEAVES = config_leaves()
+SECTIONS = config_sections()
+
+NOT_A_NUMBER = st.sampled_from(["fast", "", "1e3x", [1], {"a": 1}, [], True, False])
+NOT_A_STRING = st.sampled_from([5, 1.5, ["a"], {"k": "v"}, True, 10**100])
+NOT_A_BOOL = st.sampled_from(["yes", "no", "true", 1, 0, 0.0, [True], {"on": True}])
+HUGE = st.sampled_from([10**100, -(10**100), 1e308, -1e308, 10**400, float("inf"), float("-inf"), float("nan")])
+
+
+def out_of_range(hint: Any, meta: typing.Mapping[str, Any]) -> st.SearchStrategy:
+    """Numbers past a field's bounds (an open end counts its own value as outside), and huge ones."""
+    is_int = base_type(hint) is int
+    options: list[st.SearchStrategy] = []
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None:
+        edge = (
+            low
+            if meta.get("open_low")
+            else (low - 1 if is_int else math.nextafter(low, -math.inf) if low != 0 else -1e-9)
+        )
+        below = st.integers(max_value=int(math.floor(edge)), min_value=int(math.floor(edge)) - 10**6)
+        options += [st.just(int(edge) if is_int else float(edge)), below, st.just(-(10**100)), st.just(-1e308)]
+    if high is not None:
+        edge = high if meta.get("open_high") else (high + 1 if is_int else high * 1.5 + 1)
+        options += [st.just(int(edge) if is_int else float(edge)), st.just(10**100), st.just(10**400)]
+        if not is_int:
+            options.append(st.just(1e308))
+    if not is_int:
+        options.append(st.sampled_from([float("inf"), float("-inf"), float("nan")]))
+    if is_int:
+        options.append(st.sampled_from([1e308, 2.5, float("nan")]))  # floats where an integer is wanted
+    return st.one_of(options) if options else st.nothing()
+
+
+def bad_values(leaf: Leaf) -> st.SearchStrategy:
+    """Values that must be refused at `leaf`, by construction."""
+    tp = base_type(leaf.hint)
+    origin = typing.get_origin(tp)
+    none = [] if is_optional(leaf.hint) else [st.none()]
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        wrong = st.one_of(st.text(max_size=12).filter(lambda s: s not in choices), NOT_A_STRING, st.just([choices[0]]))
+        return st.one_of(wrong, *none)
+    if origin is list:
+        item = typing.get_args(tp)[0]
+        if dataclasses.is_dataclass(item):  # search.architecture: a list of fixed blocks
+            return st.sampled_from(
+                ["x", 5, [5], [{"layers": 0, "growth_rate": 4}], [{"bogus": 1}], [{"layers": 65}], [{"layers": "4"}]]
+            )
+        if typing.get_origin(item) is Literal:  # baseline.models
+            return st.sampled_from(["resnet50", ["vgg16"], [1], [["resnet50"]], {"resnet50": 1}])
+        return st.one_of(  # fitness.lr_values
+            st.sampled_from(["0.1", 0.1, ["x"], [0.0], [], [11], [-1], [float("nan")], [10**400], {"a": 1}])
+        )
+    if tp is bool:
+        return st.one_of(NOT_A_BOOL, *none)
+    if tp is str:
+        wrong = [NOT_A_STRING, *none]
+        if leaf.meta.get("path"):
+            wrong.append(st.sampled_from(["a\x00b", "\x00"]))
+        return st.one_of(wrong)
+    if tp in (int, float):
+        return st.one_of(NOT_A_NUMBER, out_of_range(leaf.hint, leaf.meta), *none)
+    raise AssertionError(f"no bad values for {leaf.path}: {leaf.hint}")
+
+
+def shipped_config(name: str) -> dict[str, Any]:
+    """A shipped config as a mapping, its relative encoding made absolute so it reads the same from tmp."""
+    data = yaml.safe_load((ROOT / f"search_configs/{name}.yaml").read_text())
+    data["encoding"] = str((ROOT / "search_configs" / data["encoding"]).resolve())
+    return data
+
+
+def set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    node = data
+    for name in parents:
+        if not isinstance(node.get(name), dict):
+            node[name] = {}
+        node = node[name]
+    node[last] = value
+
+
+KEY_NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,14}", fullmatch=True)
+
+
+@st.composite
+def config_cases(draw: Callable) -> Case:
+    """A shipped config broken at one key path, in one of five ways."""
+    base = draw(st.sampled_from(CONFIG_BASES))
+    data = shipped_config(base)
+    kind = draw(st.sampled_from(["value"] * 6 + ["unknown key", "section", "cross"]))
+    if kind == "value":
+        leaf = draw(st.sampled_from(LEAVES))
+        value = draw(bad_values(leaf))
+        set_path(data, leaf.path, value)
+        return Case(data, leaf.path, f"{base}: {leaf.path} = {config_module.short(value)}")
+    if kind == "unknown key":
+        where = draw(st.sampled_from(["", *SECTIONS]))
+        known = {f.name for f in dataclasses.fields(section_class(where))}
+        name = draw(KEY_NAMES.filter(lambda n: n not in known))
+        path = f"{where}.{name}" if where else name
+        set_path(data, path, draw(st.sampled_from([1, "x", None, [1], {"a": 1}])))
+        return Case(data, path, f"{base}: unknown key {path}")
+    if kind == "section":
+        where = draw(st.sampled_from(SECTIONS))
+        value = draw(st.sampled_from([5, "yes", [1, 2], 1.5, True]))
+        set_path(data, where, value)
+        return Case(data, where, f"{base}: section {where} = {value!r}")
+    rule = draw(st.sampled_from(["elitism", "tournament", "sample", "budget"]))
+    if rule == "elitism":
+        population = draw(st.integers(2, 50))
+        data["search"]["ga"] = {"population": population, "elitism": draw(st.integers(population, 100))}
+        return Case(data, "search.ga.elitism", f"{base}: elitism >= population {population}")
+    if rule == "tournament":
+        population = draw(st.integers(2, 50))
+        tournament = draw(st.integers(population + 1, 100))
+        data["search"]["ga"] = {"population": population, "tournament_size": tournament, "elitism": 0}
+        return Case(data, "search.ga.tournament_size", f"{base}: tournament {tournament} > population {population}")
+    if rule == "sample":
+        population = draw(st.integers(2, 1000))
+        sample = draw(st.integers(population + 1, 100_000))
+        data["search"]["regularized_evolution"] = {"population": population, "sample_size": sample}
+        return Case(data, "search.regularized_evolution.sample_size", f"{base}: sample {sample} > population")
+    data["search"]["budget"] = {"evaluations": None, "hours": None}
+    return Case(data, "search.budget", f"{base}: no budget")
+
+
+def section_class(path: str) -> type:
+    cls: Any = config_module.Config
+    for name in filter(None, path.split(".")):
+        hint = base_type(typing.get_type_hints(cls)[name])
+        cls = hint
+    return cls
+
+
+# --- search-space and architecture files ------------------------------------------------------------------------
+
+NOT_AN_INT = st.sampled_from(["8", 8.0, 2.5, True, None, [8], {"n": 8}, "", float("nan"), 1e308])
+
+
+def bad_positive_int(maximum: int) -> st.SearchStrategy:
+    return st.one_of(
+        NOT_AN_INT, st.integers(max_value=0, min_value=-(10**6)), st.integers(maximum + 1, maximum + 10**6), HUGE
+    )
+
+
+BAD_COMPRESSION = st.one_of(
+    st.sampled_from([0, 0.0, -0.5, 1.0000001, 2, "0.5", None, True, [0.5], 10**400, float("nan")]),
+    st.floats(min_value=1.0, exclude_min=True, allow_infinity=True),
+    st.floats(max_value=0.0),
+)
+BAD_LR = st.sampled_from([0, -1e-3, "fast", True, [0.1], float("inf"), float("nan"), 10**400, -(10**400)])
+
+
+def bad_range(maximum: int) -> st.SearchStrategy:
+    """A `[low, high]` integer range that is not one: reversed, out of [1, maximum], wrong shape or types."""
+    reversed_pair = st.integers(1, maximum - 1).flatmap(lambda lo: st.tuples(st.integers(lo + 1, maximum), st.just(lo)))
+    return st.one_of(
+        reversed_pair.map(list),
+        st.sampled_from([[0, 3], [1, maximum + 1], [-5, 2], [1], [1, 2, 3], "1-6", 4, None, [1.5, 3], [True, 3]]),
+        st.sampled_from([[1, 10**100], [10**400, 10**400], [1, float("inf")], [{"a": 1}, 2], []]),
+    )
+
+
+def shipped_space(name: str) -> dict[str, Any]:
+    return yaml.safe_load((ROOT / f"encodings/{name}.yaml").read_text())
+
+
+@st.composite
+def space_cases(draw: Callable) -> Case:
+    """A shipped search space broken at one key."""
+    base = draw(st.sampled_from(SPACE_BASES))
+    data = shipped_space(base)
+    b = draw(st.integers(0, len(data["blocks"]) - 1))
+    kind = draw(
+        st.sampled_from(
+            ["stem", "bottleneck", "compression", "layers", "growth", "lr", "format", "missing", "unknown", "blocks"]
+            + ["block key", "name"]
+        )
+    )
+    if kind == "stem":
+        data["stem_channels"] = draw(bad_positive_int(4096))
+        return Case(data, "stem_channels", f"{base}: stem_channels")
+    if kind == "bottleneck":
+        data["bottleneck_width"] = draw(bad_positive_int(64))
+        return Case(data, "bottleneck_width", f"{base}: bottleneck_width")
+    if kind == "compression":
+        data["compression"] = draw(BAD_COMPRESSION)
+        return Case(data, "compression", f"{base}: compression = {data['compression']!r}")
+    if kind == "layers":
+        data["blocks"][b]["layers"] = draw(bad_range(64))
+        return Case(data, f"blocks[{b}].layers", f"{base}: blocks[{b}].layers = {data['blocks'][b]['layers']!r}")
+    if kind == "growth":
+        data["blocks"][b]["growth_rate"] = draw(bad_range(512))
+        return Case(data, f"blocks[{b}].growth_rate", f"{base}: blocks[{b}].growth_rate")
+    if kind == "lr":
+        data["learning_rate"] = draw(
+            st.sampled_from([[0, 1], [-1, 1], [0.1, 0.01], ["a", 1], [1e-3], 0.1, [float("inf"), 1], [1, 10**400]])
+        )
+        return Case(data, "learning_rate", f"{base}: learning_rate = {data['learning_rate']!r}")
+    if kind == "format":
+        data["format"] = draw(st.sampled_from(["nas-search-space/2", "", None, 1, ["nas-search-space/1"]]))
+        return Case(data, "format", f"{base}: format = {data['format']!r}")
+    if kind == "missing":
+        key = draw(st.sampled_from(["stem_channels", "bottleneck_width", "compression", "blocks"]))
+        del data[key]
+        return Case(data, key, f"{base}: {key} missing")
+    if kind == "unknown":
+        known = {"format", "name", "stem_channels", "bottleneck_width", "compression", "blocks", "learning_rate"}
+        key = draw(KEY_NAMES.filter(lambda n: n not in known))
+        data[key] = 1
+        return Case(data, key, f"{base}: unknown key {key}")
+    if kind == "blocks":
+        data["blocks"] = draw(st.sampled_from([[], "two", 2, None, [data["blocks"][0]] * 9]))
+        return Case(data, "blocks", f"{base}: blocks = {config_module.short(data['blocks'])}")
+    if kind == "block key":
+        data["blocks"][b][draw(KEY_NAMES.filter(lambda n: n not in ("layers", "growth_rate")))] = [1, 2]
+        return Case(data, f"blocks[{b}]", f"{base}: unknown key in blocks[{b}]")
+    data["name"] = draw(NOT_A_STRING)
+    return Case(data, "name", f"{base}: name = {data['name']!r}")
+
+
+def shipped_architecture() -> dict[str, Any]:
+    return yaml.safe_load(GOOD_ARCH.read_text())
+
+
+ARCH_INTS = {"in_channels": 64, "num_classes": 100_000, "input_size": 4096, "stem_channels": 4096}
+ARCH_INTS["bottleneck_width"] = 64
+ARCH = "nas-architecture/1"
+
+
+@st.composite
+def architecture_cases(draw: Callable) -> Case:
+    """The shipped example architecture broken at one key."""
+    data = shipped_architecture()
+    b = draw(st.integers(0, len(data["blocks"]) - 1))
+    block = data["blocks"][b]
+    kind = draw(
+        st.sampled_from(
+            ["fixed"] * 3 + ["compression", "layers", "growth", "shortcuts", "stale", "lr", "format", "provenance"]
+            + ["missing", "unknown", "blocks", "block", "too small", "no channels"]
+        )
+    )  # fmt: skip
+    if kind == "fixed":
+        key = draw(st.sampled_from(sorted(ARCH_INTS)))
+        data[key] = draw(bad_positive_int(ARCH_INTS[key]))
+        return Case(data, key, f"{key} = {config_module.short(data[key])}")
+    if kind == "compression":
+        data["compression"] = draw(BAD_COMPRESSION)
+        return Case(data, "compression", f"compression = {data['compression']!r}")
+    if kind == "layers":
+        block["layers"] = draw(bad_positive_int(200))
+        return Case(data, f"blocks[{b}].layers", f"blocks[{b}].layers = {config_module.short(block['layers'])}")
+    if kind == "growth":
+        block["growth_rate"] = draw(bad_positive_int(4096))
+        return Case(data, f"blocks[{b}].growth_rate", f"blocks[{b}].growth_rate")
+    if kind == "shortcuts":
+        bits = block["shortcuts"]
+        block["shortcuts"] = draw(
+            st.one_of(
+                st.sampled_from([bits[:-1], bits + "1", "", int(bits) if bits.strip("0") else 0, None, list(bits)]),
+                st.text(alphabet="012 x", min_size=len(bits), max_size=len(bits)).filter(lambda s: set(s) - {"0", "1"}),
+            )
+        )
+        return Case(data, f"blocks[{b}].shortcuts", f"blocks[{b}].shortcuts = {block['shortcuts']!r}")
+    if kind == "stale":  # layers changed, shortcut string left at the old length
+        block["layers"] = draw(st.integers(1, 200).filter(lambda n: n != block["layers"]))
+        return Case(data, f"blocks[{b}].shortcuts", f"blocks[{b}].layers {block['layers']} with old shortcuts")
+    if kind == "lr":
+        data["learning_rate"] = draw(BAD_LR)
+        return Case(data, "learning_rate", f"learning_rate = {data['learning_rate']!r}")
+    if kind == "format":
+        data["format"] = draw(st.sampled_from(["nas-architecture/2", "nas-architecture", 1, None, "", [ARCH]]))
+        return Case(data, "format", f"format = {data['format']!r}")
+    if kind == "provenance":
+        data["provenance"] = draw(st.sampled_from([5, "run-1", [1, 2], 1.5, True]))
+        return Case(data, "provenance", f"provenance = {data['provenance']!r}")
+    if kind == "missing":
+        key = draw(st.sampled_from([*ARCH_INTS, "compression", "blocks"]))
+        del data[key]
+        return Case(data, key, f"{key} missing")
+    if kind == "unknown":
+        key = draw(KEY_NAMES.filter(lambda n: n not in {"format", *ARCH_INTS, "compression", "blocks"}))
+        key = key if key not in ("learning_rate", "provenance") else key + "_x"
+        data[key] = 1
+        return Case(data, key, f"unknown key {key}")
+    if kind == "blocks":
+        data["blocks"] = draw(st.sampled_from([[], "blocks", 3, None, {"layers": 3}]))
+        return Case(data, "blocks", f"blocks = {data['blocks']!r}")
+    if kind == "block":
+        choice = draw(st.sampled_from(["not a mapping", "unknown key", "missing key"]))
+        if choice == "not a mapping":
+            data["blocks"][b] = draw(st.sampled_from([3, "3", [3, 12, "111111"], None]))
+        elif choice == "unknown key":
+            block[draw(KEY_NAMES.filter(lambda n: n not in ("layers", "growth_rate", "shortcuts")))] = 1
+        else:
+            del block[draw(st.sampled_from(["layers", "growth_rate", "shortcuts"]))]
+        return Case(data, f"blocks[{b}]", f"blocks[{b}]: {choice}")
+    if kind == "too small":  # 2 blocks halve the map once: an input of 1 px leaves nothing to pool
+        data["input_size"] = 1
+        return Case(data, "input_size", "input_size 1 with 2 blocks")
+    data["compression"] = draw(st.sampled_from([0.001, 0.01, 1e-300]))
+    return Case(data, "compression", f"compression {data['compression']} leaves 0 channels")
+
+
+# --- files that are not a config at all -------------------------------------------------------------------------
+
+
+def alias_bomb(levels: int = 9) -> str:
+    """'Billion laughs': nine lists of nine references to the level below; 9**9 strings if expanded."""
+    rows = ['&l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    rows += [f"&l{i} [" + ",".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "[" + ", ".join(rows) + "]"
+
+
+def merge_bomb(levels: int = 9) -> str:
+    """Merge keys (`<<`) over aliases of aliases: a mapping that would grow by 9x a level if copied."""
+    rows = ["&m0 {k0: 1}"] + [
+        f"&m{i} {{<<: [" + ",".join([f"*m{i - 1}"] * 9) + f"], k{i}: 1}}" for i in range(1, levels)
+    ]
+    return "[" + ", ".join(rows) + "]"
+
+
+def python_tags(marker: Path) -> list[tuple[str, str]]:
+    """Documents that would create `marker` if a loader honoured the `!!python/` tags."""
+    return [
+        ("object/apply os.system", f"name: !!python/object/apply:os.system ['touch {marker}']\n"),
+        ("object/apply open", f"name: !!python/object/apply:builtins.open ['{marker}', 'w']\n"),
+        ("object/apply subprocess", f"!!python/object/apply:subprocess.check_call [['touch', '{marker}']]\n"),
+        ("object/new", f"seed: !!python/object/new:subprocess.Popen [['touch', '{marker}']]\n"),
+        ("name tag", "name: !!python/name:os.system\n"),
+        ("module tag", "name: !!python/module:os\n"),
+        ("object tag", "name: !!python/object:argparse.Namespace {x: 1}\n"),
+        (
+            "nested apply",
+            f"search:\n  pso:\n    swarm_size: !!python/object/apply:os.system ['touch {marker}']\n",
+        ),
+        ("local tag", f"name: !python/object/apply:os.system ['touch {marker}']\n"),
+    ]
+
+
+def garbage_documents(marker: Path) -> list[tuple[str, str | bytes, str]]:
+    """(name, content, needle): files that are no mapping of the right kind at all."""
+    deep = 1_000
+    docs: list[tuple[str, str | bytes, str]] = [
+        ("empty", "", "empty"),
+        ("whitespace", "   \n\n\t\n", ""),
+        ("comment only", "# nothing here\n", "empty"),
+        ("null document", "~\n", "empty"),
+        ("a scalar", "42\n", "mapping"),
+        ("a string", "hello\n", "mapping"),
+        ("a list", "- 1\n- 2\n", "mapping"),
+        ("unclosed", "name: [unclosed\n", "YAML"),
+        ("tab indent", "search:\n\tpso: 1\n", "YAML"),
+        ("duplicate anchor alias", "name: *nothing\n", "YAML"),
+        ("binary", bytes(range(256)), ""),
+        ("NUL bytes", b"name: x\x00\x00\n", ""),
+        ("invalid UTF-8", b"name: caf\xe9\n", "read"),
+        ("UTF-16", "name: x\n".encode("utf-16"), ""),
+        ("lone surrogate escape", b"name: \xed\xa0\x80\n", ""),
+        ("deep lists", "name: " + "[" * deep + "]" * deep + "\n", "YAML"),
+        ("deep mappings", "name: " + "{a: " * deep + "1" + "}" * deep + "\n", "YAML"),
+        ("deep block mapping", "".join("  " * i + f"k{i}:\n" for i in range(300)) + "  " * 300 + "x: 1\n", ""),
+        ("huge integer", "seed: 1" + "0" * 5000 + "\n", ""),
+        ("complex key", "? [a, b]\n: 1\n", "YAML"),
+        ("alias bomb top", f"lol: {alias_bomb()}\n", "lol"),
+        ("alias bomb in name", f"name: {alias_bomb()}\n", "name"),
+        ("alias bomb in a number", f"search:\n  pso:\n    swarm_size: {alias_bomb()}\n", "search.pso.swarm_size"),
+        ("alias bomb as a section", f"fitness: {alias_bomb()}\n", "fitness"),
+        ("merge bomb", f"name: {merge_bomb()}\n", "name"),
+        ("many keys", "".join(f"k{i}: {i}\n" for i in range(5_000)), "unknown key"),
+        ("long string", "name: [" + "x" * 200_000 + "]\n", "name"),
+    ]
+    docs += [(f"python tag: {name}", text, "") for name, text in python_tags(marker)]
+    return docs
+
+
+# --- the tests --------------------------------------------------------------------------------------------------
+
+
+def test_generated_bad_configs_are_refused_by_every_command(tmp_path, record_property):
+    """Generated bad configs (wrong types, out of range, huge numbers, unknown keys, broken sections and rules)
+    given to search, data summary, train and baseline."""
+    folders, seen, calls = Folder(tmp_path), set(), 0
+
+    @settings(max_examples=150, **HYPOTHESIS)
+    @given(case=config_cases())
+    def check(case: Case) -> None:
+        nonlocal calls
+        folder = folders.next()
+        cfg = case.write(folder / "config.yaml")
+        calls += config_commands(cfg, folder, case.needle)
+        seen.add(cfg.read_bytes())
+
+    check()
+    record_property("tried", len(seen))
+    record_property("calls", calls)
+    assert len(seen) >= 120, f"only {len(seen)} distinct bad configs were generated"
+
+
+def test_every_config_key_is_refused_with_its_path(tmp_path, record_property):
+    """One wrong-typed value for every key of the config schema (so no key is left to chance)."""
+    folders, tried = Folder(tmp_path), 0
+    for leaf in LEAVES:
+        tp = base_type(leaf.hint)
+        value = [["nested"]] if tp in (int, float, bool) or typing.get_origin(tp) is Literal else {"a": 1}
+        if tp is str:
+            value = ["not", "a", "string"]
+        data = shipped_config("smoke")
+        set_path(data, leaf.path, value)
+        folder = folders.next()
+        config_commands(Case(data, leaf.path, "").write(folder / "config.yaml"), folder, leaf.path)
+        tried += 1
+    record_property("tried", tried)
+    assert tried >= 60
+
+
+def test_missing_encoding_and_bad_search_spaces_are_refused(tmp_path, record_property):
+    """Generated bad search spaces (bad ranges, types, missing and unknown keys) given to inspect, and to search
+    through a config's encoding; and a search config without an encoding."""
+    folders, seen = Folder(tmp_path), set()
+
+    @settings(max_examples=60, **HYPOTHESIS)
+    @given(case=space_cases())
+    def check(case: Case) -> None:
+        folder = folders.next()
+        space = case.write(folder / "space.yaml")
+        assert_refused(nas("inspect", str(space)), case.needle)
+        cfg = synthetic_config(folder)
+        data = yaml.safe_load(cfg.read_text())
+        data["encoding"] = str(space)
+        cfg.write_text(yaml.safe_dump(data))
+        run = folder / "run"
+        line = assert_refused(nas("search", str(cfg), "--run-dir", str(run), "--workers", "0"), case.needle)
+        assert "encoding" in line
+        assert not run.exists()
+        seen.add(space.read_bytes())
+
+    check()
+    data = shipped_config("smoke")
+    del data["encoding"]
+    folder = folders.next()
+    cfg = Case(data, "", "").write(folder / "config.yaml")
+    assert_refused(nas("search", str(cfg), "--run-dir", str(folder / "run"), "--workers", "0"), "encoding")
+    # A valid space too deep for the data: 8 blocks halve an 8x8 digit below one pixel.
+    deep = shipped_space("densenet_small")
+    deep["blocks"] = deep["blocks"][:1] * 8
+    data["encoding"] = str(Case(deep, "", "").write(folder / "deep.yaml"))
+    cfg = Case(data, "", "").write(folder / "config.yaml")
+    assert_refused(nas("search", str(cfg), "--run-dir", str(folder / "run"), "--workers", "0"), "encoding", "8 blocks")
+    assert not (folder / "run").exists()
+    record_property("tried", len(seen) + 2)
+    assert len(seen) >= 45, f"only {len(seen)} distinct bad search spaces"
+
+
+def test_generated_bad_architecture_files_are_refused(tmp_path, record_property):
+    """Generated bad architecture files (fixed parts, blocks, shortcut strings, learning rate, format, keys)
+    given to inspect and to train."""
+    folders, seen = Folder(tmp_path), set()
+
+    @settings(max_examples=90, **HYPOTHESIS)
+    @given(case=architecture_cases())
+    def check(case: Case) -> None:
+        folder = folders.next()
+        arch = case.write(folder / "architecture.yaml")
+        assert_refused(nas("inspect", str(arch)), case.needle)
+        save = folder / "saved"
+        train = ("train", str(arch), "--config", str(DIGITS_CONFIG), "--epochs", "1", "--save", str(save))
+        assert_refused(nas(*train), case.needle)
+        assert not save.exists()
+        seen.add(arch.read_bytes())
+
+    check()
+    record_property("tried", len(seen))
+    assert len(seen) >= 70, f"only {len(seen)} distinct bad architecture files"
+
+
+def test_garbage_files_bombs_and_python_tags(tmp_path, record_property):
+    """Files that are not a config at all: empty, binary, invalid UTF-8, deep nesting, alias and merge bombs,
+    `!!python/` tags with a payload; as a config (4 commands) and as an architecture file (inspect, train)."""
+    marker = tmp_path / "EXECUTED"
+    folders, tried = Folder(tmp_path), 0
+    for name, content, needle in garbage_documents(marker):
+        folder = folders.next()
+        path = Case(content, needle, name).write(folder / "input.yaml")
+        start, rss = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        config_commands(path, folder, needle, str(path))
+        assert_refused(nas("inspect", str(path)), str(path))
+        assert_refused(nas("train", str(path), "--config", str(DIGITS_CONFIG), "--epochs", "1"), str(path))
+        seconds = time.monotonic() - start
+        grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024
+        assert seconds < 20, f"{name}: took {seconds:.1f} s"
+        assert grown_mb < 500, f"{name}: peak memory grew by {grown_mb:.0f} MB"
+        assert not marker.exists(), f"{name}: the payload ran"
+        tried += 1
+    record_property("tried", tried)
+
+
+def test_generated_binary_garbage(tmp_path, record_property):
+    """Random bytes (hypothesis) as a config and as an architecture file."""
+    folders, seen = Folder(tmp_path), set()
+
+    @settings(max_examples=40, **HYPOTHESIS)
+    @given(blob=st.one_of(st.binary(min_size=1, max_size=400), st.binary(max_size=50).map(lambda b: b"\xff" + b)))
+    def check(blob: bytes) -> None:
+        folder = folders.next()
+        path = folder / "input.yaml"
+        path.write_bytes(blob)
+        expected_valid = safe_mapping(blob)
+        if expected_valid is not None:  # random bytes that happen to be a YAML mapping: an unknown key somewhere
+            return
+        config_commands(path, folder, str(path))
+        assert_refused(nas("inspect", str(path)), str(path))
+        seen.add(blob)
+
+    check()
+    record_property("tried", len(seen))
+    assert len(seen) >= 30
+
+
+def safe_mapping(blob: bytes) -> dict | None:
+    """The blob as a YAML mapping, if it is one (then it is refused for its keys, not its bytes)."""
+    try:
+        data = yaml.safe_load(blob.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def test_bad_config_in_a_run_directory_is_refused_by_export_and_report(tmp_path, record_property):
+    """A run directory whose config.yaml was replaced by a bad one, given to export, report and resume."""
+    source = tmp_path / "source"
+    source.mkdir()
+    cfg = synthetic_config(source, evaluations=8)
+    run = tmp_path / "run"
+    finished = nas("search", str(cfg), "--run-dir", str(run), "--workers", "0")
+    assert finished.code == 0, finished.stderr
+    good = (run / "config.yaml").read_bytes()
+    before = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    marker = tmp_path / "EXECUTED"
+    cases = [
+        ("wrong type", "search:\n  pso:\n    swarm_size: many\n", "search.pso.swarm_size"),
+        ("out of range", "fitness:\n  lr: -1\n", "fitness.lr"),
+        ("unknown key", "surprise: 1\n", "surprise"),
+        ("huge", "seed: " + str(10**100) + "\n", "seed"),
+        ("empty", "", "empty"),
+        ("binary", "\x00\x01\x02", ""),
+        ("python tag", f"name: !!python/object/apply:os.system ['touch {marker}']\n", "YAML"),
+        ("alias bomb", f"name: {alias_bomb()}\n", "name"),
+    ]
+    tried = 0
+    for name, text, needle in cases:
+        (run / "config.yaml").write_text(text, encoding="utf-8")
+        assert_refused(nas("export", str(run), "--out", str(tmp_path / f"export-{tried}")), needle)
+        assert_refused(nas("report", str(run)), needle)
+        assert not (tmp_path / f"export-{tried}").exists() and not (run / "report").exists(), name
+        tried += 1
+    assert not marker.exists()
+    (run / "config.yaml").write_bytes(good)
+    after = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert after == before, "a refused export or report changed the run directory"
+    record_property("tried", tried)
+
+
+def test_real_process_prints_no_traceback(tmp_path, record_property):
+    """A sample of the bad inputs through the real `nas` process (what a user sees)."""
+    marker = tmp_path / "EXECUTED"
+    arch = shipped_architecture()
+    arch["blocks"][0]["shortcuts"] = "11111"
+    config = shipped_config("smoke")
+    config["search"]["pso"]["swarm_size"] = "8"
+    huge = shipped_config("digits_quick")
+    huge["fitness"]["lr"] = 10**400
+    space = shipped_space("densenet_small")
+    space["blocks"][1]["layers"] = [6, 1]
+    files = {
+        "arch.yaml": Case(arch, "", ""),
+        "config.yaml": Case(config, "", ""),
+        "huge.yaml": Case(huge, "", ""),
+        "space.yaml": Case(space, "", ""),
+        "tag.yaml": Case(f"name: !!python/object/apply:os.system ['touch {marker}']\n", "", ""),
+        "bomb.yaml": Case(f"name: {alias_bomb()}\n", "", ""),
+        "binary.yaml": Case(bytes(range(256)), "", ""),
+        "mixed-keys.yaml": Case("format: nas-architecture/1\n1: 2\nextra: 3\n", "", ""),
+    }
+    for name, case in files.items():
+        case.write(tmp_path / name)
+    t = str(tmp_path)
+    calls = [
+        (("inspect", f"{t}/arch.yaml"), "blocks[0].shortcuts"),
+        (("inspect", f"{t}/space.yaml"), "blocks[1].layers"),
+        (("inspect", f"{t}/mixed-keys.yaml"), "unknown key"),
+        (("inspect", f"{t}/binary.yaml"), "binary.yaml"),
+        (("search", f"{t}/config.yaml", "--run-dir", f"{t}/run", "--workers", "0"), "search.pso.swarm_size"),
+        (("search", f"{t}/tag.yaml", "--run-dir", f"{t}/run"), "not valid YAML"),
+        (("data", "summary", f"{t}/huge.yaml"), "fitness.lr"),
+        (("data", "summary", f"{t}/bomb.yaml"), "name"),
+        (("train", f"{t}/arch.yaml", "--config", str(DIGITS_CONFIG)), "blocks[0].shortcuts"),
+        (("baseline", f"{t}/config.yaml", "--run-dir", f"{t}/baseline"), "search.pso.swarm_size"),
+    ]
+    for argv, needle in calls:
+        out = run_nas(*argv, timeout=120)
+        assert out.returncode == 2, (argv, out.returncode, out.stderr[-2000:])
+        lines = [line for line in out.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "Traceback" not in out.stderr, (argv, out.stderr[-2000:])
+        assert needle in lines[0], (argv, lines[0])
+        assert not out.stdout.strip()
+    assert not marker.exists() and not (tmp_path / "run").exists() and not (tmp_path / "baseline").exists()
+    record_property("tried", len(calls))
