@@ -23,6 +23,11 @@ lint: setup
 test: setup lint
 	$(BIN)/pytest -q
 
+# The reliability suite (kills, faults, hostile input, security) and RELIABILITY.md from its results.
+.PHONY: reliability
+reliability: setup
+	$(BIN)/python tests/reliability/regenerate.py
+
 # A real hgapso search with training on the bundled digits, on the embedded local Ray. A second `make demo`
 # starts a fresh run (the old one is kept as runs/demo.<time>).
 demo: setup
