@@ -1,0 +1,93 @@
+"""Kills: a real search (digits, real training) SIGKILLed at random instants while it works, resumed each time.
+
+Each round starts `nas search` (then `nas resume`), waits until the log grows (so the process is past its
+start-up and busy training, writing the log or a checkpoint), then kills it at a random instant within the
+next candidate's training. At the end the run must be exactly the uninterrupted run: the same genomes with the
+same outcomes and fitness to the last bit (CPU training is deterministic for a seed), the same best, and
+nothing lost on the way (every line the log held at a kill is still there) or trained twice (no key twice).
+"""
+
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from reliability_runs import DIGITS_EVALUATIONS, ROOT, THREADS_ENV, best, content, digits_reference, log_lines
+
+MIN_KILLS = 10
+MAX_KILLS = MIN_KILLS  # then the last resume runs to the end (each round costs a process start)
+ROUND_TIMEOUT_S = 240
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    return digits_reference(tmp_path_factory)
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1", **THREADS_ENV}
+
+
+def wait_for_progress(proc: subprocess.Popen, run: Path, before: int) -> bool:
+    """Until the log holds more complete lines than `before`; False if the process ended first."""
+    deadline = time.monotonic() + ROUND_TIMEOUT_S
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(log_lines(run)) > before:
+            return True
+        time.sleep(0.02)
+    assert proc.poll() is not None, "no progress within the round's time"
+    return False
+
+
+def training_seconds(run: Path) -> float:
+    """How long one candidate trains here: the quickest so far (later ones in a process skip its start-up)."""
+    return min(r["seconds"] for r in log_lines(run))
+
+
+@pytest.mark.timeout(600)
+def test_sigkill_at_random_instants_then_resume_equals_the_uninterrupted_run(reference, tmp_path, record_property):
+    """SIGKILL at >= 10 random instants, resumed each time: the log ends as the uninterrupted run's, same best.
+
+    Nothing finished is lost or trained twice, the log parses, and best/architecture.yaml names the best.
+    """
+    cfg, whole = reference
+    run = tmp_path / "killed"
+    rng = random.Random(9)
+    command = ["search", str(cfg), "--run-dir", str(run), "--workers", "0"]
+    kills, seen = 0, []
+    for round_number in range(4 * DIGITS_EVALUATIONS):
+        before = len(log_lines(run))
+        stderr_path = tmp_path / f"stderr-{round_number}.txt"
+        with open(stderr_path, "wb") as stderr:
+            proc = subprocess.Popen([sys.executable, "-m", "nas", *command], cwd=ROOT, env=env(),
+                                    stdout=subprocess.DEVNULL, stderr=stderr)  # fmt: skip
+        if kills >= MAX_KILLS:  # enough kills landed: let this resume finish the search
+            proc.wait(timeout=ROUND_TIMEOUT_S)
+        elif wait_for_progress(proc, run, before):
+            time.sleep(rng.uniform(0.0, 0.6 * training_seconds(run)))
+        if proc.poll() is not None:
+            text = stderr_path.read_text(errors="replace")
+            assert proc.returncode == 0 and "Traceback" not in text, text[-3000:]
+            break
+        proc.kill()
+        proc.wait()
+        kills += 1
+        seen.append(log_lines(run))
+        command = ["resume", str(run), "--workers", "0"]
+    else:
+        pytest.fail("the search never finished")
+    record_property("tried", kills)
+    assert kills >= MIN_KILLS, f"only {kills} kills landed before the search finished"
+    final = log_lines(run)
+    for lines in seen:
+        assert final[: len(lines)] == lines, "a finished evaluation was lost or rewritten after a kill"
+    keys = [r["key"] for r in final]
+    assert len(keys) == len(set(keys)) == DIGITS_EVALUATIONS, "a finished evaluation was trained twice"
+    assert content(run) == content(whole)
+    assert best(run) == best(whole)
+    arch = yaml.safe_load((run / "best/architecture.yaml").read_text())
+    assert arch["provenance"]["key"] == best(whole)[0]
