@@ -27,6 +27,7 @@ from nas.config import Config
 from nas.data.folds import Fold, count_folds, iterate_folds
 from nas.errors import UserError
 from nas.evaluate.protocols import CrossValReport, cross_validate
+from nas.evaluate.train_command import check_fits
 from nas.evaluate.trainer import seeded_model, train_model
 from nas.genome.architecture import Architecture
 
@@ -42,24 +43,11 @@ def check_protocol(cv: str, config: Config) -> None:
         raise UserError(f"--cv {cv} needs dataset.name {wanted}, the config has {config.dataset.name!r}")
 
 
-def check_architecture(arch: Architecture, fold: Fold, source: str) -> None:
-    """The network's fixed parts must match the fold's data; a mismatch names the architecture file and key."""
-    data = fold.data
-    for key, have, want in (
-        ("in_channels", arch.in_channels, data.in_channels),
-        ("num_classes", arch.num_classes, data.num_classes),
-        ("input_size", arch.input_size, data.input_size),
-    ):
-        if have != want:
-            hint = " (set dataset.resize to match)" if key == "input_size" else ""
-            raise UserError(f"{source}: {key} is {have} but the dataset gives {want}{hint}")
-
-
 def run_protocol(arch: Architecture, config: Config, seed: int, epochs: int | None, source: str) -> CrossValReport:
     """Every fold of the config's dataset with a fresh `arch` network trained by `train_model`."""
 
     def model_factory(fold: Fold) -> nn.Module:
-        check_architecture(arch, fold, source)
+        check_fits(arch, fold.data, source)
         return seeded_model(arch, seed)
 
     def train(model: nn.Module, fold: Fold) -> np.ndarray:
