@@ -22,6 +22,8 @@ def machine() -> dict[str, object]:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d"),
+        # figures taken while other work shares the cores are slower; the load says how much to trust them
+        "load_average": [round(v, 2) for v in os.getloadavg()],
     }
     try:
         import torch

@@ -77,9 +77,11 @@ def plot(curves: dict[str, list[list[float]]], path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
     for strategy, runs in curves.items():
-        n = min(len(c) for c in runs)
-        mean = [statistics.fmean(c[i] for c in runs) for i in range(n)]
-        ax.plot(range(1, n + 1), mean, label=f"{strategy} (n={len(runs)})")
+        # a search that converged before the budget keeps its best: pad its curve instead of cutting the others
+        n = max(len(c) for c in runs)
+        mean = [statistics.fmean(c[min(i, len(c) - 1)] for c in runs) for i in range(n)]
+        used = statistics.fmean(len(c) for c in runs)
+        ax.plot(range(1, n + 1), mean, label=f"{strategy} (n={len(runs)}, {used:.0f} evaluations used on average)")
     ax.set_xlabel("evaluations")
     ax.set_ylabel("best validation fitness so far (mean over seeds)")
     ax.set_title(title)
