@@ -1,0 +1,233 @@
+"""Workers and nodes: a real search on a real (simulated multi-node) Ray cluster whose candidates crash their
+worker process, hang past `resources.trial_timeout_s` or raise a CUDA out-of-memory error, and one of whose
+nodes is removed mid-search; and a real digits training that runs out of CUDA memory inside the trainer.
+
+What must hold (DESIGN.md sections 4 and 5): the search completes its budget; the log records a worker that
+died as retried (`attempts` > 1) and, past `resources.max_retries`, as failed with the Ray error; a node
+removed mid-search as retried elsewhere; a hang as `timeout` (error null); an exception inside training (CUDA
+out of memory) as failed with its message, at once, never retried, and the next candidate trains normally.
+
+The Ray search runs the driver in this process (`nas search`, `--workers 2`) against the module's `Cluster`
+(the fixture of `test_ray_cluster`: a head that runs nothing and two nodes), with the objective wrapped so that
+chosen genomes of the first batch misbehave. Nothing of Ray is mocked.
+"""
+
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+import ray.cloudpickle
+import torch
+from reliability_runs import cli, digits_config, log_lines, synthetic_config
+from test_ray_cluster import cluster  # noqa: F401  (the simulated multi-node cluster fixture, reused)
+
+import nas.evaluate.train_objective as train_objective
+import nas.search.driver as driver
+from nas.config import load_config
+from nas.evaluate.result import Result
+from nas.genome.genome import Genome
+from nas.genome.space import load_space
+from nas.search.strategy import build_strategy
+
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import the tests folder
+
+EVALUATIONS = 18  # two batches of 3 particles x 3 shortcut patterns
+TIMEOUT_S = 4.0
+MAX_RETRIES = 1
+OOM_MESSAGE = "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 15.78 GiB total capacity)"
+ROLES = ("crash-once", "crash", "hang", "oom", "victim")  # given to the first batch's genomes, in ask order
+
+
+@dataclass
+class FaultyObjective:
+    """The run's real objective, except for the genomes `plan` names (by key), which misbehave on a worker.
+
+    `crash-once`: the worker process dies on the first attempt; `crash`: on every attempt; `hang`: sleeps far
+    past the timeout; `oom`: raises torch's CUDA out-of-memory error, as a candidate too big for its GPU does;
+    `victim`: runs long enough for the test to remove its node under it. Every candidate sleeps a little, so
+    that two are in flight at once, and leaves a `started-*` file naming its node.
+    """
+
+    real: Any
+    root: str
+    plan: dict[str, str]
+
+    def __call__(self, genome: Genome, device: str | None = None) -> Result:
+        role = self.plan.get(genome.key, "ok")
+        node = ray.get_runtime_context().get_node_id()
+        Path(self.root, f"started-{genome.key[:12]}-{os.getpid()}-{time.monotonic_ns()}").write_text(node)
+        if role == "crash-once" and not Path(self.root, f"crashed-{genome.key}").exists():
+            Path(self.root, f"crashed-{genome.key}").write_text("first attempt")
+            os._exit(1)
+        if role == "crash":
+            os._exit(1)
+        if role == "hang":
+            time.sleep(3600)
+        if role == "oom":
+            raise torch.cuda.OutOfMemoryError(OOM_MESSAGE)
+        time.sleep(2.0 if role == "victim" else 0.2)
+        return self.real(genome, device)
+
+    def architecture(self, genome: Genome) -> Any:
+        return self.real.architecture(genome)
+
+
+def first_batch(cfg: Path) -> list[Genome]:
+    """The genomes the search asks first (the strategy is a function of the config and its seed)."""
+    config = load_config(cfg)
+    return build_strategy(config.search, load_space(config.encoding), config.seed).ask()
+
+
+def node_handles(sim: Any) -> dict[str, Any]:
+    """Node id -> the `Cluster`'s handle of every live worker node (the head runs nothing)."""
+    by_socket = {n.plasma_store_socket_name: n for n in sim.worker_nodes}
+    return {n["NodeID"]: by_socket[n["ObjectStoreSocketName"]] for n in ray.nodes()
+            if n["Alive"] and n["ObjectStoreSocketName"] in by_socket}  # fmt: skip
+
+
+@dataclass
+class FaultRun:
+    run: Path
+    roles: dict[str, str]  # role -> genome key
+    removed_node: str
+    code: int | None
+    stderr: str
+
+
+@pytest.fixture(scope="module")
+def fault_run(cluster, tmp_path_factory) -> FaultRun:  # noqa: F811
+    """The search with every fault, run once for the module's tests to read."""
+    sim, _ = cluster
+    folder = tmp_path_factory.mktemp("worker-faults")
+    cfg = synthetic_config(
+        folder,
+        evaluations=EVALUATIONS,
+        search={"pso": {"swarm_size": 3}, "ga": {"population": 3, "generations": 2, "tournament_size": 2}},
+        resources={"cpus_per_trial": 1, "max_retries": MAX_RETRIES, "trial_timeout_s": TIMEOUT_S},
+    )
+    keys = list(dict.fromkeys(g.key for g in first_batch(cfg)))
+    assert len(keys) >= len(ROLES) + 1, "the first batch needs a genome per role and a well-behaved one"
+    roles = dict(zip(ROLES, keys, strict=False))
+    root = folder / "markers"
+    root.mkdir()
+    handles = node_handles(sim)
+    removed: list[str] = []
+
+    def remove_the_victims_node() -> None:
+        """As soon as the victim runs, remove the node it runs on (no grace: as if the machine died)."""
+        deadline = time.monotonic() + 240
+        while not removed and time.monotonic() < deadline:
+            for marker in root.glob(f"started-{roles['victim'][:12]}-*"):
+                node = marker.read_text()
+                if node in handles:
+                    sim.remove_node(handles[node], allow_graceful=False)
+                    removed.append(node)
+                    return
+            time.sleep(0.05)
+
+    real_build = driver.build_objective
+    with pytest.MonkeyPatch.context() as mp:
+        plan = {key: role for role, key in roles.items()}
+        mp.setattr(driver, "build_objective", lambda c, s: FaultyObjective(real_build(c, s), str(root), plan))
+        killer = threading.Thread(target=remove_the_victims_node, daemon=True)
+        killer.start()
+        out = cli("search", str(cfg), "--run-dir", str(folder / "run"), "--workers", "2")
+        killer.join(timeout=30)
+    assert removed, "the victim never ran on a worker node"
+    return FaultRun(folder / "run", roles, removed[0], out.code, out.stderr)
+
+
+def line_of(fault_run: FaultRun, role: str) -> dict[str, Any]:
+    (line,) = [r for r in log_lines(fault_run.run) if r["key"] == fault_run.roles[role]]
+    return line
+
+
+def test_a_search_with_worker_and_node_faults_completes_its_budget(fault_run, record_property):
+    """Crashes, a hang, an OOM and a lost node in one search: exit 0, the whole budget, every line once."""
+    assert fault_run.code == 0, fault_run.stderr[-3000:]
+    assert "Traceback" not in fault_run.stderr
+    lines = log_lines(fault_run.run)
+    assert len(lines) == EVALUATIONS and len({r["key"] for r in lines}) == EVALUATIONS
+    assert all(r["worker"].startswith("ray:") for r in lines)
+    assert all(r["status"] == "ok" for r in lines if r["key"] not in fault_run.roles.values())
+    record_property("tried", len(fault_run.roles))
+
+
+def test_a_dead_worker_process_is_retried_then_failed(fault_run, record_property):
+    """A worker process that dies: retried (attempts 2, ok); dying on every attempt: failed after max_retries."""
+    once, always = line_of(fault_run, "crash-once"), line_of(fault_run, "crash")
+    assert once["status"] == "ok" and once["attempts"] >= 2 and once["fitness"] is not None, once
+    assert always["status"] == "failed" and always["fitness"] is None, always
+    assert always["attempts"] == MAX_RETRIES + 1, always
+    assert "WorkerCrashedError" in always["error"] or "NodeDiedError" in always["error"], always["error"]
+    record_property("tried", 2)
+
+
+def test_a_node_removed_mid_search_has_its_candidates_retried_elsewhere(fault_run, record_property):
+    """A node removed under a running candidate: it is retried on a live node and ends ok (attempts > 1)."""
+    victim = line_of(fault_run, "victim")
+    assert victim["status"] == "ok" and victim["attempts"] >= 2, victim
+    assert fault_run.removed_node[:12] not in victim["worker"], "the retry ran on the removed node"
+    lost = [r for r in log_lines(fault_run.run) if r["attempts"] > 1 and r["key"] != fault_run.roles["crash-once"]]
+    assert all(r["status"] == "ok" or r["key"] in fault_run.roles.values() for r in lost)
+    record_property("tried", len(lost))
+
+
+def test_a_hung_candidate_is_cancelled_as_timeout(fault_run, record_property):
+    """A candidate hanging past resources.trial_timeout_s: cancelled, logged `timeout` with error null."""
+    hung = line_of(fault_run, "hang")
+    assert hung["status"] == "timeout" and hung["fitness"] is None and hung["error"] is None, hung
+    assert hung["seconds"] >= TIMEOUT_S and hung["metrics"]["trial_timeout_s"] == TIMEOUT_S
+    record_property("tried", 1)
+
+
+def test_cuda_out_of_memory_in_a_ray_candidate_is_failed_at_once(fault_run, record_property):
+    """torch's CUDA OOM raised in a candidate on a Ray worker: failed with the message, attempts 1, no retry."""
+    oom = line_of(fault_run, "oom")
+    assert oom["status"] == "failed" and oom["attempts"] == 1 and oom["fitness"] is None, oom
+    assert oom["error"].startswith(f"OutOfMemoryError: {OOM_MESSAGE}"), oom["error"]
+    record_property("tried", 1)
+
+
+def test_cuda_out_of_memory_inside_real_training_is_a_failed_result(tmp_path, record_property):
+    """A CUDA OOM raised in the forward pass of a real digits training: failed result with the message, no escape.
+
+    The real `train` objective and trainer, in-process: a forward hook on the built network raises torch's
+    `OutOfMemoryError` (the class the CUDA caching allocator raises) for the 2nd and 5th candidates; the search
+    completes, those two lines are failed with the message, and the candidates after them train normally.
+    """
+    cfg = digits_config(tmp_path, evaluations=8)
+    real = train_objective.seeded_model
+    built: list[int] = []
+
+    def seeded_model(arch: Any, seed: int) -> torch.nn.Module:
+        model = real(arch, seed)
+        built.append(1)
+        if len(built) in (2, 5):
+
+            def out_of_memory(module: torch.nn.Module, inputs: Any) -> None:
+                raise torch.cuda.OutOfMemoryError(OOM_MESSAGE)
+
+            model.register_forward_pre_hook(out_of_memory)
+        return model
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train_objective, "seeded_model", seeded_model)
+        out = cli("search", str(cfg), "--run-dir", str(tmp_path / "run"), "--workers", "0")
+    assert out.code == 0 and out.exception is None, (out.stderr[-3000:], out.exception)
+    lines = log_lines(tmp_path / "run")
+    assert len(lines) == 8 and len(built) == 8
+    failed = [i for i, r in enumerate(lines, start=1) if r["status"] != "ok"]
+    assert failed == [2, 5], [(r["status"], r["error"]) for r in lines]
+    for number in failed:
+        line = lines[number - 1]
+        assert line["fitness"] is None and line["attempts"] == 1, line
+        assert line["error"] == f"OutOfMemoryError: {OOM_MESSAGE}", line["error"]
+    assert all(0 <= r["fitness"] <= 1 for r in lines if r["status"] == "ok")
+    record_property("tried", len(failed))
