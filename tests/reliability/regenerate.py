@@ -86,7 +86,7 @@ def docstrings() -> dict[tuple[str, str], str]:
 def first_line(text: str | None) -> str:
     for line in (text or "").splitlines():
         if line.strip():
-            return " ".join(line.split())[:200]
+            return " ".join(line.split())[:400]
     return ""
 
 

@@ -701,7 +701,7 @@ def safe_mapping(blob: bytes) -> dict | None:
 
 
 def test_bad_config_in_a_run_directory_is_refused_by_export_and_report(tmp_path, record_property):
-    """A run directory whose config.yaml was replaced by a bad one, given to export, report and resume."""
+    """A run directory whose config.yaml was replaced by a bad one, given to export and report."""
     source = tmp_path / "source"
     source.mkdir()
     cfg = synthetic_config(source, evaluations=8)
