@@ -11,16 +11,25 @@ Budget: `search.budget.evaluations` counts distinct genomes trained in the run (
 are free), `search.budget.hours` the summed wall time of all sessions (checked between batches).
 `--max-evaluations N` stops after N new evaluations of this invocation; a batch cut short by either is not
 told, so the checkpoint stays at the batch's start and `nas resume` continues it exactly.
+
+A write the disk refuses (full, read-only) stops the command with one line (exit 2, a `DiskWriteError`) that
+names the file and says what is safe: every result that arrived before is in the log (each append is fsynced
+before anything else happens) and `checkpoint.json` still holds the last step (see `nas.search.checkpoint`), so
+`nas resume` continues exactly once the disk is back. A run stopped before its first checkpoint (killed or out
+of disk at start-up, so no log either) has told its strategy nothing: `nas resume` starts it from its config.
 """
 
 import argparse
 import dataclasses
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas.atomicfile import DiskWriteError
 from nas.config import Config, load_config
 from nas.errors import UserError
 from nas.evaluate.evaluator import Evaluator, LocalEvaluator
@@ -30,12 +39,13 @@ from nas.genome import shortcuts
 from nas.genome.architecture import FIXED_KEYS, Architecture, check_input_size, save_architecture
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace, load_space
-from nas.search.checkpoint import load_checkpoint, save_checkpoint
+from nas.search.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from nas.search.monitor import Monitor
 from nas.search.rundir import RunDir, create_run_dir, default_run_dir, open_run_dir
 from nas.search.runlog import EvaluationLog, rank_key, ranked
 from nas.search.signals import Interrupted, SignalGuard
 from nas.search.strategy import Strategy, build_strategy
+from nas.yamlfile import load_yaml_mapping
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +115,15 @@ def search_command(args: argparse.Namespace) -> int:
     run = create_run_dir(Path(args.run_dir) if args.run_dir else default_run_dir(config), config)
     log.info("run directory %s", run.path)
     session = Session(run, config, space, strategy, objective, config_sha256=run.config_sha256())
-    save_state(session, base)
-    return drive(session, args.workers, args.ray_address, args.max_evaluations)
+    with resumable_on_disk_error(run):
+        save_state(session, base)
+        return drive(session, args.workers, args.ray_address, args.max_evaluations)
 
 
 def resume_command(args: argparse.Namespace) -> int:
     run = open_run_dir(Path(args.run_dir))
+    if not has_checkpoint(run.path) and not (run.log.exists() and run.log.stat().st_size):
+        return restart(run, args)
     checkpoint = load_checkpoint(run.path)
     if checkpoint.get("config_sha256") != run.config_sha256():
         raise UserError(f"{run.config} changed since the run started; resume refuses it (start a new search)")
@@ -131,7 +144,37 @@ def resume_command(args: argparse.Namespace) -> int:
         stalled_steps=int(checkpoint.get("stalled_steps", 0)),
     )
     log.info("resuming %s at step %d", run.path, session.step)
-    return drive(session, args.workers, args.ray_address, args.max_evaluations)
+    with resumable_on_disk_error(run):
+        return drive(session, args.workers, args.ray_address, args.max_evaluations)
+
+
+def restart(run: RunDir, args: argparse.Namespace) -> int:
+    """`nas resume` of a run that stopped before its first checkpoint: start it from its config at step 0.
+
+    Nothing was evaluated or told to the strategy yet (no log either), so this is the search the run began. A
+    run with a log but no checkpoint file at all is not this case: `load_checkpoint` refuses it.
+    """
+    log.warning("%s has no checkpoint (the search stopped before its first one); starting it from its config",
+                run.path)  # fmt: skip
+    config = run.load_config()
+    space = load_search_space(config)
+    strategy = build_strategy(config.search, space, config.seed)
+    objective = build_objective(config, space)
+    session = Session(run, config, space, strategy, objective, config_sha256=run.config_sha256())
+    with resumable_on_disk_error(run):
+        save_state(session, architecture_base(objective, space))
+        return drive(session, args.workers, args.ray_address, args.max_evaluations)
+
+
+@contextmanager
+def resumable_on_disk_error(run: RunDir) -> Iterator[None]:
+    """A write the disk refused ends the command with one line: which file, why, what is safe, what to do."""
+    try:
+        yield
+    except DiskWriteError as exc:
+        hint = ("every finished evaluation is in the log and checkpoint.json holds the last step; once the disk "
+                f"is writable again, continue with: nas resume {run.path}")  # fmt: skip
+        raise exc.with_hint(hint) from None
 
 
 def save_state(session: Session, base: dict[str, Any], evaluations: int = 0) -> None:
@@ -161,6 +204,8 @@ class Loop:
         self.log = EvaluationLog(session.run.log)
         best = ranked(iter(self.log))
         self.best: Result | None = best[0] if best else None
+        if self.best is not None and self.best_file_key() != self.best.key:
+            self.write_best(self.best)  # the run stopped between a new best's log line and its file
         self.new = 0
         self.limit = limit
         budget = session.config.search.budget.evaluations
@@ -201,10 +246,22 @@ class Loop:
                 and (self.best is None or rank_key(result) < rank_key(self.best))
             ):
                 self.best = result
-                provenance = {"run": self.s.run.path.name, "key": result.key, "fitness": result.fitness,
-                              "step": result.step, "params": result.params, "flops": result.flops}  # fmt: skip
-                save_architecture(architecture_of(self.base, result.genome, provenance), self.s.run.best_architecture)
+                self.write_best(result)
         self.monitor.evaluated(result)
+
+    def write_best(self, result: Result) -> None:
+        """`best/architecture.yaml` for `result`, with where it came from."""
+        provenance = {"run": self.s.run.path.name, "key": result.key, "fitness": result.fitness,
+                      "step": result.step, "params": result.params, "flops": result.flops}  # fmt: skip
+        save_architecture(architecture_of(self.base, result.genome, provenance), self.s.run.best_architecture)
+
+    def best_file_key(self) -> str | None:
+        """The genome key `best/architecture.yaml` names, None when it is missing or unreadable."""
+        try:
+            provenance = load_yaml_mapping(self.s.run.best_architecture).get("provenance")
+        except (UserError, OSError):
+            return None
+        return provenance.get("key") if isinstance(provenance, dict) else None
 
     def run_batch(self) -> bool:
         """Ask, evaluate, tell one batch. False when the batch was cut short by a limit (and not told)."""
@@ -239,7 +296,12 @@ class Loop:
                 break
 
     def close(self) -> None:
-        self.monitor.close()
+        """Close the monitor and the log. A monitor that cannot flush (the disk that stopped the search) is only
+        a warning: the scalars are a view, and the error that stopped the search is the one to show."""
+        try:
+            self.monitor.close()
+        except OSError as exc:
+            log.warning("could not close the TensorBoard writer: %s", exc)
         self.log.close()
 
 

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nas.atomicfile import atomic_write_text
+from nas.atomicfile import DiskWriteError, atomic_write_text
 from nas.config import Config, load_config
 from nas.errors import UserError
 
@@ -55,7 +55,10 @@ def create_run_dir(path: Path, config: Config) -> RunDir:
     except OSError as exc:
         raise UserError(f"cannot create run directory {path}: {exc.strerror}") from None
     run = RunDir(path)
-    atomic_write_text(run.config, config.to_yaml())
+    try:
+        atomic_write_text(run.config, config.to_yaml())
+    except DiskWriteError as exc:  # the temp file is gone: the folder is as empty as it was
+        raise exc.with_hint("nothing ran; once the disk is writable again, run the same `nas search`") from None
     return run
 
 

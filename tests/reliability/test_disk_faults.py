@@ -1,0 +1,317 @@
+"""Disk faults: a write that fails mid-search (disk full at every write of a run), a log append cut short, and
+the run directory turning read-only under a running search.
+
+What must hold each time: the command stops with exit 2 and one error line naming the file and the reason (no
+traceback), `checkpoint.json` is a valid checkpoint of the last step (or of the step being saved, when only the
+final sync failed), every evaluation that reached the log is still there, and once the disk is back `nas
+resume` ends with exactly the uninterrupted run's log content and best. The synthetic search (milliseconds an
+evaluation, a checkpoint every few lines) makes it cheap to fail at every write a run makes.
+"""
+
+import ctypes
+import errno
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from reliability_runs import ROOT, THREADS_ENV, best, cli, content, log_lines, scratch, synthetic_config
+
+import nas.search.driver as driver
+from nas.search.checkpoint import FORMAT, read_one
+from nas.search.runlog import EvaluationLog
+
+ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+FIRST_ALL = 45  # fail at every one of the first writes of a run (config, four checkpoint saves, bests, appends)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Path, Path]:
+    """A synthetic search and its uninterrupted run (made here: the faults below need its exact write pattern)."""
+    folder = tmp_path_factory.mktemp("disk-reference")
+    cfg = synthetic_config(folder)
+    out = cli("search", str(cfg), "--run-dir", str(folder / "run"), "--workers", "0")
+    assert out.code == 0 and out.exception is None, (out.stderr, out.exception)
+    return cfg, folder / "run"
+
+
+@pytest.fixture
+def fast_tmp(tmp_path):
+    with scratch(tmp_path) as folder:
+        yield folder
+
+
+def keys(run: Path) -> list[str]:
+    return [r["key"] for r in log_lines(run)]
+
+
+class FullDisk:
+    """`os.fsync` and `os.replace`, as called from evonas, raising ENOSPC at the `fail_at`-th call.
+
+    Those two calls end every durable write evonas makes (the log's append, each step of an atomic write, each
+    rename of a checkpoint save), so failing the N-th one for every N fails each write of a run in turn.
+    Calls from elsewhere (TensorBoard's writer thread, the standard library) pass through and are not counted.
+    """
+
+    def __init__(self, fail_at: int | None = None):
+        self.fail_at = fail_at
+        self.sites: list[str] = []
+
+    def wrap(self, real: Callable[..., Any]) -> Callable[..., Any]:
+        def fake(*args: Any, **kwargs: Any) -> Any:
+            caller = sys._getframe(1)
+            module = caller.f_globals.get("__name__", "")
+            if module.startswith("nas."):
+                self.sites.append(f"{module}.{caller.f_code.co_name}:{real.__name__}")
+                if len(self.sites) == self.fail_at:
+                    raise ENOSPC
+            return real(*args, **kwargs)
+
+        return fake
+
+
+class Saves:
+    """Every checkpoint state the driver asked to save, and how many of the saves completed."""
+
+    def __init__(self, real: Callable[[Path, dict[str, Any]], None]):
+        self.real = real
+        self.states: list[dict[str, Any]] = []
+        self.completed = 0
+
+    def __call__(self, run_dir: Path, state: dict[str, Any]) -> None:
+        self.states.append(json.loads(json.dumps({"format": FORMAT, **state})))
+        self.real(run_dir, state)
+        self.completed += 1
+
+
+def count_appends(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The keys of the results whose log append returned (the log is durable from that moment on)."""
+    appended: list[str] = []
+    real = EvaluationLog.append
+
+    def append(self: EvaluationLog, result: Any) -> None:
+        real(self, result)
+        appended.append(result.key)
+
+    monkeypatch.setattr(EvaluationLog, "append", append)
+    return appended
+
+
+def faulty_search(cfg: Path, run: Path, disk: FullDisk):
+    """`nas search` in this process with the faulty disk; returns the outcome and what was saved and appended."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "fsync", disk.wrap(os.fsync))
+        mp.setattr(os, "replace", disk.wrap(os.replace))
+        saves = Saves(driver.save_checkpoint)
+        mp.setattr(driver, "save_checkpoint", saves)
+        appended = count_appends(mp)
+        out = cli("search", str(cfg), "--run-dir", str(run), "--workers", "0")
+    return out, saves, appended
+
+
+def assert_one_line_error(out, *words: str) -> None:
+    assert out.exception is None, f"escaped: {out.exception!r}"
+    assert out.code == 2, (out.code, out.stderr[-2000:])
+    assert "Traceback" not in out.stderr
+    lines = out.error_lines()
+    assert len(lines) == 1, out.stderr[-2000:]
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def assert_recovers(run: Path, whole: Path, cfg: Path) -> None:
+    """With the disk back, the run ends exactly as the uninterrupted one (resumed, or started again if the
+    failure came before the run directory held its config)."""
+    if (run / "config.yaml").exists():
+        out = cli("resume", str(run), "--workers", "0")
+    else:
+        assert not any(run.iterdir()), "a run directory without its config must be left empty"
+        out = cli("search", str(cfg), "--run-dir", str(run), "--workers", "0")
+    assert out.code == 0 and out.exception is None, (out.stderr[-2000:], out.exception)
+    assert keys(run) == keys(whole), "the resumed run is not the uninterrupted run"
+    assert content(run) == content(whole)
+    assert best(run) == best(whole)
+    provenance = read_yaml_provenance(run / "best/architecture.yaml")
+    assert provenance["key"] == best(whole)[0], "best/architecture.yaml does not name the best"
+
+
+def read_yaml_provenance(path: Path) -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(path.read_text())["provenance"]
+
+
+def test_a_write_failing_with_disk_full_stops_cleanly_and_resume_loses_nothing(reference, fast_tmp, record_property):
+    """Disk full at each write of a run in turn: exit 2 and one line, checkpoint.json valid, the log kept, resumable.
+
+    The N-th `os.fsync`/`os.replace` of a whole run fails: the config, log appends, best architectures, each
+    step of a checkpoint save (staged file, previous copy, final rename, directory sync). Every N through the
+    first four checkpoint saves (each kind of write at least three times), then every fourth N to the end.
+    """
+    cfg, whole = reference
+    dry = FullDisk()
+    out, _, _ = faulty_search(cfg, fast_tmp / "dry", dry)
+    assert out.code == 0 and keys(fast_tmp / "dry") == keys(whole)
+    total = len(dry.sites)
+    kinds = {site.split(":")[0].rsplit(".", 1)[-1] for site in dry.sites}
+    assert {"atomic_write_text", "append", "save_checkpoint"} <= kinds, kinds
+    chosen = sorted({*range(1, FIRST_ALL + 1), *range(FIRST_ALL + 1, total + 1, 4), total})
+    for n in chosen:
+        run = fast_tmp / f"fail-{n}"
+        out, saves, appended = faulty_search(cfg, run, FullDisk(fail_at=n))
+        where = dry.sites[n - 1]
+        assert_one_line_error(out, "No space left on device")
+        assert "nas resume" in out.error_lines()[0] or "nothing ran" in out.error_lines()[0], where
+        lines = keys(run)
+        assert lines == keys(whole)[: len(lines)], f"{where}: the log is not a prefix of the run's"
+        assert len(lines) >= len(appended), f"{where}: an appended evaluation is missing from the log"
+        checkpoint = read_one(run / "checkpoint.json")
+        if saves.completed:
+            allowed = saves.states[saves.completed - 1 : saves.completed + 1]
+            assert checkpoint is not None and checkpoint in allowed, f"{where}: checkpoint.json is not intact"
+        assert_recovers(run, whole, cfg)
+    record_property("tried", len(chosen))
+
+
+class TornFile:
+    """The log's open file, whose `fail_at`-th write puts half its text on disk and then fails with ENOSPC,
+    as write(2) does when the disk fills in the middle of a line."""
+
+    def __init__(self, real: Any, fail_at: int):
+        self.real, self.fail_at, self.writes = real, fail_at, 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        if self.writes == self.fail_at:
+            self.real.write(text[: len(text) // 2])
+            self.real.flush()
+            raise ENOSPC
+        return self.real.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_a_log_append_cut_short_by_a_full_disk_is_dropped_on_resume(reference, fast_tmp, record_property):
+    """An append cut in half by a full disk: exit 2 and one line; resume cuts the torn line and loses nothing."""
+    cfg, whole = reference
+    real_init = EvaluationLog.__init__
+    tried = 0
+    for n in range(1, len(keys(whole)) + 1, 3):
+        with pytest.MonkeyPatch.context() as mp:
+
+            def init(self: EvaluationLog, path: Any, fail_at: int = n) -> None:
+                real_init(self, path)
+                self._file = TornFile(self._file, fail_at)
+
+            mp.setattr(EvaluationLog, "__init__", init)
+            run = fast_tmp / f"torn-{n}"
+            out = cli("search", str(cfg), "--run-dir", str(run), "--workers", "0")
+        assert_one_line_error(out, "evaluations.jsonl", "No space left on device")
+        text = (run / "evaluations.jsonl").read_text()
+        assert not text.endswith("\n") and text.count("\n") == n - 1, "expected n-1 lines and a torn n-th"
+        assert keys(run) == keys(whole)[: n - 1]
+        out = cli("resume", str(run), "--workers", "0")
+        assert out.code == 0 and "incomplete" in out.stderr, out.stderr[-2000:]
+        assert keys(run) == keys(whole) and content(run) == content(whole) and best(run) == best(whole)
+        tried += 1
+    record_property("tried", tried)
+
+
+# Read-only run directory. chmod does not stop root, which has CAP_DAC_OVERRIDE: when the tests run as root, the
+# search runs in a child process whose capability bounding set lacks the capabilities that bypass file
+# permissions, so it is refused like any other user (prctl(PR_CAPBSET_DROP) before exec; needs CAP_SETPCAP).
+PR_CAPBSET_DROP = 24
+BYPASS_CAPS = (1, 2, 3)  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER
+
+
+def drop_permission_bypass() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in BYPASS_CAPS:
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def unprivileged(args: list[str], **kwargs: Any) -> subprocess.Popen:
+    """`python -m nas ARGS` in a child that file permissions apply to, even when this process is root."""
+    preexec = drop_permission_bypass if os.geteuid() == 0 else None
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **THREADS_ENV}
+    return subprocess.Popen([sys.executable, "-m", "nas", *args], cwd=ROOT, env=env, preexec_fn=preexec, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def chmod_bites(tmp_path_factory) -> None:
+    """Skip when a read-only folder would not stop the child (root without CAP_SETPCAP to drop its bypass)."""
+    folder = tmp_path_factory.mktemp("probe")
+    folder.chmod(0o555)
+    try:
+        probe = [sys.executable, "-c", f"open({str(folder / 'x')!r}, 'w')"]
+        preexec = drop_permission_bypass if os.geteuid() == 0 else None
+        done = subprocess.run(probe, preexec_fn=preexec, capture_output=True)
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.skip(f"running as root and cannot drop the permission bypass for a child ({exc}): chmod does not bite")
+    finally:
+        folder.chmod(0o755)
+    if done.returncode == 0:
+        pytest.skip("a read-only folder does not stop this user's processes (root): chmod does not bite")
+
+
+def set_writable(run: Path, writable: bool) -> None:
+    """chmod the run directory first (no file can be created or renamed in it from then on), then the rest."""
+    paths = [run, *sorted(run.rglob("*"))]
+    for path in paths if not writable else reversed(paths):
+        mode = path.stat().st_mode
+        bits = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+        path.chmod(mode | stat.S_IWUSR if writable else mode & ~bits)
+
+
+def test_run_directory_turning_read_only_mid_search_stops_cleanly_and_resumes(
+    reference, chmod_bites, tmp_path, record_property
+):
+    """The run directory made read-only under a running search: exit 2 and one line, nothing touched, resumable.
+
+    Also: `nas resume` while the directory is still read-only is the same one line and changes nothing.
+    """
+    cfg, whole = reference
+    slow = synthetic_config(tmp_path, fitness={"seconds_per_evaluation": 0.05})
+    tried = 0
+    for after in (4, 17):
+        run = tmp_path / f"ro-{after}"
+        stderr = tmp_path / f"stderr-{after}.txt"
+        with open(stderr, "wb") as err:
+            proc = unprivileged(["search", str(slow), "--run-dir", str(run), "--workers", "0"], stderr=err)
+        deadline = time.monotonic() + 120
+        while len(log_lines(run)) < after:
+            assert proc.poll() is None and time.monotonic() < deadline, stderr.read_text()[-2000:]
+            time.sleep(0.01)
+        set_writable(run, False)
+        frozen = {p.name: p.read_bytes() for p in run.glob("checkpoint*.json")}
+        assert "checkpoint.json" in frozen
+        seen = keys(run)
+        assert proc.wait(timeout=120) == 2, stderr.read_text()[-2000:]
+        text = stderr.read_text()
+        errors = [line for line in text.splitlines() if ": error: " in line]
+        assert "Traceback" not in text and len(errors) == 1 and "Permission denied" in errors[0], text[-2000:]
+        assert f"nas resume {run}" in errors[0]
+        lines = keys(run)
+        assert lines[: len(seen)] == seen and lines == keys(whole)[: len(lines)], "the log lost or changed a line"
+        assert {name: (run / name).read_bytes() for name in frozen} == frozen, "a checkpoint changed"
+
+        if not tried:  # once: a resume while the directory is still read-only is the same one line, no change
+            again = unprivileged(["resume", str(run), "--workers", "0"], stderr=subprocess.PIPE)
+            _, err_bytes = again.communicate(timeout=120)
+            text = err_bytes.decode(errors="replace")
+            errors = [line for line in text.splitlines() if ": error: " in line]
+            assert again.returncode == 2 and "Traceback" not in text and len(errors) == 1, text[-2000:]
+            assert keys(run) == lines and {name: (run / name).read_bytes() for name in frozen} == frozen
+
+        set_writable(run, True)
+        assert_recovers(run, whole, cfg)
+        tried += 1
+    record_property("tried", tried)
