@@ -140,6 +140,10 @@ class ResourcesConfig:
     cpus_per_trial: float = bounds(1.0, 0, 256, open_low=True)
     max_retries: int = bounds(2, 0, 100)
     trial_timeout_s: float | None = bounds(None, 0, 1e7, open_low=True)
+    # Keep a worker process for the next candidate: a fresh one per candidate (Ray's default for GPU tasks) pays
+    # the interpreter start, the torch import and CUDA initialisation, seconds each time, against candidates that
+    # train in seconds on a modern GPU. `false` restores a fresh process per candidate.
+    reuse_workers: bool = True
 
 
 @dataclass

@@ -2,8 +2,11 @@
 
 The evaluator contract (`nas.evaluate.evaluator`) with Ray underneath (DESIGN.md section 5):
 - One task per candidate, asking `resources.cpus_per_trial` CPUs and `resources.gpus_per_trial` GPUs
-  (fractions pack several small candidates on one card). A task asking for GPUs gets a fresh worker process
-  (`max_calls=1`, Ray's own default for GPU tasks), so a candidate's CUDA memory is gone when it ends.
+  (fractions pack several small candidates on one card). Worker processes are reused from one candidate to
+  the next (`resources.reuse_workers`, default true), and each task hands the CUDA memory its candidate cached
+  back to the card when it ends, so the next candidate and the neighbours on a shared card find it free. With
+  `reuse_workers: false` a task asking for GPUs gets a fresh worker process (`max_calls=1`, Ray's own default
+  for GPU tasks), which pays seconds of start-up per candidate (interpreter, torch import, CUDA context).
 - The objective, with the dataset it carries, goes to the object store once per evaluator (`ray.put`); each
   task gets it by reference, so a node fetches it once and its tasks read it from there. The task hands the
   objective the device Ray assigned: "cuda" when `ray.get_gpu_ids()` is non-empty (Ray has set
@@ -28,8 +31,10 @@ address) and `close()` shuts down an embedded Ray it started.
 """
 
 import contextlib
+import gc
 import logging
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -82,10 +87,22 @@ def run_candidate(objective: Objective, genome: Genome, start_log: Any, token: i
         start_log.started.remote(token, worker)
     device = "cuda" if ray.get_gpu_ids() else "cpu"
     start = time.perf_counter()
-    result = objective(genome, device)
+    try:
+        result = objective(genome, device)
+    finally:
+        release_cuda_cache()
     result.worker = result.worker or worker
     result.seconds = result.seconds or time.perf_counter() - start
     return result
+
+
+def release_cuda_cache() -> None:
+    """Give the CUDA memory torch's allocator cached for the last candidate back to the card (a reused worker
+    keeps only its CUDA context). Nothing to do where torch was never imported or CUDA never started."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        gc.collect()
+        torch.cuda.empty_cache()
 
 
 class StartLog:
@@ -137,7 +154,7 @@ class RayEvaluator:
 
     @staticmethod
     def _make_task(resources: ResourcesConfig) -> Any:
-        max_calls = 1 if resources.gpus_per_trial > 0 else 0
+        max_calls = 1 if resources.gpus_per_trial > 0 and not resources.reuse_workers else 0
         remote = ray.remote(max_calls=max_calls)(run_candidate)
         return remote.options(
             num_cpus=resources.cpus_per_trial,
