@@ -92,3 +92,19 @@ def test_losing_a_node_mid_evaluation_still_finishes_every_candidate(cluster, tm
     retried = [r for r in results.values() if r.attempts > 1]
     assert retried, "some candidates were running on the removed node"
     assert all(r.metrics["node"] != doomed_id for r in retried)
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_gpu_workers_are_reused_unless_asked_otherwise(cluster, tmp_path, reuse):
+    """One GPU candidate at a time: reused workers run several candidates each; `reuse_workers: false` gives
+    every candidate its own process (the pid ends the `worker` field)."""
+    resources = ResourcesConfig(gpus_per_trial=1, cpus_per_trial=1, reuse_workers=reuse)
+    evaluator = RayEvaluator(ProbeObjective(str(tmp_path)), resources, RayConfig(), workers=1)
+    results: dict[int, Result] = {}
+    try:
+        evaluator.evaluate([genome_of(g) for g in range(1, 7)], lambda i, r: results.__setitem__(i, r))
+    finally:
+        evaluator.close()
+    assert all(r.status == "ok" for r in results.values())
+    processes = {r.worker.rsplit(":", 1)[1] + r.metrics["node"] for r in results.values()}
+    assert len(processes) <= 2 if reuse else len(processes) == 6
