@@ -1,6 +1,7 @@
 """The driver through the real `nas search` / `nas resume` commands: determinism, resume, crash safety."""
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -188,3 +189,31 @@ def test_a_search_whose_asks_are_all_repeats_ends_as_converged(tmp_path):
     out = search(cfg, tmp_path / "run")
     assert "converged" in out.stderr and "finished" in out.stdout
     assert len(log_lines(tmp_path / "run")) == 4  # 2 blocks of 1 bit: every genome there is
+
+
+def test_sigterm_during_real_training_logs_nothing_for_the_interrupted_candidate(tmp_path):
+    """The stop arrives inside a real training: that candidate is not recorded (neither ok nor failed), and
+    resume trains it, so the run ends with every genome ok once."""
+    data = yaml.safe_load((ROOT / "search_configs/digits_quick.yaml").read_text())
+    data["encoding"] = str(ROOT / "encodings/densenet_small.yaml")
+    data["fitness"].update({"epochs": 3, "device": "cpu"})
+    data["search"].update({"strategy": "random", "budget": {"evaluations": 4}})
+    cfg = tmp_path / "digits.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "nas", "search", str(cfg), "--run-dir", str(run), "--workers", "0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (run / "evaluations.jsonl").exists() or not log_lines(run):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next candidate's training (seconds long)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert all(r["status"] == "ok" for r in log_lines(run)), "the interrupted candidate was logged"
+    assert run_nas("resume", str(run), "--workers", "0", env={"OMP_NUM_THREADS": "1"}).returncode == 0
+    lines = log_lines(run)
+    assert len(lines) == 4 and len({r["key"] for r in lines}) == 4
+    assert all(r["status"] == "ok" for r in lines)

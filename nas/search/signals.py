@@ -12,7 +12,11 @@ from contextlib import contextmanager
 from types import FrameType
 
 
-class Interrupted(Exception):
+class Interrupted(BaseException):
+    """Raised by the signal handler. A BaseException, like KeyboardInterrupt, so that an objective's `except
+    Exception` (which turns a failing training into a failed result) never records the user's stop as a failed
+    candidate: the interrupted candidate is not logged, and resume trains it."""
+
     def __init__(self, signum: int):
         self.signum = signum
         super().__init__(signal.Signals(signum).name)
