@@ -166,10 +166,17 @@ class RayEvaluator:
 
     @staticmethod
     def _make_start_log() -> Any:
-        """The start log actor, on this driver's node (it lives as long as the driver does)."""
+        """The start log actor, on this driver's node (it lives as long as the driver does).
+
+        The affinity is hard: with a soft one Ray is free to place the actor on a worker node (it does, on a
+        head that declares no CPUs), and losing that node made the start log unavailable for as long as Ray
+        took to declare the node dead; the fallback then started the clocks of candidates queued behind the
+        lost node, which never ran and were logged as `timeout` instead of being retried. A 0-CPU actor fits on
+        any node, the driver's included.
+        """
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
+        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
         actor = ray.remote(num_cpus=0, max_restarts=-1)(StartLog).options(scheduling_strategy=here).remote()
         ray.get(actor.take.remote())  # up and reachable before the first task reports to it
         return actor

@@ -71,7 +71,7 @@ class FaultyObjective:
             time.sleep(3600)
         if role == "oom":
             raise torch.cuda.OutOfMemoryError(OOM_MESSAGE)
-        time.sleep(2.0 if role == "victim" else 0.2)
+        time.sleep(3.0 if role == "victim" else 0.2)
         return self.real(genome, device)
 
     def architecture(self, genome: Genome) -> Any:
@@ -119,10 +119,16 @@ def fault_run(cluster, tmp_path_factory) -> FaultRun:  # noqa: F811
     handles = node_handles(sim)
     removed: list[str] = []
 
+    settled = {roles[role] for role in ("crash-once", "crash", "oom")}
+
     def remove_the_victims_node() -> None:
-        """As soon as the victim runs, remove the node it runs on (no grace: as if the machine died)."""
+        """While the victim runs, remove its node (no grace: as if the machine died). Only once the crashes and
+        the OOM are logged, so that the loss of the node cannot add an attempt to those (their checks are exact)."""
         deadline = time.monotonic() + 240
         while not removed and time.monotonic() < deadline:
+            if not settled <= {r["key"] for r in log_lines(folder / "run")}:
+                time.sleep(0.05)
+                continue
             for marker in root.glob(f"started-{roles['victim'][:12]}-*"):
                 node = marker.read_text()
                 if node in handles:
@@ -154,8 +160,10 @@ def test_a_search_with_worker_and_node_faults_completes_its_budget(fault_run, re
     assert "Traceback" not in fault_run.stderr
     lines = log_lines(fault_run.run)
     assert len(lines) == EVALUATIONS and len({r["key"] for r in lines}) == EVALUATIONS
-    assert all(r["worker"].startswith("ray:") for r in lines)
+    # a worker that dies at once may not have reported itself yet: a failed attempt's worker can be unknown
+    assert all(r["worker"].startswith("ray:") for r in lines if r["status"] == "ok")
     assert all(r["status"] == "ok" for r in lines if r["key"] not in fault_run.roles.values())
+    assert "start log unavailable" not in fault_run.stderr, "the timeout bookkeeping died with a worker node"
     record_property("tried", len(fault_run.roles))
 
 
