@@ -217,3 +217,25 @@ def test_sigterm_during_real_training_logs_nothing_for_the_interrupted_candidate
     lines = log_lines(run)
     assert len(lines) == 4 and len({r["key"] for r in lines}) == 4
     assert all(r["status"] == "ok" for r in lines)
+
+
+def test_a_second_driver_on_a_running_search_is_refused_and_changes_nothing(tmp_path):
+    """`nas resume` (or a second `nas search` into the same folder) while a search runs there: exit 2, one
+    line, the log untouched; once the first is killed (SIGKILL leaves no stale lock), resume works."""
+    cfg = smoke_config(tmp_path, evaluations=60, seconds=0.25)  # 15 s: the second driver starts well within
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "nas", "search", str(cfg), "--run-dir", str(run), "--workers", "0"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for_progress(proc, run, 0)
+        second = run_nas("resume", str(run), "--workers", "0")
+        assert second.returncode == 2 and "in use by another" in second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+        keys = [r["key"] for r in log_lines(run)]
+        assert len(keys) == len(set(keys))
+    finally:
+        proc.kill()
+        proc.wait()
+    assert run_nas("resume", str(run), "--workers", "0").returncode == 0
+    keys = [r["key"] for r in log_lines(run)]
+    assert len(keys) == len(set(keys)) == 60

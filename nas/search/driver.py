@@ -42,6 +42,7 @@ from nas.genome.space import SearchSpace, load_space
 from nas.search.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from nas.search.monitor import Monitor
 from nas.search.rundir import RunDir, create_run_dir, default_run_dir, open_run_dir
+from nas.search.runlock import run_lock
 from nas.search.runlog import EvaluationLog, rank_key, ranked
 from nas.search.signals import Interrupted, SignalGuard
 from nas.search.strategy import Strategy, build_strategy
@@ -115,13 +116,18 @@ def search_command(args: argparse.Namespace) -> int:
     run = create_run_dir(Path(args.run_dir) if args.run_dir else default_run_dir(config), config)
     log.info("run directory %s", run.path)
     session = Session(run, config, space, strategy, objective, config_sha256=run.config_sha256())
-    with resumable_on_disk_error(run):
+    with run_lock(run.path), resumable_on_disk_error(run):
         save_state(session, base)
         return drive(session, args.workers, args.ray_address, args.max_evaluations)
 
 
 def resume_command(args: argparse.Namespace) -> int:
     run = open_run_dir(Path(args.run_dir))
+    with run_lock(run.path):  # before reading anything: another driver may be writing it
+        return resume_locked(run, args)
+
+
+def resume_locked(run: RunDir, args: argparse.Namespace) -> int:
     if not has_checkpoint(run.path) and not (run.log.exists() and run.log.stat().st_size):
         return restart(run, args)
     checkpoint = load_checkpoint(run.path)
