@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import io
 import json
+import shutil
 import statistics
 import sys
 import time
@@ -59,13 +60,17 @@ def best_so_far(run: Path) -> list[float]:
 
 
 def run_one(config: Path, run: Path, seed: int, workers: int) -> list[float]:
-    if not (run / "evaluations.jsonl").exists():
-        with contextlib.redirect_stdout(io.StringIO()):
-            code = nas_main(
-                ["search", str(config), "--run-dir", str(run), "--seed", str(seed), "--workers", str(workers)]
-            )
-        if code != 0:
-            raise SystemExit(f"search {run} failed with exit code {code}")
+    """One search to its end: resumed when the folder holds a checkpoint (a finished run returns at once, a
+    benchmark stopped halfway goes on), started afresh otherwise."""
+    if (run / "checkpoint.json").exists():
+        argv = ["resume", str(run)]
+    else:
+        shutil.rmtree(run, ignore_errors=True)  # stopped before its first checkpoint: nothing to keep
+        argv = ["search", str(config), "--run-dir", str(run), "--seed", str(seed)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = nas_main([*argv, "--workers", str(workers)])
+    if code != 0:
+        raise SystemExit(f"search {run} failed with exit code {code}")
     return best_so_far(run)
 
 
@@ -110,9 +115,9 @@ def main() -> None:
     base = ROOT / CONFIGS[args.objective]
     started = time.time()
     curves: dict[str, list[list[float]]] = {}
-    for strategy in args.strategies:
-        config = write_config(base, out, strategy, args.budget, overrides)
-        for seed in range(args.seeds):
+    configs = {strategy: write_config(base, out, strategy, args.budget, overrides) for strategy in args.strategies}
+    for seed in range(args.seeds):  # seed-major: a long benchmark stopped early still compares every strategy
+        for strategy, config in configs.items():
             curve = run_one(config, out / f"{strategy}-seed{seed}", seed, args.workers)
             curves.setdefault(strategy, []).append(curve)
             print(f"  {strategy:<22} seed {seed:>2}: best {curve[-1]:.4f}", file=sys.stderr, flush=True)

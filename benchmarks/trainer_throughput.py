@@ -14,7 +14,7 @@ size and epochs, in one process, interleaved and repeated; the median of the rep
 
 Only the training loop is timed (no evaluation). Prints a table, both ratios, and one JSON line with the
 machine (with its load average) and the date. Usage: `python benchmarks/trainer_throughput.py [--epochs 2]
-[--repeats 3] [--images 5000] [--threads N]`.
+[--repeats 3] [--images 5000] [--threads N] [--device cuda]`.
 """
 
 import argparse
@@ -57,7 +57,7 @@ def benchmark_data(images: int) -> tuple[ImageData, str]:
 
 
 def run_trainer(data: ImageData, fitness: FitnessConfig) -> float:
-    report = train_model(seeded_model(ARCH, 0), data, fitness, seed=0, evaluate=(), full=True)
+    report = train_model(seeded_model(ARCH, 0), data, fitness, seed=0, evaluate=(), full=True, device=fitness.device)
     return report.images_per_second
 
 
@@ -86,12 +86,13 @@ def run_dataloader(data: ImageData, fitness: FitnessConfig) -> float:
     loader = DataLoader(
         dataset, batch_size=fitness.batch_size, shuffle=True, generator=torch.Generator().manual_seed(0)
     )
-    model = seeded_model(ARCH, 0)
+    model = seeded_model(ARCH, 0).to(fitness.device)
     opt = torch.optim.SGD(model.parameters(), lr=fitness.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     model.train()
     start, seen = time.perf_counter(), 0
     for _ in range(fitness.epochs):
         for x, y in loader:
+            x, y = x.to(fitness.device, non_blocking=True), y.to(fitness.device, non_blocking=True)
             loss = F.cross_entropy(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -104,14 +105,14 @@ def run_minimal(data: ImageData, fitness: FitnessConfig) -> float:
     mean = torch.tensor(data.mean).view(1, -1, 1, 1)
     std = torch.tensor(data.std).view(1, -1, 1, 1)
     x = ((torch.from_numpy(data.x_train).float() - mean) / std).contiguous(memory_format=torch.channels_last)
-    y = torch.from_numpy(data.y_train)
-    model = seeded_model(ARCH, 0).to(memory_format=torch.channels_last)
+    x, y = x.to(fitness.device), torch.from_numpy(data.y_train).to(fitness.device)
+    model = seeded_model(ARCH, 0).to(fitness.device, memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=fitness.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     gen = torch.Generator().manual_seed(0)
     model.train()
     start, seen = time.perf_counter(), 0
     for _ in range(fitness.epochs):
-        order = torch.randperm(len(y), generator=gen)
+        order = torch.randperm(len(y), generator=gen).to(fitness.device)
         for s in range(0, len(y), fitness.batch_size):
             idx = order[s : s + fitness.batch_size]
             loss = F.cross_entropy(model(x[idx]), y[idx])
@@ -129,14 +130,17 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     data, source = benchmark_data(args.images)
-    fitness = FitnessConfig(epochs=args.epochs, batch_size=args.batch_size, lr=0.05, schedule="cosine", augment=True)
+    fitness = FitnessConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=0.05, schedule="cosine", augment=True, device=args.device
+    )
     loops = {"trainer": run_trainer, "dataloader (a)": run_dataloader, "minimal (b)": run_minimal}
     for run in loops.values():  # warm-up: oneDNN primitives, allocator
-        run(data, FitnessConfig(epochs=1, batch_size=args.batch_size, augment=True))
+        run(data, FitnessConfig(epochs=1, batch_size=args.batch_size, augment=True, device=args.device))
     rates: dict[str, list[float]] = {name: [] for name in loops}
     for _ in range(args.repeats):
         for name, run in loops.items():
@@ -159,6 +163,7 @@ def main() -> None:
         "epochs": args.epochs,
         "repeats": args.repeats,
         "threads": torch.get_num_threads(),
+        "device": args.device,
         "images_per_second": {k: round(v, 1) for k, v in median.items()},
         "ratio_dataloader": round(ratio_a, 3),
         "ratio_minimal": round(ratio_b, 3),
