@@ -91,6 +91,50 @@ def node_handles(sim: Any) -> dict[str, Any]:
             if n["Alive"] and n["ObjectStoreSocketName"] in by_socket}  # fmt: skip
 
 
+def test_cuda_out_of_memory_inside_real_training_is_a_failed_result(tmp_path, record_property):
+    """A CUDA OOM raised in the forward pass of a real digits training: failed result with the message, no escape.
+
+    First in the module, before the simulated cluster starts and competes for the CPUs. The real `train`
+    objective and trainer, in-process: a forward hook on the built network raises torch's
+    `OutOfMemoryError` (the class the CUDA caching allocator raises) for the 2nd and 5th candidates; the search
+    completes, those two lines are failed with the message, and the candidates after them train normally.
+    """
+    cfg = digits_config(tmp_path, evaluations=8)
+    real = train_objective.seeded_model
+    built: list[int] = []
+
+    def seeded_model(arch: Any, seed: int) -> torch.nn.Module:
+        model = real(arch, seed)
+        built.append(1)
+        if len(built) in (2, 5):
+
+            def out_of_memory(module: torch.nn.Module, inputs: Any) -> None:
+                raise torch.cuda.OutOfMemoryError(OOM_MESSAGE)
+
+            model.register_forward_pre_hook(out_of_memory)
+        return model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as a worker trains; and no oversubscription of a small machine
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(train_objective, "seeded_model", seeded_model)
+            out = cli("search", str(cfg), "--run-dir", str(tmp_path / "run"), "--workers", "0")
+    finally:
+        torch.set_num_threads(threads)
+    assert out.code == 0 and out.exception is None, (out.stderr[-3000:], out.exception)
+    lines = log_lines(tmp_path / "run")
+    assert len(lines) == 8 and len(built) == 8
+    failed = [i for i, r in enumerate(lines, start=1) if r["status"] != "ok"]
+    assert failed == [2, 5], [(r["status"], r["error"]) for r in lines]
+    for number in failed:
+        line = lines[number - 1]
+        assert line["fitness"] is None and line["attempts"] == 1, line
+        assert line["error"] == f"OutOfMemoryError: {OOM_MESSAGE}", line["error"]
+    assert all(0 <= r["fitness"] <= 1 for r in lines if r["status"] == "ok")
+    record_property("tried", len(failed))
+
+
 @dataclass
 class FaultRun:
     run: Path
@@ -201,41 +245,3 @@ def test_cuda_out_of_memory_in_a_ray_candidate_is_failed_at_once(fault_run, reco
     assert oom["status"] == "failed" and oom["attempts"] == 1 and oom["fitness"] is None, oom
     assert oom["error"].startswith(f"OutOfMemoryError: {OOM_MESSAGE}"), oom["error"]
     record_property("tried", 1)
-
-
-def test_cuda_out_of_memory_inside_real_training_is_a_failed_result(tmp_path, record_property):
-    """A CUDA OOM raised in the forward pass of a real digits training: failed result with the message, no escape.
-
-    The real `train` objective and trainer, in-process: a forward hook on the built network raises torch's
-    `OutOfMemoryError` (the class the CUDA caching allocator raises) for the 2nd and 5th candidates; the search
-    completes, those two lines are failed with the message, and the candidates after them train normally.
-    """
-    cfg = digits_config(tmp_path, evaluations=8)
-    real = train_objective.seeded_model
-    built: list[int] = []
-
-    def seeded_model(arch: Any, seed: int) -> torch.nn.Module:
-        model = real(arch, seed)
-        built.append(1)
-        if len(built) in (2, 5):
-
-            def out_of_memory(module: torch.nn.Module, inputs: Any) -> None:
-                raise torch.cuda.OutOfMemoryError(OOM_MESSAGE)
-
-            model.register_forward_pre_hook(out_of_memory)
-        return model
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train_objective, "seeded_model", seeded_model)
-        out = cli("search", str(cfg), "--run-dir", str(tmp_path / "run"), "--workers", "0")
-    assert out.code == 0 and out.exception is None, (out.stderr[-3000:], out.exception)
-    lines = log_lines(tmp_path / "run")
-    assert len(lines) == 8 and len(built) == 8
-    failed = [i for i, r in enumerate(lines, start=1) if r["status"] != "ok"]
-    assert failed == [2, 5], [(r["status"], r["error"]) for r in lines]
-    for number in failed:
-        line = lines[number - 1]
-        assert line["fitness"] is None and line["attempts"] == 1, line
-        assert line["error"] == f"OutOfMemoryError: {OOM_MESSAGE}", line["error"]
-    assert all(0 <= r["fitness"] <= 1 for r in lines if r["status"] == "ok")
-    record_property("tried", len(failed))
