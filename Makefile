@@ -21,7 +21,7 @@ lint: setup
 	$(BIN)/ruff format --check nas tests benchmarks
 
 test: setup lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=20
 
 # The reliability suite (kills, faults, hostile input, security) and RELIABILITY.md from its results.
 .PHONY: reliability
