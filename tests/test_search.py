@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ROOT, run_nas
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 STRATEGIES = ["hgapso", "pso", "ga", "random", "regularized-evolution"]
+TENSORBOARD_SCALARS = ("best_fitness", "mean_fitness", "evaluations_per_second", "failures")
 
 
 def smoke_config(tmp_path: Path, name: str = "cfg", **search) -> Path:
@@ -61,7 +63,10 @@ def test_same_seed_gives_the_same_log_and_best(tmp_path):
     assert best(tmp_path / "a") == best(tmp_path / "b")
     arch = yaml.safe_load((tmp_path / "a/best/architecture.yaml").read_text())
     assert arch["provenance"]["key"] == best(tmp_path / "a")[0]
-    assert list((tmp_path / "a/tensorboard").glob("events.out.tfevents.*"))
+    scalars = EventAccumulator(str(tmp_path / "a/tensorboard"))
+    scalars.Reload()
+    assert set(scalars.Tags()["scalars"]) == {f"search/{t}" for t in TENSORBOARD_SCALARS}
+    assert scalars.Scalars("search/best_fitness")[-1].value == pytest.approx(best(tmp_path / "a")[1])
 
 
 def test_another_seed_gives_another_trajectory(tmp_path):

@@ -12,13 +12,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from nas.evaluate.result import Result
+from nas.search.scalars import ScalarWriter
 
 
 class Monitor:
     def __init__(self, tensorboard_dir: Path, total: int | None, done: int, failures: int):
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.writer = SummaryWriter(log_dir=str(tensorboard_dir))
+        self.writer = ScalarWriter(tensorboard_dir)
         self.failures = failures
         self.bar = tqdm(
             total=total, initial=done, unit="eval", desc="search", file=sys.stderr, disable=not sys.stderr.isatty()
