@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from nas.atomicfile import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "tests" / "reliability"
 
@@ -180,19 +182,6 @@ def render(rows: list[Row], seconds: float, exit_code: int) -> str:
     return "\n".join(lines)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(ROOT / "RELIABILITY.md"))
@@ -208,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"pytest wrote no report (exit {code}); {args.out} left as it was", file=sys.stderr)
             return code or 1
         rows = parse_junit(junit)
-    write_atomically(Path(args.out), render(rows, seconds, code))
+    atomic_write_text(Path(args.out), render(rows, seconds, code))
     print(f"wrote {args.out}: {len(rows)} tests", file=sys.stderr)
     return code
 

@@ -72,6 +72,11 @@ def log_lines(run: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n") and line.strip()]
 
 
+def keys(run: Path) -> list[str]:
+    """The log's keys in log order."""
+    return [r["key"] for r in log_lines(run)]
+
+
 def content(run: Path) -> dict[str, tuple]:
     """What must not depend on how a run got there: each genome's outcome, by key."""
     return {r["key"]: (r["status"], r["fitness"], r["params"], r["flops"]) for r in log_lines(run)}

@@ -15,7 +15,17 @@ import re
 from pathlib import Path
 
 import pytest
-from reliability_runs import best, cli, content, copy_run, log_lines, paused_synthetic_run, scratch, synthetic_reference
+from reliability_runs import (
+    best,
+    cli,
+    content,
+    copy_run,
+    keys,
+    log_lines,
+    paused_synthetic_run,
+    scratch,
+    synthetic_reference,
+)
 
 from nas.search.checkpoint import read_one
 
@@ -42,10 +52,6 @@ def runs(tmp_path_factory) -> tuple[Path, Path]:
 def fast_tmp(tmp_path):
     with scratch(tmp_path) as folder:
         yield folder
-
-
-def keys(run: Path) -> list[str]:
-    return [r["key"] for r in log_lines(run)]
 
 
 def truncations(data: bytes, count: int = TRUNCATIONS) -> list[tuple[str, bytes]]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_runs import ROOT, THREADS_ENV, best, cli, content, log_lines, scratch, synthetic_config
+from reliability_runs import ROOT, THREADS_ENV, best, cli, content, keys, log_lines, scratch, synthetic_config
 
 import nas.search.driver as driver
 from nas.search.checkpoint import FORMAT, read_one
@@ -45,10 +45,6 @@ def reference(tmp_path_factory) -> tuple[Path, Path]:
 def fast_tmp(tmp_path):
     with scratch(tmp_path) as folder:
         yield folder
-
-
-def keys(run: Path) -> list[str]:
-    return [r["key"] for r in log_lines(run)]
 
 
 class FullDisk:
