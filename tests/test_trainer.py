@@ -1,6 +1,7 @@
 """The trainer: real trainings of tiny networks on digits (and on the shared CIFAR-10 JPEG copy when present)."""
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from nas.config import DatasetConfig, FitnessConfig
 from nas.data.aggregate import grouped_accuracy
 from nas.data.loading import load_dataset
 from nas.evaluate.augment import augment_batch, random_crop
-from nas.evaluate.trainer import batch_bounds, seeded_model, train_model, training_split
+from nas.evaluate.trainer import batch_bounds, seeded_model, shared_tensor, train_model, training_split
 from nas.genome.architecture import load_architecture
 
 ARCH = load_architecture(ROOT / "examples/densenet_small.yaml")
@@ -132,3 +133,14 @@ def test_cifar10_jpeg_subset_learns_and_is_deterministic(shared_data, tmp_path_f
     assert reports[0].test_accuracy > 0.2
     assert reports[0].val_accuracy == reports[1].val_accuracy
     assert reports[0].test_accuracy == reports[1].test_accuracy
+
+
+def test_read_only_arrays_become_tensors_without_a_copy_or_a_warning():
+    """Ray's object store hands the dataset over read-only: the trainer wraps it as is, and says nothing."""
+    array = np.arange(24, dtype=np.uint8).reshape(2, 3, 2, 2)
+    array.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tensor = shared_tensor(array)
+    assert tensor.data_ptr() == array.ctypes.data
+    assert torch.equal(tensor, torch.arange(24, dtype=torch.uint8).reshape(2, 3, 2, 2))

@@ -25,6 +25,7 @@ import math
 import resource
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -63,6 +64,20 @@ class TrainReport:
         return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in out.items()}
 
 
+def shared_tensor(array: np.ndarray) -> torch.Tensor:
+    """A tensor over `array`'s memory, without a copy, even when the array is read-only.
+
+    Under Ray the dataset arrives from the object store as read-only arrays (zero-copy); torch warns that such
+    a tensor must not be written to. The trainer never writes to it (batches are gathered into new tensors),
+    and a copy would double the dataset's memory on the CPU for every candidate, so the warning is silenced here
+    and only here."""
+    if array.flags.writeable:
+        return torch.from_numpy(array)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
+
+
 @dataclass
 class DeviceData:
     """A split's images and labels on the training device, with the normalisation of the training split."""
@@ -76,7 +91,7 @@ class DeviceData:
     def of(cls, x: np.ndarray, y: np.ndarray, data: ImageData, device: torch.device) -> "DeviceData":
         shape = (1, len(data.mean), 1, 1)
         return cls(
-            x=torch.from_numpy(np.ascontiguousarray(x)).to(device),
+            x=shared_tensor(np.ascontiguousarray(x)).to(device),
             y=torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device),
             mean=torch.tensor(data.mean, dtype=torch.float32, device=device).view(shape),
             inv_std=1.0 / torch.tensor(data.std, dtype=torch.float32, device=device).view(shape),
