@@ -115,10 +115,8 @@ def search_command(args: argparse.Namespace) -> int:
     base = architecture_base(objective, space)  # before the run directory: a misfit is bad input, not a run
     run = create_run_dir(Path(args.run_dir) if args.run_dir else default_run_dir(config), config)
     log.info("run directory %s", run.path)
-    session = Session(run, config, space, strategy, objective, config_sha256=run.config_sha256())
-    with run_lock(run.path), resumable_on_disk_error(run):
-        save_state(session, base)
-        return drive(session, args.workers, args.ray_address, args.max_evaluations)
+    with run_lock(run.path):
+        return begin(Session(run, config, space, strategy, objective, config_sha256=run.config_sha256()), base, args)
 
 
 def resume_command(args: argparse.Namespace) -> int:
@@ -167,8 +165,14 @@ def restart(run: RunDir, args: argparse.Namespace) -> int:
     strategy = build_strategy(config.search, space, config.seed)
     objective = build_objective(config, space)
     session = Session(run, config, space, strategy, objective, config_sha256=run.config_sha256())
-    with resumable_on_disk_error(run):
-        save_state(session, architecture_base(objective, space))
+    return begin(session, architecture_base(objective, space), args)
+
+
+def begin(session: Session, base: dict[str, Any], args: argparse.Namespace) -> int:
+    """Step 0 of a search whose run directory holds its config (the caller holds the lock): the first
+    checkpoint, then the loop."""
+    with resumable_on_disk_error(session.run):
+        save_state(session, base)
         return drive(session, args.workers, args.ray_address, args.max_evaluations)
 
 
