@@ -30,6 +30,23 @@ def fitness_of(genome: Genome) -> float:
     return genome.blocks[0].growth_rate / 1000
 
 
+def worker_fault(name: str, root: str, tag: object) -> bool:
+    """The faults a worker process suffers, acted out: `crash-once` (exits on the first attempt only, told by a
+    marker file under `root` named after `tag`), `crash` (exits on every attempt), `hang`. False for any other
+    name, which is the caller's to act out."""
+    if name == "crash-once":
+        flag = Path(root) / f"crashed-{tag}"
+        if not flag.exists():
+            flag.write_text("first attempt")
+            os._exit(1)
+        return True
+    if name == "crash":
+        os._exit(1)
+    if name == "hang":
+        time.sleep(3600)
+    return False
+
+
 @dataclass
 class ProbeObjective:
     """`plan` maps a growth rate to a behaviour; absent means `ok`.
@@ -67,17 +84,10 @@ class ProbeObjective:
     def act(self, behaviour: str, growth: int) -> dict[str, Any]:
         """Do what the plan says; returns extra metrics."""
         name, _, arg = behaviour.partition(":")
-        if name == "sleep":
+        if worker_fault(name, self.root, growth):
+            pass
+        elif name == "sleep":
             time.sleep(float(arg))
-        elif name == "crash-once":
-            flag = Path(self.root) / f"crashed-{growth}"
-            if not flag.exists():
-                flag.write_text("first attempt")
-                os._exit(1)
-        elif name == "crash":
-            os._exit(1)
-        elif name == "hang":
-            time.sleep(3600)
         elif name == "raise":
             raise RuntimeError(f"candidate {growth} broke")
         elif name == "barrier":

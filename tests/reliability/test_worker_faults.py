@@ -24,6 +24,7 @@ import pytest
 import ray
 import ray.cloudpickle
 import torch
+from probe_objective import worker_fault
 from reliability_runs import cli, digits_config, log_lines, synthetic_config
 from test_ray_cluster import cluster  # noqa: F401  (the simulated multi-node cluster fixture, reused)
 
@@ -62,13 +63,7 @@ class FaultyObjective:
         role = self.plan.get(genome.key, "ok")
         node = ray.get_runtime_context().get_node_id()
         Path(self.root, f"started-{genome.key[:12]}-{os.getpid()}-{time.monotonic_ns()}").write_text(node)
-        if role == "crash-once" and not Path(self.root, f"crashed-{genome.key}").exists():
-            Path(self.root, f"crashed-{genome.key}").write_text("first attempt")
-            os._exit(1)
-        if role == "crash":
-            os._exit(1)
-        if role == "hang":
-            time.sleep(3600)
+        worker_fault(role, self.root, genome.key)
         if role == "oom":
             raise torch.cuda.OutOfMemoryError(OOM_MESSAGE)
         time.sleep(3.0 if role == "victim" else 0.2)
