@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from nas.errors import UserError
 
 COMMANDS = {
-    "search": "nas.search.driver:search_command",
-    "resume": "nas.search.driver:resume_command",
+    "search": "nas.run.driver:search_command",
+    "resume": "nas.run.driver:resume_command",
     "inspect": "nas.model.describe:inspect_command",
     "train": "nas.evaluate.train_command:train_command",
     "export": "nas.export:export_command",

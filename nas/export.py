@@ -8,7 +8,7 @@ Writes, into one folder published all at once (`nas.stagedir`):
   `torch.manual_seed(seed)` so the same run exports the same file;
 - `model.onnx` with `--onnx`: the same network, checked against torch with onnxruntime.
 
-Ranking is `nas.search.runlog.ranked`: `ok` results only, higher fitness first, then fewer parameters. The
+Ranking is `nas.run.runlog.ranked`: `ok` results only, higher fitness first, then fewer parameters. The
 search keeps no trained weights (each candidate is trained only to be scored), so nothing here is trained;
 `nas train EXPORT/architecture.yaml --config RUN_DIR/config.yaml --full --save DIR` retrains it.
 
@@ -28,7 +28,7 @@ import yaml
 
 from nas.evaluate.result import Result
 from nas.genome.architecture import Architecture
-from nas.search.snapshot import RunSnapshot, load_snapshot
+from nas.run.snapshot import RunSnapshot, load_snapshot
 from nas.stagedir import staged_directory
 from nas.yamlfile import dump_yaml
 

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from nas.errors import UserError
-from nas.search.checkpoint import fsync_dir
+from nas.run.checkpoint import fsync_dir
 
 
 def check_target(target: Path, refreshable: bool, owned: Collection[str], flag: str) -> None:

@@ -12,7 +12,7 @@ from conftest import ROOT, run_nas
 
 from nas.genome.architecture import load_architecture
 from nas.model.network import build_model
-from nas.search.runlog import ranked, read_results
+from nas.run.runlog import ranked, read_results
 
 
 def smoke_search(nas, run: Path) -> Path:

@@ -14,7 +14,7 @@ from nas.report.best import CHAIN, NOT_A_LINK, OFF, ON, link_matrix
 from nas.report.pareto import pareto_front
 from nas.report.progress import progress_of
 from nas.report.style import SIZES
-from nas.search.runlog import ranked, read_results
+from nas.run.runlog import ranked, read_results
 from nas.transfer.results import write_metrics
 
 FILES = ("progress.png", "pareto.png", "best.png", "summary.md")

@@ -6,8 +6,8 @@ import pytest
 
 from nas.errors import UserError
 from nas.evaluate.result import Result
-from nas.search.checkpoint import load_checkpoint, save_checkpoint
-from nas.search.runlog import EvaluationLog, ranked, read_results
+from nas.run.checkpoint import load_checkpoint, save_checkpoint
+from nas.run.runlog import EvaluationLog, ranked, read_results
 
 
 def result(i: int, fitness: float | None = 0.5, params: int = 100) -> Result:

@@ -7,7 +7,7 @@ from deap import tools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nas.search.rng import lend_to_global, rng_from_state, rng_state
+from nas.strategies.rng import lend_to_global, rng_from_state, rng_state
 
 
 def test_global_state_is_unchanged_by_a_deap_operator_call():

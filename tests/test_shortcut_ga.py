@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from nas.config import GAConfig
 from nas.genome import shortcuts
-from nas.search.ranking import rank_key
-from nas.search.shortcut_ga import ShortcutGA, breed, seed_population, split
+from nas.strategies.ranking import rank_key
+from nas.strategies.shortcut_ga import ShortcutGA, breed, seed_population, split
 
 layers_st = st.lists(st.integers(1, 7), min_size=1, max_size=3)
 fitness_st = st.one_of(st.none(), st.floats(0, 1))

@@ -15,9 +15,9 @@ from nas.errors import UserError
 from nas.evaluate.result import Result
 from nas.genome import Genome, load_space, shortcuts
 from nas.genome.space import SearchSpace, parse_space
-from nas.search.regularized_evolution import mutate
-from nas.search.strategy import STRATEGIES, Strategy, build_strategy
-from nas.search.swarm import STALL_PATIENCE
+from nas.strategies.regularized_evolution import mutate
+from nas.strategies.strategy import STRATEGIES, Strategy, build_strategy
+from nas.strategies.swarm import STALL_PATIENCE
 
 NAMES = ["hgapso", "pso", "ga", "random", "regularized-evolution"]
 SMALL = load_space(ROOT / "encodings" / "densenet_small.yaml")

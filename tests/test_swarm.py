@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from nas.config import PSOConfig
 from nas.genome.space import Dimension
-from nas.search import swarm as pso
+from nas.strategies import swarm as pso
 
 
 @st.composite

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.search.snapshot import RunSnapshot
+from nas.run.snapshot import RunSnapshot
 from nas.transfer.results import load_baseline_results
 
 RETRAINED = "retrained"

@@ -15,7 +15,7 @@ from nas.report.pareto import draw_pareto
 from nas.report.progress import draw_progress
 from nas.report.style import SIZES, figure_style
 from nas.report.summary import write_summary
-from nas.search.snapshot import load_snapshot
+from nas.run.snapshot import load_snapshot
 from nas.stagedir import staged_directory
 
 REPORT_DIR = "report"

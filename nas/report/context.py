@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from nas.search.snapshot import RunSnapshot
+from nas.run.snapshot import RunSnapshot
 
 
 @dataclass(frozen=True)

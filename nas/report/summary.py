@@ -17,7 +17,7 @@ from nas.evaluate.result import Result
 from nas.report.arms import ArmRow, arm_rows
 from nas.report.context import ReportContext
 from nas.report.pareto import pareto_front
-from nas.search.snapshot import RunSnapshot
+from nas.run.snapshot import RunSnapshot
 
 TOP = 10
 MAX_FAILURES = 20

@@ -2,8 +2,8 @@
 
 The damage is generated: truncation at 20+ byte offsets, several kinds of garbage (NUL bytes, random bytes,
 invalid UTF-8, stray text, one digit changed so that the JSON stays valid) at several offsets, missing files,
-and log lines that are valid JSON but not a result. What must hold (DESIGN.md section 2, `nas.search.checkpoint`,
-`nas.search.runlog`): a bad `checkpoint.json` alone falls back to `checkpoint.prev.json` with a warning; both
+and log lines that are valid JSON but not a result. What must hold (DESIGN.md section 2, `nas.run.checkpoint`,
+`nas.run.runlog`): a bad `checkpoint.json` alone falls back to `checkpoint.prev.json` with a warning; both
 bad is exit 2 with one line and no file touched; a torn or garbled last log line is dropped with a warning; a
 bad line anywhere else is exit 2 with one line naming the file and the line, never a finished evaluation
 silently dropped. Every resume that goes ahead must end exactly as the uninterrupted run.
@@ -27,7 +27,7 @@ from reliability_runs import (
     synthetic_reference,
 )
 
-from nas.search.checkpoint import read_one
+from nas.run.checkpoint import read_one
 
 PAUSED_AT = 20
 TRUNCATIONS = 24

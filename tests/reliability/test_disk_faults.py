@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from reliability_runs import ROOT, THREADS_ENV, best, cli, content, keys, log_lines, scratch, synthetic_config
 
-import nas.search.driver as driver
-from nas.search.checkpoint import FORMAT, read_one
-from nas.search.runlog import EvaluationLog
+import nas.run.driver as driver
+from nas.run.checkpoint import FORMAT, read_one
+from nas.run.runlog import EvaluationLog
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 FIRST_ALL = 45  # fail at every one of the first writes of a run (config, four checkpoint saves, bests, appends)

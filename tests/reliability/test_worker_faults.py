@@ -29,12 +29,12 @@ from reliability_runs import cli, digits_config, log_lines, synthetic_config
 from test_ray_cluster import cluster  # noqa: F401  (the simulated multi-node cluster fixture, reused)
 
 import nas.evaluate.train_objective as train_objective
-import nas.search.driver as driver
+import nas.run.driver as driver
 from nas.config import load_config
 from nas.evaluate.result import Result
 from nas.genome.genome import Genome
 from nas.genome.space import load_space
-from nas.search.strategy import build_strategy
+from nas.strategies.strategy import build_strategy
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import the tests folder
 

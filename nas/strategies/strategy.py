@@ -31,8 +31,8 @@ from nas.evaluate.result import Result
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace
 from nas.registry import Registry
-from nas.search.ranking import fitness_of, is_better
-from nas.search.rng import rng_from_state, rng_state
+from nas.strategies.ranking import fitness_of, is_better
+from nas.strategies.rng import rng_from_state, rng_state
 
 STATE_FORMAT = "nas-strategy-state/1"
 
@@ -167,10 +167,4 @@ def register(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
 
 def build_strategy(search: SearchConfig, space: SearchSpace, seed: int) -> Strategy:
     """The strategy `search.strategy` names, fresh, with its RNG seeded by `seed`."""
-    import nas.search.ga  # noqa: F401  (each import registers one strategy)
-    import nas.search.hgapso  # noqa: F401
-    import nas.search.pso  # noqa: F401
-    import nas.search.random_search  # noqa: F401
-    import nas.search.regularized_evolution  # noqa: F401
-
     return STRATEGIES.get(search.strategy, key="search.strategy")(search, space, seed)

@@ -23,10 +23,10 @@ from nas.config import SearchConfig
 from nas.genome import shortcuts
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace
-from nas.search.random_search import random_genome
-from nas.search.ranking import rank_key
-from nas.search.shortcut_ga import join, split
-from nas.search.strategy import Strategy, register
+from nas.strategies.random_search import random_genome
+from nas.strategies.ranking import rank_key
+from nas.strategies.shortcut_ga import join, split
+from nas.strategies.strategy import Strategy, register
 
 LEARNING_RATE_STEPS = 10  # the log learning-rate range is crossed in this many mutation steps
 

@@ -14,7 +14,7 @@ told, so the checkpoint stays at the batch's start and `nas resume` continues it
 
 A write the disk refuses (full, read-only) stops the command with one line (exit 2, a `DiskWriteError`) that
 names the file and says what is safe: every result that arrived before is in the log (each append is fsynced
-before anything else happens) and `checkpoint.json` still holds the last step (see `nas.search.checkpoint`), so
+before anything else happens) and `checkpoint.json` still holds the last step (see `nas.run.checkpoint`), so
 `nas resume` continues exactly once the disk is back. A run stopped before its first checkpoint (killed or out
 of disk at start-up, so no log either) has told its strategy nothing: `nas resume` starts it from its config.
 """
@@ -39,13 +39,13 @@ from nas.genome import shortcuts
 from nas.genome.architecture import FIXED_KEYS, Architecture, check_input_size, save_architecture
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace, load_space
-from nas.search.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from nas.search.monitor import Monitor
-from nas.search.rundir import RunDir, create_run_dir, default_run_dir, open_run_dir
-from nas.search.runlock import run_lock
-from nas.search.runlog import EvaluationLog, rank_key, ranked
-from nas.search.signals import Interrupted, SignalGuard
-from nas.search.strategy import Strategy, build_strategy
+from nas.run.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from nas.run.monitor import Monitor
+from nas.run.rundir import RunDir, create_run_dir, default_run_dir, open_run_dir
+from nas.run.runlock import run_lock
+from nas.run.runlog import EvaluationLog, rank_key, ranked
+from nas.run.signals import Interrupted, SignalGuard
+from nas.strategies.strategy import Strategy, build_strategy
 from nas.yamlfile import load_yaml_mapping
 
 log = logging.getLogger(__name__)

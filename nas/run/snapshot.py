@@ -15,10 +15,10 @@ from nas.config import Config
 from nas.errors import UserError
 from nas.evaluate.result import Result
 from nas.genome.architecture import Architecture
-from nas.search.checkpoint import load_checkpoint
-from nas.search.driver import architecture_of
-from nas.search.rundir import RunDir, open_run_dir
-from nas.search.runlog import ranked, read_results
+from nas.run.checkpoint import load_checkpoint
+from nas.run.driver import architecture_of
+from nas.run.rundir import RunDir, open_run_dir
+from nas.run.runlog import ranked, read_results
 
 
 @dataclass(frozen=True)

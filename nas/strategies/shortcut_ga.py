@@ -21,8 +21,8 @@ from deap import algorithms, base, tools
 
 from nas.config import GAConfig
 from nas.genome import shortcuts
-from nas.search.ranking import is_better, rank_key
-from nas.search.rng import lend_to_global
+from nas.strategies.ranking import is_better, rank_key
+from nas.strategies.rng import lend_to_global
 
 SEED_ATTEMPTS = 20  # random draws per free slot before a duplicate is accepted (tiny spaces run out of strings)
 

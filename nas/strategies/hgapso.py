@@ -18,9 +18,9 @@ from typing import Any
 from nas.config import SearchConfig
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace
-from nas.search import swarm as pso_math
-from nas.search.shortcut_ga import ShortcutGA
-from nas.search.strategy import Strategy, register
+from nas.strategies import swarm as pso_math
+from nas.strategies.shortcut_ga import ShortcutGA
+from nas.strategies.strategy import Strategy, register
 
 # Seed every particle's new GA with the swarm's best bitstrings too, not only its own: shortcut patterns that
 # pay off transfer across architectures (resized to the new depths), so sharing them is how the GA level

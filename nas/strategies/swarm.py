@@ -23,7 +23,7 @@ from typing import Any
 
 from nas.config import PSOConfig
 from nas.genome.space import Dimension
-from nas.search.ranking import is_better
+from nas.strategies.ranking import is_better
 
 STALL_PATIENCE = 20  # iterations in a row without a better global best before a swarm is done
 

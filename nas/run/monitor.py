@@ -12,7 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from nas.evaluate.result import Result
-from nas.search.scalars import ScalarWriter
+from nas.run.scalars import ScalarWriter
 
 
 class Monitor:

@@ -14,8 +14,8 @@ from nas.config import SearchConfig
 from nas.errors import UserError
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace
-from nas.search.shortcut_ga import ShortcutGA
-from nas.search.strategy import Strategy, register
+from nas.strategies.shortcut_ga import ShortcutGA
+from nas.strategies.strategy import Strategy, register
 
 
 def fixed_position(search: SearchConfig, space: SearchSpace) -> list[float]:

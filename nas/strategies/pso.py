@@ -12,8 +12,8 @@ from nas.config import SearchConfig
 from nas.genome import shortcuts
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace
-from nas.search import swarm as pso_math
-from nas.search.strategy import Strategy, register
+from nas.strategies import swarm as pso_math
+from nas.strategies.strategy import Strategy, register
 
 
 @register("pso")

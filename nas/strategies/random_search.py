@@ -11,7 +11,7 @@ from typing import Any
 from nas.genome import shortcuts
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace
-from nas.search.strategy import Strategy, register
+from nas.strategies.strategy import Strategy, register
 
 
 def random_genome(space: SearchSpace, rng: random.Random) -> Genome:
