@@ -22,6 +22,7 @@ COMMANDS = {
     "baseline": "nas.transfer.command:baseline_command",
     "data": "nas.data.summary:summary_command",
     "report": "nas.report:report_command",
+    "predict": "nas.predict.command:predict_command",
 }
 
 
@@ -75,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True)
     p.add_argument("--epochs", type=positive, help="override fitness.epochs")
     p.add_argument("--full", action="store_true", help="train on the whole training split, report test")
-    p.add_argument("--save", help="write weights.pt, model.ts and metrics.json to this folder")
+    p.add_argument("--save", help="write weights.pt, model.ts, preprocess.json and metrics.json to this folder")
+    p.add_argument("--onnx", action="store_true", help="also write model.onnx to --save (needs the export extra)")
     p.add_argument(
         "--cv",
         choices=["loco", "cell-line"],
@@ -104,6 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="plots and a Markdown summary under RUN_DIR/report/")
     p.add_argument("run_dir")
+
+    p = sub.add_parser("predict", help="a trained network on images, an image folder or a config's test split")
+    p.add_argument("model_dir", help="a folder from `nas train --save` or `nas export` (or its model file)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, .npy arrays, folders, or a config")
+    p.add_argument("--out", help="write one CSV row per image to this file")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--batch-size", type=positive, default=256, help="images per forward pass (default 256)")
+    p.add_argument("--format", choices=["auto", "torchscript", "onnx"], default="auto",
+                   help="which model file to run (auto: model.ts, else model.onnx)")  # fmt: skip
     return parser
 
 

@@ -5,8 +5,12 @@ Writes, into one folder published all at once (`nas.stagedir`):
   config name, seed, the step that evaluated it, its rank, genome key, fitness, params, FLOPs and the export
   date, UTC) that `build_model` ignores;
 - `model.ts`: TorchScript of the freshly built network, eval mode, initialised after
-  `torch.manual_seed(seed)` so the same run exports the same file;
-- `model.onnx` with `--onnx`: the same network, checked against torch with onnxruntime.
+  `torch.manual_seed(seed)` so the same run exports the same file; it takes images in the user's units and
+  normalises them inside (`nas.model.preprocess`) with the statistics of the run's training split, which is why
+  export loads the run's dataset (from its cache, for the kinds that have one);
+- `model.onnx` with `--onnx`: the same network, checked against torch with onnxruntime;
+- `preprocess.json`: class names, channel order, input size and dtype, resize, mean and std (BBBC021: the plate
+  statistics), dataset kind, evonas version.
 
 Ranking is `nas.run.runlog.ranked`: `ok` results only, higher fitness first, then fewer parameters. The
 search keeps no trained weights (each candidate is trained only to be scored), so nothing here is trained;
@@ -22,7 +26,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -32,12 +36,16 @@ from nas.run.snapshot import RunSnapshot, load_snapshot
 from nas.stagedir import staged_directory
 from nas.yamlfile import dump_yaml
 
+if TYPE_CHECKING:
+    from nas.model.preprocess import Preprocess
+
 log = logging.getLogger(__name__)
 ARCHITECTURE = "architecture.yaml"
 TORCHSCRIPT = "model.ts"
 ONNX = "model.onnx"
-EXPORT_FILES = (ARCHITECTURE, TORCHSCRIPT, ONNX)
-LABELS = {ARCHITECTURE: "architecture", TORCHSCRIPT: "torchscript", ONNX: "onnx"}
+PREPROCESS = "preprocess.json"
+EXPORT_FILES = (ARCHITECTURE, TORCHSCRIPT, ONNX, PREPROCESS)
+LABELS = {ARCHITECTURE: "architecture", TORCHSCRIPT: "torchscript", ONNX: "onnx", PREPROCESS: "preprocess"}
 
 
 def default_out(run_dir: Path) -> Path:
@@ -68,8 +76,22 @@ def architecture_text(arch: Architecture) -> str:
     return header + dump_yaml(data) + yaml.safe_dump({"provenance": provenance}, sort_keys=False)
 
 
-def write_models(arch: Architecture, result: Result, seed: int, folder: Path, onnx: bool) -> None:
-    """`model.ts` (and `model.onnx`) of the freshly built network, initialised after `torch.manual_seed(seed)`.
+def run_preprocess(snapshot: RunSnapshot, arch: Architecture) -> "Preprocess":
+    """The input contract of the run's candidates: its dataset as the search loaded it (validation carved by the
+    run's seed), whose training split's statistics the trainer normalised with."""
+    from nas.data.loading import load_dataset
+    from nas.evaluate.train_command import check_fits
+    from nas.model.preprocess import preprocess_of
+
+    dataset = snapshot.config.dataset
+    data = load_dataset(dataset, snapshot.seed)
+    check_fits(arch, data, "the exported architecture")
+    return preprocess_of(dataset.name, dataset.resize, data)
+
+
+def write_models(arch: Architecture, result: Result, seed: int, folder: Path, onnx: bool, pre: "Preprocess") -> None:
+    """`model.ts` (and `model.onnx`) of the freshly built network, initialised after `torch.manual_seed(seed)`,
+    with `preprocess.json` beside them.
 
     torch is imported here, not at the top, so that bad input is answered before paying for its import.
     """
@@ -77,6 +99,7 @@ def write_models(arch: Architecture, result: Result, seed: int, folder: Path, on
 
     from nas.model.cost import count_params
     from nas.model.network import build_model
+    from nas.model.preprocess import save_preprocess
     from nas.model.torchscript import save_torchscript
 
     torch.manual_seed(seed)
@@ -84,12 +107,13 @@ def write_models(arch: Architecture, result: Result, seed: int, folder: Path, on
     params = count_params(model)
     if result.params is not None and params != result.params:
         log.warning("the rebuilt network has %d parameters, the run's log says %d", params, result.params)
-    save_torchscript(model, arch, folder / TORCHSCRIPT)
+    save_torchscript(model, pre, folder / TORCHSCRIPT)
     if onnx:
         from nas.model.onnx_export import save_onnx
 
-        difference = save_onnx(model, arch, folder / ONNX)
+        difference = save_onnx(model, pre, folder / ONNX)
         log.info("model.onnx matches torch within %.2g", difference)
+    save_preprocess(pre, folder / PREPROCESS)
 
 
 @dataclass(frozen=True)
@@ -112,9 +136,10 @@ def export_run(run_dir: Path, out: Path | None, rank: int, onnx: bool) -> Export
     refreshable = target.resolve() == default_out(run_dir).resolve()
     arch = snapshot.architecture(result, provenance_of(snapshot, result, rank))
     with staged_directory(target, refreshable=refreshable, owned=EXPORT_FILES) as staging:
+        pre = run_preprocess(snapshot, arch)
         (staging / ARCHITECTURE).write_text(architecture_text(arch), encoding="utf-8")
-        write_models(arch, result, snapshot.seed, staging, onnx)
-    names = [ARCHITECTURE, TORCHSCRIPT] + ([ONNX] if onnx else [])
+        write_models(arch, result, snapshot.seed, staging, onnx, pre)
+    names = [ARCHITECTURE, TORCHSCRIPT] + ([ONNX] if onnx else []) + [PREPROCESS]
     return Exported(arch, {name: target / name for name in names})
 
 

@@ -9,10 +9,14 @@ The fitness evaluation, run by hand, or the retraining of an exported architectu
 - `--full`: train on the whole training split (no validation carve) and report `test_accuracy`.
 - `--json`: exactly one JSON object on stdout: the trainer's report (`val_accuracy`, `test_accuracy`,
   `train_loss`, `epochs`, `seconds`, `images_per_second`, `peak_memory_mb`) plus `params` and `flops`.
-- `--save DIR`: `weights.pt` (the state_dict, by `torch.save`; load it with `torch.load(..., weights_only=True)`),
-  `model.ts` (TorchScript of the trained network in eval mode, on the CPU), `metrics.json` (the report, the seed
-  and the inputs) and `architecture.yaml`. The folder is published whole when every file is written
-  (`nas.stagedir`); one that holds anything else is refused before training starts.
+- `--save DIR`: `weights.pt` (the plain state_dict of the network, by `torch.save`; load it with
+  `torch.load(..., weights_only=True)` into `build_model(arch)`, which takes normalised input),
+  `model.ts` (TorchScript of the trained network in eval mode, on the CPU, taking images in the user's units and
+  normalising them inside: `nas.model.preprocess`), `preprocess.json` (what the model expects: class names,
+  channel order, input size, mean and std of the training split, ...), `metrics.json` (the report, the seed and
+  the inputs) and `architecture.yaml`; with `--onnx` also `model.onnx`. `nas predict DIR IMAGES...` runs it.
+  The folder is published whole when every file is written (`nas.stagedir`); one that holds anything else is
+  refused before training starts.
 - `--cv PROTOCOL`: the dataset's cross-validation protocol (`nas.evaluate.crossval`).
 
 The architecture's `in_channels`, `num_classes` and `input_size` must match the data; a mismatch is a one-line
@@ -40,10 +44,11 @@ if TYPE_CHECKING:  # torch is imported when training starts, so that bad input f
     from torch import nn
 
     from nas.evaluate.trainer import TrainReport
+    from nas.model.preprocess import Preprocess
 
 log = logging.getLogger(__name__)
 
-SAVED_FILES = ("weights.pt", "model.ts", "metrics.json", "architecture.yaml")
+SAVED_FILES = ("weights.pt", "model.ts", "model.onnx", "preprocess.json", "metrics.json", "architecture.yaml")
 
 
 def check_fits(arch: Architecture, data: ImageData, source: str) -> None:
@@ -73,12 +78,20 @@ def save_weights(model: "nn.Module", path: Path) -> None:
         raise
 
 
-def save_outputs(folder: Path, model: "nn.Module", arch: Architecture, metrics: dict[str, Any]) -> None:
-    """weights.pt, model.ts, metrics.json and architecture.yaml of a trained network."""
+def save_outputs(
+    folder: Path, model: "nn.Module", arch: Architecture, metrics: dict[str, Any], pre: "Preprocess", onnx: bool
+) -> None:
+    """weights.pt, model.ts (and model.onnx), preprocess.json, metrics.json and architecture.yaml."""
+    from nas.model.preprocess import save_preprocess
     from nas.model.torchscript import save_torchscript
 
     save_weights(model, folder / "weights.pt")
-    save_torchscript(model, arch, folder / "model.ts")
+    save_torchscript(model, pre, folder / "model.ts")
+    if onnx:
+        from nas.model.onnx_export import save_onnx
+
+        save_onnx(model, pre, folder / "model.onnx")
+    save_preprocess(pre, folder / "preprocess.json")
     atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     save_architecture(arch, folder / "architecture.yaml")
 
@@ -94,8 +107,8 @@ def save_folder(save: str | None) -> contextlib.AbstractContextManager[Path | No
 
 def run_training(
     arch: Architecture, config: Config, args: argparse.Namespace, seed: int
-) -> tuple["nn.Module", "TrainReport"]:
-    """Load the data, check that the network fits it, train; returns the trained model and the report."""
+) -> tuple["nn.Module", "TrainReport", ImageData]:
+    """Load the data, check that the network fits it, train; returns the trained model, the report, the data."""
     from nas.data.loading import load_dataset
     from nas.evaluate.trainer import seeded_model, train_model
 
@@ -114,7 +127,7 @@ def run_training(
         evaluate=evaluate,
         progress=True,
     )
-    return model, report
+    return model, report, data
 
 
 def format_text(out: dict[str, Any], arch_path: str) -> str:
@@ -137,8 +150,15 @@ def train_command(args: argparse.Namespace) -> int:
 
         return crossval_command(args, arch, config)
     seed = config.seed if args.seed is None else args.seed
+    onnx = bool(getattr(args, "onnx", False))
+    if onnx:
+        from nas.model.onnx_export import require_onnx
+
+        require_onnx()
+        if not args.save:
+            raise UserError("--onnx writes model.onnx into the --save folder; give --save DIR")
     with save_folder(args.save) as stage:
-        model, report = run_training(arch, config, args, seed)
+        model, report, data = run_training(arch, config, args, seed)
         params, flops = analytic_cost(arch)
         out = {**report.to_dict(), "params": params, "flops": flops}
         if stage is not None:
@@ -147,9 +167,12 @@ def train_command(args: argparse.Namespace) -> int:
                 "config": str(Path(args.config).resolve()),
             }
             metrics = {**out, "seed": seed, "full": args.full, "dataset": config.dataset.name, **inputs}
-            save_outputs(stage, model, arch, metrics)
+            from nas.model.preprocess import preprocess_of
+
+            pre = preprocess_of(config.dataset.name, config.dataset.resize, data)
+            save_outputs(stage, model, arch, metrics, pre, onnx)
     if args.save:
-        log.info("saved %s to %s", ", ".join(SAVED_FILES), args.save)
+        log.info("saved the trained network to %s (run it with: nas predict %s IMAGES...)", args.save, args.save)
     print(json.dumps(out, allow_nan=False) if args.json else format_text(out, args.architecture))
     sys.stdout.flush()
     return 0

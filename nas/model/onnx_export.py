@@ -4,9 +4,10 @@ Optional: it needs `onnx`, `onnxruntime` and `onnxscript` (the `export` extra; t
 `require_onnx` says so in one line before any work starts. The file is made by torch's `torch.export`-based
 exporter (the default since torch 2.9; the TorchScript-based one is deprecated), self-contained (weights
 inside the file, no `.data` sidecar: these networks are far below ONNX's 2 GB limit), with input `image`
-(N, C, H, W) and output `logits` (N, classes), the batch dimension dynamic. After writing, onnxruntime runs it
-on a batch of a different size than the one exported with, and its logits must match torch's within
-`TOLERANCE`; otherwise the export is a bug and fails.
+(N, C, H, W, in the user's units and dtype, uint8 for image datasets: `preprocess.json` says which) and output
+`logits` (N, classes), the batch dimension dynamic; the normalisation is inside (`nas.model.preprocess`). After
+writing, onnxruntime runs it on a batch of a different size than the one exported with, and its logits must
+match torch's within `TOLERANCE`; otherwise the export is a bug and fails.
 """
 
 import importlib
@@ -20,8 +21,8 @@ import torch
 from torch import nn
 
 from nas.errors import UserError
-from nas.genome.architecture import Architecture
-from nas.model.torchscript import example_input
+from nas.model.preprocess import Preprocess, example_batch
+from nas.model.torchscript import for_users
 
 TOLERANCE = 1e-4
 PACKAGES = ("onnx", "onnxruntime", "onnxscript")
@@ -61,14 +62,15 @@ def require_onnx() -> None:
         )
 
 
-def save_onnx(model: nn.Module, arch: Architecture, path: str | Path) -> float:
-    """Export `model` (eval mode) to `path`, verify it with onnxruntime, return the largest logit difference."""
-    model = model.cpu().eval()
+def save_onnx(network: nn.Module, pre: Preprocess, path: str | Path) -> float:
+    """Export `network` behind its normalisation to `path`, verify it with onnxruntime, return the largest logit
+    difference."""
+    model = for_users(network, pre)
     batch = torch.export.Dim("batch")
     with torch.no_grad(), quiet_loggers(EXPORTER_LOGGERS):
         torch.onnx.export(
             model,
-            (example_input(arch, batch=2),),
+            (example_batch(pre, batch=2),),
             str(path),
             dynamo=True,
             verbose=False,
@@ -77,19 +79,19 @@ def save_onnx(model: nn.Module, arch: Architecture, path: str | Path) -> float:
             output_names=["logits"],
             dynamic_shapes=({0: batch},),
         )
-    difference = onnx_difference(model, arch, path)
+    difference = onnx_difference(model, pre, path)
     if not difference <= TOLERANCE:
         raise RuntimeError(f"{path}: onnxruntime's logits differ from torch's by {difference:.3g} (> {TOLERANCE})")
     return difference
 
 
-def onnx_difference(model: nn.Module, arch: Architecture, path: str | Path) -> float:
+def onnx_difference(model: nn.Module, pre: Preprocess, path: str | Path) -> float:
     """Largest absolute difference between torch's and onnxruntime's logits on a batch of 3 images."""
     import onnxruntime
 
-    x = example_input(arch, batch=3, seed=1)
+    x = example_batch(pre, batch=3, seed=1)
     with torch.no_grad():
-        expected = model.cpu().eval()(x).numpy()
+        expected = model(x).numpy()
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     return float(np.max(np.abs(got - expected)))

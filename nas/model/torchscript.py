@@ -6,6 +6,9 @@ zip over a `ModuleList` in the block's forward. Tracing happens in eval mode, so
 statistics and the file is for inference; the batch size stays free. TorchScript is deprecated upstream but
 still the one self-contained format `torch` loads without Python source; the deprecation warning is muted
 here because the user did not ask for it.
+
+The file holds the network behind `nas.model.preprocess.RawInput`: it takes images in the user's units (uint8
+pixels for image datasets; see `preprocess.json` beside it) and normalises them inside the graph.
 """
 
 import os
@@ -15,36 +18,37 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nas.genome.architecture import Architecture
+from nas.model.preprocess import Preprocess, RawInput, example_batch
 
 
-def example_input(arch: Architecture, batch: int = 2, seed: int = 0) -> torch.Tensor:
-    """A reproducible batch of images of the architecture's input shape."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, arch.in_channels, arch.input_size, arch.input_size, generator=generator)
+def for_users(network: nn.Module, pre: Preprocess) -> RawInput:
+    """`network` (switched to eval mode, on the CPU, in the default memory format) behind its normalisation.
 
-
-def to_torchscript(model: nn.Module, arch: Architecture) -> torch.jit.ScriptModule:
-    """Trace `model` (switched to eval mode, on the CPU, in the default memory format) at its input size.
-
-    A network trained in channels_last (a GPU speed-up) is switched back first: the trace then computes
-    bit for bit what `build_model(arch)` with `load_state_dict(weights.pt)` computes, not merely close to it.
+    A network trained in channels_last (a GPU speed-up) is switched back first: the file then computes bit for
+    bit what `build_model(arch)` with `load_state_dict(weights.pt)` computes on normalised input.
     """
-    model = model.cpu().eval().to(memory_format=torch.contiguous_format)
+    network = network.cpu().eval().to(memory_format=torch.contiguous_format)
+    return RawInput(network, pre).eval()
+
+
+def to_torchscript(network: nn.Module, pre: Preprocess) -> torch.jit.ScriptModule:
+    """Trace `network` behind `RawInput` at its input size and dtype."""
+    model = for_users(network, pre)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", FutureWarning)
-        traced = torch.jit.trace(model, example_input(arch))
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(model, example_batch(pre))
     return traced  # type: ignore[return-value]
 
 
-def save_torchscript(model: nn.Module, arch: Architecture, path: str | Path) -> None:
-    """Write `model` as TorchScript to `path` by temp file and rename, so a reader never sees half a file."""
+def save_torchscript(network: nn.Module, pre: Preprocess, path: str | Path) -> None:
+    """Write `network` as TorchScript to `path` by temp file and rename, so a reader never sees half a file."""
     p = Path(path)
     tmp = p.with_name(f".{p.name}.tmp")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            torch.jit.save(to_torchscript(model, arch), str(tmp))
+            torch.jit.save(to_torchscript(network, pre), str(tmp))
         os.replace(tmp, p)
     except BaseException:
         tmp.unlink(missing_ok=True)
