@@ -12,6 +12,7 @@ from conftest import ROOT, run_nas
 
 from nas.genome.architecture import load_architecture
 from nas.model.network import build_model
+from nas.model.preprocess import RawInput, load_preprocess
 from nas.run.runlog import ranked, read_results
 
 
@@ -43,13 +44,20 @@ def ts_model(folder: Path) -> torch.jit.ScriptModule:
 
 
 def images(arch, n: int, seed: int) -> torch.Tensor:
+    """Digits in the units a user has (scikit-learn's 0-16 floats), which is what the model files take."""
     generator = torch.Generator().manual_seed(seed)
-    return torch.randn(n, arch.in_channels, arch.input_size, arch.input_size, generator=generator)
+    return 16 * torch.rand(n, arch.in_channels, arch.input_size, arch.input_size, generator=generator)
+
+
+def network_state(scripted: torch.jit.ScriptModule) -> dict[str, torch.Tensor]:
+    """The state_dict of the network inside a model file (without its normalisation buffers)."""
+    prefix = "network."
+    return {k[len(prefix) :]: v for k, v in scripted.state_dict().items() if k.startswith(prefix)}
 
 
 def test_export_prints_where_everything_went(exported):
     folder, stdout = exported
-    for name in ("architecture.yaml", "model.ts", "model.onnx"):
+    for name in ("architecture.yaml", "model.ts", "model.onnx", "preprocess.json"):
         assert (folder / name).is_file()
         assert str(folder / name) in stdout
     assert "nas train" in stdout
@@ -77,18 +85,22 @@ def test_inspect_of_export_gives_the_logged_params(nas, run_dir, exported):
     assert info["flops"] == best.flops
 
 
-def test_torchscript_equals_the_eager_network(exported):
+def test_torchscript_equals_the_eager_network_behind_the_normalisation_of_preprocess_json(exported):
+    """The model file is the network on ((round(x * 255/16) - mean) / std) with preprocess.json's numbers."""
     folder, _ = exported
     arch = load_architecture(folder / "architecture.yaml")
+    pre = load_preprocess(folder / "preprocess.json")
+    assert (pre.dataset, pre.input_dtype, pre.scale, pre.round) == ("digits", "float32", 255 / 16, True)
     scripted = ts_model(folder)
     eager = build_model(arch)
-    eager.load_state_dict(scripted.state_dict())
+    eager.load_state_dict(network_state(scripted))
     eager.eval()
     x = images(arch, 5, seed=3)
+    mean, std = torch.tensor(pre.mean).view(1, -1, 1, 1), torch.tensor(pre.std).view(1, -1, 1, 1)
     with torch.no_grad():
-        got, want = scripted(x), eager(x)
+        got, want = scripted(x), eager((torch.round(x * pre.scale) - mean) / std)
     assert got.shape == (5, arch.num_classes)
-    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
 
 
 def test_torchscript_weights_come_from_the_run_seed(exported):
@@ -96,7 +108,7 @@ def test_torchscript_weights_come_from_the_run_seed(exported):
     arch = load_architecture(folder / "architecture.yaml")
     torch.manual_seed(arch.provenance["seed"])
     rebuilt = build_model(arch).state_dict()
-    scripted = ts_model(folder).state_dict()
+    scripted = network_state(ts_model(folder))
     assert rebuilt.keys() == scripted.keys()
     assert all(torch.equal(rebuilt[k], scripted[k]) for k in rebuilt)
 
@@ -116,8 +128,9 @@ def test_onnx_matches_torch(exported):
 
 
 def test_retrained_weights_round_trip(nas, exported, tmp_path):
-    """`nas train --full --save`: weights.pt loads with weights_only=True into a fresh network, which then gives
-    exactly the outputs of the saved (trained) model.ts."""
+    """`nas train --full --save`: weights.pt is a plain state_dict that loads with weights_only=True into a fresh
+    network, which behind the normalisation of preprocess.json gives exactly the outputs of the saved model.ts;
+    preprocess.json holds the statistics of the full training split."""
     folder, _ = exported
     save = tmp_path / "retrained"
     config = ROOT / "search_configs/digits_quick.yaml"
@@ -140,11 +153,17 @@ def test_retrained_weights_round_trip(nas, exported, tmp_path):
     model.eval()
     trained = ts_model(save)
     assert not torch.equal(
-        trained.state_dict()["classifier.weight"], ts_model(folder).state_dict()["classifier.weight"]
+        network_state(trained)["classifier.weight"], network_state(ts_model(folder))["classifier.weight"]
     )
+    pre = load_preprocess(save / "preprocess.json")
+    from nas.config import load_config
+    from nas.data.loading import load_dataset
+
+    data = load_dataset(load_config(config).dataset, 0, full=True)
+    assert pre.mean == list(data.mean) and pre.std == list(data.std) and pre.class_names == data.class_names
     x = images(arch, 6, seed=7)
     with torch.no_grad():
-        assert torch.equal(model(x), trained(x))
+        assert torch.equal(RawInput(model, pre)(x), trained(x))
     assert 0.0 <= json.loads((save / "metrics.json").read_text())["test_accuracy"] <= 1.0
 
 
@@ -169,7 +188,7 @@ def test_rank_k_refreshes_the_default_folder_but_never_foreign_files(nas, run_di
     assert out.returncode == 0, out.stderr
     provenance = load_architecture(copy / "export/architecture.yaml").provenance
     assert (provenance["rank"], provenance["key"]) == (2, best_result(run_dir, 2).key)
-    assert sorted(p.name for p in (copy / "export").iterdir()) == ["architecture.yaml", "model.ts"]
+    assert sorted(p.name for p in (copy / "export").iterdir()) == ["architecture.yaml", "model.ts", "preprocess.json"]
     assert [p.name for p in copy.iterdir() if ".staging-" in p.name or ".old-" in p.name] == []
 
     (copy / "export/notes.txt").write_text("mine")
