@@ -67,10 +67,16 @@ class FitnessConfig:
     warmup_fraction: float = bounds(0.3, 0, 1, open_high=True)
     label_smoothing: float = bounds(0.0, 0, 1, open_high=True)
     augment: bool = True
+    # `auto`: dihedral on bbbc021/bbbc014 (the transfer arm's recipe), crop-flip elsewhere (nas.evaluate.recipe).
+    augmentation: Literal["auto", "crop-flip", "dihedral", "none"] = "auto"
+    # `auto`: balanced (inverse class frequency) on bbbc021/bbbc014, as the transfer arm; none elsewhere.
+    class_weights: Literal["auto", "balanced", "none"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     test: bool = False
     seconds_per_evaluation: float = bounds(0.0, 0, 86_400)
+    # Bitwise-repeatable GPU training (nas.evaluate.determinism); the CPU is deterministic without it.
+    deterministic: bool = False
 
 
 @dataclass

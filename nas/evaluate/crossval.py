@@ -27,6 +27,7 @@ from nas.config import Config
 from nas.data.folds import Fold, count_folds, iterate_folds
 from nas.errors import UserError
 from nas.evaluate.protocols import CrossValReport, cross_validate
+from nas.evaluate.recipe import recipe
 from nas.evaluate.train_command import check_fits
 from nas.evaluate.trainer import seeded_model, train_model
 from nas.genome.architecture import Architecture
@@ -52,7 +53,8 @@ def run_protocol(arch: Architecture, config: Config, seed: int, epochs: int | No
 
     def train(model: nn.Module, fold: Fold) -> np.ndarray:
         report = train_model(model, fold.data, config.fitness, seed=seed, epochs=epochs,
-                             lr=arch.genome.learning_rate, full=True, evaluate=("test",), keep_probs=True)  # fmt: skip
+                             lr=arch.genome.learning_rate, full=True, evaluate=("test",), keep_probs=True,
+                             **recipe(config.fitness, config.dataset.name, fold.data, full=True))  # fmt: skip
         return report.probs["test"]
 
     folds = iterate_folds(config.dataset, seed)

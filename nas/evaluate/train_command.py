@@ -110,6 +110,7 @@ def run_training(
 ) -> tuple["nn.Module", "TrainReport", ImageData]:
     """Load the data, check that the network fits it, train; returns the trained model, the report, the data."""
     from nas.data.loading import load_dataset
+    from nas.evaluate.recipe import recipe
     from nas.evaluate.trainer import seeded_model, train_model
 
     data = load_dataset(config.dataset, seed, full=args.full)
@@ -126,6 +127,7 @@ def run_training(
         full=args.full,
         evaluate=evaluate,
         progress=True,
+        **recipe(config.fitness, config.dataset.name, data, full=args.full),
     )
     return model, report, data
 

@@ -19,6 +19,7 @@ from nas.config import Config
 from nas.data.dataset import ImageData
 from nas.data.loading import load_dataset
 from nas.evaluate.objective import OBJECTIVES
+from nas.evaluate.recipe import recipe
 from nas.evaluate.result import Result
 from nas.evaluate.trainer import seeded_model, train_model
 from nas.genome.architecture import Architecture
@@ -68,8 +69,9 @@ class TrainObjective:
         model = seeded_model(arch, self.config.seed)
         evaluate = ("val", "test") if fitness.test else ("val",)
         report = train_model(
-            model, self.data, fitness, seed=self.config.seed, lr=genome.learning_rate, device=device, evaluate=evaluate
-        )
+            model, self.data, fitness, seed=self.config.seed, lr=genome.learning_rate, device=device, evaluate=evaluate,
+            **recipe(fitness, self.config.dataset.name, self.data),
+        )  # fmt: skip
         accuracy = finite_or_none(report.val_accuracy)
         if accuracy is None:
             raise RuntimeError("no validation accuracy (empty validation split)")

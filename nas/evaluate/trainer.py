@@ -13,7 +13,8 @@ candidates:
 - The loss is summed on the device and read once an epoch, so the loop never waits on the GPU mid-epoch.
 
 Determinism: one `torch.Generator` seeded with `seed` draws every permutation, crop and flip; on the CPU the
-same seed and the same initial weights give the same numbers. The weights are the caller's (see
+same seed and the same initial weights give the same numbers; on a GPU only with `fitness.deterministic`
+(`nas.evaluate.determinism`). The weights are the caller's (see
 `seeded_model`). An epoch is ceil(N / batch_size) steps; a last batch of a single image (with a batch size above
 1) is dropped, since BatchNorm cannot normalise one value per channel in networks that pool down to 1x1.
 
@@ -38,6 +39,7 @@ from nas.config import FitnessConfig
 from nas.data.aggregate import grouped_accuracy
 from nas.data.dataset import ImageData
 from nas.evaluate.augment import Augmentation, augment_batch
+from nas.evaluate.determinism import set_deterministic
 from nas.evaluate.schedules import learning_rate
 from nas.genome.architecture import Architecture
 from nas.model.network import build_model
@@ -269,6 +271,7 @@ def train_model(
     Exceptions propagate: turning them into failed results is the objective's job.
     """
     start = time.perf_counter()
+    set_deterministic(fitness.deterministic)
     splits = evaluated_splits(data, evaluate, full)
     dev = resolve_device(device or fitness.device)
     if dev.type == "cuda":

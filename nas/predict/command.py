@@ -7,8 +7,9 @@ for those pixels, and on a config's test split the accuracy is the one `nas trai
 
 Output: one CSV row per image (`path`, `label` when known, `predicted`, then `p_<class>` for every class in the
 model's output order) to `--out`, else to stdout. When every image has a label, accuracy and the confusion
-matrix (rows: true class, columns: predicted) are printed (to stderr when the CSV goes to stdout); on a BBBC021 or BBBC014 config they are
-those of the protocol (treatments, wells: the trainer's aggregation), beside the per-image accuracy. `--json`
+matrix (rows: true class, columns: predicted) are printed (to stderr when the CSV goes to stdout); on a BBBC021
+or BBBC014 config they are those of the protocol (treatments, wells: the trainer's aggregation), beside the
+per-image accuracy. `--json`
 prints exactly one JSON object on stdout instead (with the predictions when there is no `--out`). A progress bar
 shows on stderr, when it is a terminal, for inputs longer than one batch.
 """
