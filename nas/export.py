@@ -86,7 +86,7 @@ def run_preprocess(snapshot: RunSnapshot, arch: Architecture) -> "Preprocess":
     dataset = snapshot.config.dataset
     data = load_dataset(dataset, snapshot.seed)
     check_fits(arch, data, "the exported architecture")
-    return preprocess_of(dataset.name, dataset.resize, data)
+    return preprocess_of(dataset, data)
 
 
 def write_models(arch: Architecture, result: Result, seed: int, folder: Path, onnx: bool, pre: "Preprocess") -> None:

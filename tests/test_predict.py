@@ -18,6 +18,7 @@ from conftest import ROOT, run_nas
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
+from test_bbbc021 import fixture_dir  # noqa: F401  (the synthetic BBBC021 plates, a pytest fixture)
 
 from nas.cli import main
 from nas.data.digits import digits_arrays
@@ -228,3 +229,41 @@ def test_digits_units_come_back_to_the_stored_pixel_exactly(v):
     x = pre.stored_to_input(np.array([[[[v]]]], dtype=np.uint8))
     assert x.dtype == np.float32 and 0 <= x.item() <= DIGITS_MAX
     assert torch.round(torch.from_numpy(x) * pre.scale).item() == v
+
+
+def test_bbbc021_plate_statistics_reproduce_the_crops_and_predict_treatments(fixture_dir, tmp_path, capsys):  # noqa: F811
+    """BBBC021's per-plate DMSO normalisation lives outside the model: preprocess.json carries each plate's
+    statistics, `plate_normalised_crops` with them turns a raw 16-bit field into exactly the crops trained on,
+    and `nas predict` on the config gives the treatment-level test accuracy `nas train` printed."""
+    import tifffile
+    from test_bbbc021 import ONE_THREAD, PLATES, write_config
+
+    from nas.data.bbbc021 import load_crops
+    from nas.data.bbbc021_images import plate_normalised_crops
+    from nas.data.bbbc021_metadata import load_table
+
+    root, meta = fixture_dir / "images", fixture_dir / "metadata"
+    cfg, arch = write_config(tmp_path, root, meta)
+    out = run_nas("train", str(arch), "--config", str(cfg), "--full", "--epochs", "1", "--save", str(tmp_path / "m"),
+                  "--json", env=ONE_THREAD)  # fmt: skip
+    accuracy = json.loads(ok(out))["test_accuracy"]
+    pre = json.loads((tmp_path / "m/preprocess.json").read_text())
+    assert pre["dataset"] == "bbbc021" and pre["normalisation"].startswith("per-plate")
+    assert pre["channel_order"] == ["Actin", "Tubulin", "DAPI"] and (pre["mean"], pre["std"]) == ([0.0] * 3, [1.0] * 3)
+    assert sorted(pre["plate_statistics"]) == sorted(PLATES)
+
+    table = load_table(meta)
+    field = table.fields[0]
+    raw = np.stack([tifffile.imread(root / p) for p in field.paths])
+    stats = pre["plate_statistics"][field.plate]
+    crops = load_crops(dataset_of(cfg)).x[:4]  # the first field's four crops
+    np.testing.assert_array_equal(plate_normalised_crops(raw, stats["mean"], stats["std"], 16), crops)
+
+    result = predicted_json(capsys, tmp_path / "m", str(cfg))
+    assert result["level"] == "treatments" and result["accuracy"] == accuracy
+
+
+def dataset_of(config: Path):
+    from nas.config import load_config
+
+    return load_config(config).dataset

@@ -31,7 +31,7 @@ import numpy as np
 
 from nas.config import DatasetConfig
 from nas.data.bbbc021_metadata import Bbbc021Table, load_table
-from nas.data.bbbc021_preprocess import preprocessed_crops
+from nas.data.bbbc021_preprocess import plate_statistics_of, preprocessed_crops
 from nas.data.dataset import DATASETS, ImageData
 from nas.data.folds import FOLDS, Fold
 from nas.errors import UserError
@@ -90,6 +90,11 @@ def load_crops(config: DatasetConfig) -> CropSet:
     """Metadata, then the cached (or freshly preprocessed) crops, indexed."""
     table = load_table(metadata_folder(config))
     return index_crops(table, preprocessed_crops(config, table))
+
+
+def plate_statistics_for(config: DatasetConfig) -> dict[str, dict[str, list[float]]]:
+    """Each plate's DMSO mean and std per channel, the normalisation a BBBC021 model expects in front of it."""
+    return plate_statistics_of(config, load_table(metadata_folder(config)))
 
 
 def pick_holdout(

@@ -65,7 +65,17 @@ def combine_moments(moments: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 def field_crops(root: Path, paths: tuple[str, ...], mean: np.ndarray, std: np.ndarray, size: int) -> np.ndarray:
     """The field normalised by its plate's DMSO (mean, std), cut 2x2 and resized: (4, 3, size, size) float16."""
-    image = read_field(root, paths)
+    return plate_normalised_crops(read_field(root, paths), mean, std, size)
+
+
+def plate_normalised_crops(field: np.ndarray, mean: np.ndarray, std: np.ndarray, size: int) -> np.ndarray:
+    """A raw field (3, H, W: Actin, Tubulin, DAPI, 16-bit counts) as the network's input, (4, 3, size, size).
+
+    What a BBBC021 model needs in front of it: `mean` and `std` are the field's plate's DMSO statistics (the
+    `plate_statistics` of `preprocess.json`), which the model file cannot apply itself since the plate is not
+    in the image. Give the result, as float32, to `model.ts` or `model.onnx`.
+    """
+    image = np.array(field, dtype=np.float32)
     image -= np.asarray(mean, dtype=np.float32)[:, None, None]
     image /= np.maximum(np.asarray(std, dtype=np.float32), 1e-6)[:, None, None]
     crops = tiles(image, *GRID, size)

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 CACHE_KIND = "bbbc021"
 CACHE_VERSION = 1
+STATS_KIND = "bbbc021-plates"
 DEFAULT_SIZE = 128
 SHOW_MISSING = 5
 
@@ -114,10 +115,46 @@ def build_crops(config: DatasetConfig, table: Bbbc021Table) -> np.ndarray:
               file=sys.stderr, disable=None) as bar:  # fmt: skip
         with worker_pool(workers) as executor:
             stats = plate_statistics(root, table, executor, bar)
+            cached_plate_statistics(config, table, lambda: stats)
             tasks = [(f.paths, *stats[f.plate]) for f in table.fields]
             for i, crops in enumerate(parallel_map(partial(crop_task, root, size), tasks, executor, bar)):
                 out[i] = crops
     return out
+
+
+def cached_plate_statistics(
+    config: DatasetConfig, table: Bbbc021Table, compute: Callable[[], dict[str, tuple[np.ndarray, np.ndarray]]]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every protocol plate's DMSO (mean, std), from a small cache entry of their own, or `compute()`d and kept.
+
+    Preprocessing stores them as it computes them; a crops entry made before they were kept gets them on first
+    use (`plate_statistics_of`), which reads the DMSO fields once."""
+    parts = {"version": 1, "root": str(image_root(config).resolve()), "metadata": table.digest}
+
+    def build() -> dict[str, np.ndarray]:
+        stats = compute()
+        plates = sorted(stats)
+        return {"plates": np.array(plates), "mean": np.stack([stats[p][0] for p in plates]),
+                "std": np.stack([stats[p][1] for p in plates])}  # fmt: skip
+
+    arrays = cached_arrays(STATS_KIND, parts, config.cache_dir, build)
+    return {str(p): (m, s) for p, m, s in zip(arrays["plates"], arrays["mean"], arrays["std"], strict=True)}
+
+
+def plate_statistics_of(config: DatasetConfig, table: Bbbc021Table) -> dict[str, dict[str, list[float]]]:
+    """The plate statistics as `preprocess.json` ships them: {plate: {"mean": [3], "std": [3]}} (Actin,
+    Tubulin, DAPI, raw intensity units)."""
+
+    def compute() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        root = image_root(config)
+        dmso = [f for f in table.dmso if f.plate in set(table.plates)]
+        check_files(root, dmso)
+        with tqdm(total=len(dmso), desc="BBBC021 plate statistics", unit="field", file=sys.stderr,
+                  disable=None) as bar, worker_pool(config.workers or os.cpu_count() or 1) as executor:  # fmt: skip
+            return plate_statistics(root, table, executor, bar)
+
+    stats = cached_plate_statistics(config, table, compute)
+    return {plate: {"mean": [float(v) for v in m], "std": [float(v) for v in s]} for plate, (m, s) in stats.items()}
 
 
 @contextmanager

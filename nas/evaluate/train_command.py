@@ -171,7 +171,7 @@ def train_command(args: argparse.Namespace) -> int:
             metrics = {**out, "seed": seed, "full": args.full, "dataset": config.dataset.name, **inputs}
             from nas.model.preprocess import preprocess_of
 
-            pre = preprocess_of(config.dataset.name, config.dataset.resize, data)
+            pre = preprocess_of(config.dataset, data)
             save_outputs(stage, model, arch, metrics, pre, onnx)
     if args.save:
         log.info("saved the trained network to %s (run it with: nas predict %s IMAGES...)", args.save, args.save)

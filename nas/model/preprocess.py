@@ -19,6 +19,7 @@ dtype, the resize training used, mean and std (or the plate statistics), the dat
 """
 
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,11 @@ from torch import nn
 
 import nas
 from nas.atomicfile import atomic_write_text
+from nas.config import DatasetConfig
 from nas.data.dataset import ImageData
 from nas.errors import UserError
 
+log = logging.getLogger(__name__)
 FORMAT = "nas-preprocess/1"
 FILENAME = "preprocess.json"
 DIGITS_MAX = 16.0
@@ -84,8 +87,21 @@ def channel_order(dataset: str, channels: int) -> list[str]:
     return ["grey"] if channels == 1 else ["red", "green", "blue"][:channels] + [f"c{i}" for i in range(3, channels)]
 
 
-def preprocess_of(dataset: str, resize: int | None, data: ImageData) -> Preprocess:
-    """The input contract of a network trained on `data` (the `ImageData` the trainer normalised with)."""
+def bbbc021_plates(config: DatasetConfig) -> dict[str, dict[str, list[float]]] | None:
+    """The plate statistics to ship (from the dataset cache); None, with a warning, when they cannot be had."""
+    from nas.data.bbbc021 import plate_statistics_for
+
+    try:
+        return plate_statistics_for(config)
+    except UserError as exc:
+        log.warning("preprocess.json goes without BBBC021 plate statistics: %s", exc)
+        return None
+
+
+def preprocess_of(config: DatasetConfig, data: ImageData) -> Preprocess:
+    """The input contract of a network trained on `data` (the `ImageData` the trainer normalised with), loaded
+    from the dataset section `config`."""
+    dataset, resize = config.name, config.resize
     common = {
         "dataset": dataset,
         "class_names": list(data.class_names),
@@ -106,10 +122,9 @@ def preprocess_of(dataset: str, resize: int | None, data: ImageData) -> Preproce
             "this normalisation depends on the plate, so it is not in the model: apply plate_statistics with "
             "nas.data.bbbc021_images.plate_normalised_crops(field, mean, std, input_size)",
         ]
-        plates = data.info.get("plate_statistics")
         return Preprocess(**common, input_dtype="float32", input_range=[-60000.0, 60000.0],
                           normalisation="per-plate DMSO, outside the model", notes=notes,
-                          plate_statistics=plates if isinstance(plates, dict) else None)  # fmt: skip
+                          plate_statistics=bbbc021_plates(config))  # fmt: skip
     if data.x_train.dtype == np.uint8:
         return Preprocess(**common, input_dtype="uint8", input_range=[0.0, 255.0], notes=["input: 8-bit pixels"])
     return Preprocess(**common, input_dtype="float32", input_range=None)
