@@ -28,17 +28,25 @@ test: setup lint
 reliability: setup
 	$(BIN)/python tests/reliability/regenerate.py
 
-# A real hgapso search with training on the bundled digits, on the embedded local Ray. A second `make demo`
-# starts a fresh run (the old one is kept as runs/demo.<time>).
+# A real hgapso search with training on half the bundled digits (so that candidates spread), on the embedded
+# local Ray; then the best network exported, retrained on the whole training split, and run by `nas predict` on
+# a few test digits written as PNG files. A second `make demo` starts a fresh run (the old one is kept as
+# runs/demo.<time>).
 demo: setup
 	@if [ -e $(DEMO_RUN) ]; then mv $(DEMO_RUN) $(DEMO_RUN).$$(date +%Y%m%d-%H%M%S); fi
-	$(BIN)/nas search search_configs/digits_quick.yaml --run-dir $(DEMO_RUN) --workers 2
+	$(BIN)/nas search search_configs/digits_demo.yaml --run-dir $(DEMO_RUN) --workers 2
 	@echo
 	$(BIN)/nas inspect $(DEMO_RUN)/best/architecture.yaml
 	@echo
 	$(BIN)/nas export $(DEMO_RUN)
 	@echo
+	$(BIN)/nas train $(DEMO_RUN)/export/architecture.yaml --config $(DEMO_RUN)/config.yaml --full \
+		--save $(DEMO_RUN)/retrained
+	@echo
 	$(BIN)/nas report $(DEMO_RUN)
+	@echo
+	$(BIN)/python examples/digits_test_images.py $(DEMO_RUN)/test-images 12
+	$(BIN)/nas predict $(DEMO_RUN)/retrained $(DEMO_RUN)/test-images --out $(DEMO_RUN)/test-images.csv
 
 clean:
 	rm -rf $(VENV)

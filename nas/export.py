@@ -156,6 +156,7 @@ def describe(run_dir: Path, exported: Exported) -> str:
         f"retrain with  nas train {files[ARCHITECTURE]} --config {run_dir / 'config.yaml'} --full "
         f"--save {run_dir / 'retrained'}"
     )
+    lines.append(f"then predict  nas predict {run_dir / 'retrained'} IMAGES_OR_FOLDER...")
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ from nas.config import load_config
 from nas.data.loading import dataset_names
 from nas.genome.architecture import load_architecture
 from nas.model.network import build_model
+from nas.model.preprocess import RawInput, load_preprocess
 from nas.model.torchscript import load_torchscript
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # a loaded 2-core machine: torch's spinning threads only slow tiny nets down
@@ -36,14 +37,17 @@ def test_quickstart_reaches_95_percent_on_digits_and_saves_a_loadable_network(na
     assert set(report) == REPORT_KEYS
     assert report["test_accuracy"] >= 0.95 and report["val_accuracy"] >= 0.9
     assert report["epochs"] == load_config(QUICK).fitness.epochs and report["params"] == 40166
-    assert sorted(p.name for p in save.iterdir()) == ["architecture.yaml", "metrics.json", "model.ts", "weights.pt"]
+    assert sorted(p.name for p in save.iterdir()) == [
+        "architecture.yaml", "metrics.json", "model.ts", "preprocess.json", "weights.pt"
+    ]  # fmt: skip
     assert json.loads((save / "metrics.json").read_text())["test_accuracy"] == report["test_accuracy"]
     model = build_model(load_architecture(save / "architecture.yaml"))
     model.load_state_dict(torch.load(save / "weights.pt", weights_only=True))
     scripted = load_torchscript(save / "model.ts")
-    x = torch.randn(4, 1, 8, 8)
+    x = 16 * torch.rand(4, 1, 8, 8)  # digits in scikit-learn's units, which the model file takes
+    pre = load_preprocess(save / "preprocess.json")
     with torch.no_grad():
-        assert torch.allclose(model.eval()(x), scripted(x), atol=1e-5)
+        assert torch.allclose(RawInput(model.eval(), pre)(x), scripted(x), atol=1e-5)
 
 
 def test_full_reports_test_accuracy_only_and_epochs_override(nas):
