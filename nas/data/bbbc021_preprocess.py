@@ -115,10 +115,10 @@ def build_crops(config: DatasetConfig, table: Bbbc021Table) -> np.ndarray:
               file=sys.stderr, disable=None) as bar:  # fmt: skip
         with worker_pool(workers) as executor:
             stats = plate_statistics(root, table, executor, bar)
-            cached_plate_statistics(config, table, lambda: stats)
             tasks = [(f.paths, *stats[f.plate]) for f in table.fields]
             for i, crops in enumerate(parallel_map(partial(crop_task, root, size), tasks, executor, bar)):
                 out[i] = crops
+    cached_plate_statistics(config, table, lambda: stats)  # kept only once every field was read: no partial cache
     return out
 
 
