@@ -23,6 +23,11 @@ The evaluator contract (`nas.evaluate.evaluator`) with Ray underneath (DESIGN.md
   late): tasks report their start to a small `StartLog` actor, created only when a timeout is set and read
   every `START_POLL_S`; a task over its time is cancelled (`ray.cancel(force=True)` kills its worker) and
   recorded `timeout`, with `error` None as the log contract says. The search always continues.
+- Stopping. `safe_point`, when the driver sets it, is called before each submission round and after every
+  wait (which blocks for at most `POLL_S`), before the results of that wait are collected, from plain Python:
+  the driver's signal handler only sets a flag and this is where the stop is raised, so a Ctrl-C never surfaces from inside Ray's compiled code (where it arrives as a
+  `SystemError`). The in-flight tasks are then cancelled and not logged, nor is a task that the same Ctrl-C
+  (sent to the whole process group) interrupted in its worker: resume trains them.
 - `worker` in each result names where it ran: `ray:<node ip>:<node id, 12 hex>:<pid>`. A failed attempt's
   worker is known from the start log when a timeout is set, None otherwise.
 
@@ -37,7 +42,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,6 +156,7 @@ class RayEvaluator:
         self._start_log = self._make_start_log() if resources.trial_timeout_s is not None else None
         self._tokens = 0
         self._polled = 0.0
+        self.safe_point: Callable[[], None] | None = None
 
     @staticmethod
     def _make_task(resources: ResourcesConfig) -> Any:
@@ -187,11 +193,13 @@ class RayEvaluator:
         flights: dict[ray.ObjectRef, Flight] = {}
         try:
             while queue or flights:
+                self._safe_point()
                 while queue and (self.workers is None or len(flights) < self.workers):
                     index, attempt = queue.popleft()
                     ref, flight = self._submit(genomes[index], index, attempt)
                     flights[ref] = flight
                 ready = self._ready(flights)
+                self._safe_point()  # before collecting: a task the same Ctrl-C interrupted is not a failure
                 self._note_starts(flights)
                 for ref in ready:
                     flight = flights[ref]
@@ -206,6 +214,10 @@ class RayEvaluator:
             for ref in flights:  # best effort: a failing cancel must not hide why evaluate is unwinding
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=True)
+
+    def _safe_point(self) -> None:
+        if self.safe_point is not None:
+            self.safe_point()
 
     def _submit(self, genome: Genome, index: int, attempt: int) -> tuple[ray.ObjectRef, Flight]:
         self._tokens += 1

@@ -206,7 +206,7 @@ def save_state(session: Session, base: dict[str, Any], evaluations: int = 0) -> 
 class Loop:
     """One invocation's pass over the ask/evaluate/tell cycle, with its budget and its outputs."""
 
-    def __init__(self, session: Session, evaluator: Evaluator, limit: int | None, guard: SignalGuard):
+    def __init__(self, session: Session, evaluator: Evaluator | None, limit: int | None, guard: SignalGuard):
         self.s = session
         self.evaluator = evaluator
         self.guard = guard
@@ -282,6 +282,7 @@ class Loop:
                 misses[g.key] = g
         remaining = self.remaining()
         todo = list(misses.values())[: remaining if remaining is not None else None]
+        assert self.evaluator is not None, "run_batch before the evaluator is connected"
         self.evaluator.evaluate(todo, lambda index, result: self.record(result))
         if any(g.key not in self.log for g in genomes):
             return False
@@ -302,6 +303,7 @@ class Loop:
 
     def run(self) -> None:
         while not self.finished() and self.remaining() != 0:
+            self.guard.check()
             if not self.run_batch():
                 break
 
@@ -316,22 +318,42 @@ class Loop:
 
 
 def drive(session: Session, workers: int | None, address: str | None, limit: int | None) -> int:
-    """Run the loop until the budget, the limit or a signal; print where everything is."""
-    evaluator = make_evaluator(session.objective, session.config, workers, address)
+    """Run the loop until the budget, the limit or a signal; print where everything is.
+
+    The signal handlers are in place before Ray starts (a Ctrl-C while it starts is a clean stop too). With Ray
+    they are deferred (see `nas.run.signals`): a signal sets a flag that the loop and the evaluator's wait loop
+    turn into `Interrupted` at their next safe point, never inside a Ray call.
+    """
     code = 0
-    with SignalGuard() as guard:
-        loop = Loop(session, evaluator, limit, guard)
+    with SignalGuard(deferred=workers != 0) as guard:
+        loop = Loop(session, None, limit, guard)
         try:
+            loop.evaluator = connect_evaluator(session, workers, address, guard)
             loop.run()
         except Interrupted as exc:
             log.warning("interrupted by %s; the log and the last checkpoint are intact: nas resume %s", exc,
                         session.run.path)  # fmt: skip
             code = exc.exit_code
         finally:
-            evaluator.close()
+            if loop.evaluator is not None:
+                loop.evaluator.close()
             loop.close()
     print_summary(session, loop)
     return code
+
+
+def connect_evaluator(session: Session, workers: int | None, address: str | None, guard: SignalGuard) -> Evaluator:
+    """The evaluator, with the guard's handlers back in place (`ray.init` installs its own SIGTERM handler) and
+    its safe point wired to the guard; a signal that arrived while Ray started stops here."""
+    evaluator = make_evaluator(session.objective, session.config, workers, address)
+    guard.install()
+    evaluator.safe_point = guard.check
+    try:
+        guard.check()
+    except Interrupted:
+        evaluator.close()
+        raise
+    return evaluator
 
 
 def print_summary(session: Session, loop: Loop) -> None:
