@@ -26,8 +26,9 @@ The evaluator contract (`nas.evaluate.evaluator`) with Ray underneath (DESIGN.md
 - Stopping. `safe_point`, when the driver sets it, is called before each submission round and after every
   wait (which blocks for at most `POLL_S`), before the results of that wait are collected, from plain Python:
   the driver's signal handler only sets a flag and this is where the stop is raised, so a Ctrl-C never
-  surfaces from inside Ray's compiled code (where it arrives as a `SystemError`). The in-flight tasks are then cancelled and not logged, nor is a task that the same Ctrl-C
-  (sent to the whole process group) interrupted in its worker: resume trains them.
+  surfaces from inside Ray's compiled code (where it arrives as a `SystemError`).
+  The in-flight tasks are then cancelled and not logged, nor is a task that the same Ctrl-C (sent to the
+  whole process group) interrupted in its worker: resume trains them.
 - `worker` in each result names where it ran: `ray:<node ip>:<node id, 12 hex>:<pid>`. A failed attempt's
   worker is known from the start log when a timeout is set, None otherwise.
 
