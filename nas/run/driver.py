@@ -43,7 +43,7 @@ from nas.run.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from nas.run.monitor import Monitor
 from nas.run.rundir import RunDir, create_run_dir, default_run_dir, open_run_dir
 from nas.run.runlock import run_lock
-from nas.run.runlog import EvaluationLog, rank_key, ranked
+from nas.run.runlog import EvaluationLog, check_log_complete, rank_key, ranked
 from nas.run.signals import Interrupted, SignalGuard
 from nas.strategies.strategy import Strategy, build_strategy
 from nas.yamlfile import load_yaml_mapping
@@ -131,6 +131,7 @@ def resume_locked(run: RunDir, args: argparse.Namespace) -> int:
     checkpoint = load_checkpoint(run.path)
     if checkpoint.get("config_sha256") != run.config_sha256():
         raise UserError(f"{run.config} changed since the run started; resume refuses it (start a new search)")
+    check_log_complete(run.log, int(checkpoint.get("evaluations", 0)))
     config = run.load_config()
     space = load_search_space(config)
     strategy = build_strategy(config.search, space, config.seed)

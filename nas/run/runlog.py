@@ -109,6 +109,20 @@ class EvaluationLog:
                     raise
 
 
+def check_log_complete(path: Path, known: int) -> None:
+    """Refuse a log that holds fewer results than the checkpoint counted when it was written (`known`).
+
+    The log only ever grows, so fewer lines mean it was cut short, replaced or deleted: the missing results
+    would be lost for good (the strategy was told them, resume would never re-ask them) and the run would
+    silently differ from the one that was checkpointed.
+    """
+    present = len({r.key for r in read_results(path)}) if path.exists() else 0
+    if present < known:
+        where = f"{path} holds {present} results" if path.exists() else f"{path} is missing: it holds 0 results"
+        raise UserError(f"{where} but the checkpoint counted {known}: the log was cut short or replaced; resume "
+                        "refuses to lose finished evaluations (restore the log, or start a new search)")  # fmt: skip
+
+
 def read_results(path: str | Path) -> list[Result]:
     """All results of a log, in log order, without opening it for writing (for export and report)."""
     p = Path(path)

@@ -247,3 +247,18 @@ def test_a_log_line_that_is_json_but_not_a_result_is_refused_in_the_middle_and_d
         assert_resumes_to_the_whole_run(run, whole, f"{kind} as the last line", warning="incomplete")
         tried += 2
     record_property("tried", tried)
+
+
+def test_a_shortened_or_deleted_log_is_refused_naming_the_log_and_both_counts(runs, fast_tmp, record_property):
+    """evaluations.jsonl cut to fewer results than the checkpoint counted (at line ends and mid-line), emptied,
+    or deleted: exit 2, one line naming the log and both counts, nothing touched (the results are not lost)."""
+    _, paused = runs
+    lines = (paused / "evaluations.jsonl").read_bytes().splitlines(keepends=True)
+    counted = read_one(paused / "checkpoint.json")["evaluations"]  # at the last finished batch
+    cases: list[tuple[str, bytes | None, int]] = [("deleted", None, 0), ("emptied", b"", 0)]
+    cases += [(f"cut to {n} lines", b"".join(lines[:n]), n) for n in (1, 5, 10, counted - 1)]
+    cases += [(f"cut mid-line {n + 1}", b"".join(lines[:n]) + lines[n][:40], n) for n in (3, counted - 1)]
+    for i, (case, data, present) in enumerate(cases):
+        run = damaged(paused, fast_tmp / f"s{i}", "evaluations.jsonl", data)
+        assert_refused(run, case, str(run / "evaluations.jsonl"), f"{present} results", f"counted {counted}")
+    record_property("tried", len(cases))
