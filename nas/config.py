@@ -177,6 +177,21 @@ class BaselineConfig:
 
 
 @dataclass
+class LimitsConfig:
+    """`limits`: the largest network any command builds, checked by formula before anything is allocated.
+
+    An architecture within every per-field bound (200 layers, growth 4096, stem 4096) can still need 1e13
+    parameters; building it ends in an allocation traceback or the kernel's OOM killer. `max_params` caps the
+    parameters, `max_activation_gib` the activation memory one training step keeps at `fitness.batch_size`
+    (fp32, by `nas.model.analytic_cost.activation_bytes`). Defaults leave every shipped search space far inside
+    (densenet_cifar's largest member: 0.4 M parameters, 1.1 GiB at batch 64) and refuse what no single GPU holds.
+    """
+
+    max_params: int = bounds(200_000_000, 1, 10**15)
+    max_activation_gib: float = bounds(80.0, 0, 1e9, open_low=True)
+
+
+@dataclass
 class Config:
     """A whole search config (`search_configs/*.yaml`)."""
 
@@ -188,6 +203,7 @@ class Config:
     search: SearchConfig = section(SearchConfig)
     resources: ResourcesConfig = section(ResourcesConfig)
     ray: RayConfig = section(RayConfig)
+    limits: LimitsConfig = section(LimitsConfig)
     baseline: BaselineConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from nas.config import Config, load_config
 from nas.data.dataset import ImageData
 from nas.errors import UserError
 from nas.genome.architecture import Architecture, load_architecture, save_architecture
-from nas.model.analytic_cost import analytic_cost
+from nas.model.analytic_cost import analytic_cost, check_cost
 
 if TYPE_CHECKING:  # torch is imported when training starts, so that bad input fails fast
     from torch import nn
@@ -129,9 +129,18 @@ def format_text(out: dict[str, Any], arch_path: str) -> str:
     return "\n".join(lines)
 
 
+def check_train_cost(arch: Architecture, config: Config, source: str) -> None:
+    """Refuse, before the data loads or anything is built, an architecture over the config's `limits`."""
+    try:
+        check_cost(arch, config.limits, config.fitness.batch_size, "this architecture")
+    except UserError as exc:
+        raise UserError(f"{source}: {exc}") from None
+
+
 def train_command(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     arch = load_architecture(args.architecture)
+    check_train_cost(arch, config, args.architecture)
     if getattr(args, "cv", None):
         from nas.evaluate.crossval import crossval_command
 

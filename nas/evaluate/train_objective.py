@@ -5,6 +5,7 @@ workers as it is, arrays included, so Ray puts the data in its object store once
 initialised from the config's seed and trained with the same seed, so two candidates differ only by their
 architecture (and, when the space searches it, their learning rate, which replaces `fitness.lr`).
 
+A candidate over `limits` (`nas.model.analytic_cost.check_cost`) is a failed result before anything is built.
 It never raises: any exception inside building or training, out-of-memory included, becomes a failed `Result`
 whose error is "ExcType: message" (first line, at most 500 characters), and the CUDA cache is emptied after an
 out-of-memory so the worker can take the next candidate. Only KeyboardInterrupt and SystemExit get through.
@@ -18,13 +19,14 @@ import torch
 from nas.config import Config
 from nas.data.dataset import ImageData
 from nas.data.loading import load_dataset
+from nas.errors import UserError
 from nas.evaluate.objective import OBJECTIVES
 from nas.evaluate.result import Result
 from nas.evaluate.trainer import seeded_model, train_model
 from nas.genome.architecture import Architecture
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace
-from nas.model.analytic_cost import analytic_cost
+from nas.model.analytic_cost import check_cost
 
 ERROR_CHARS = 500
 
@@ -56,6 +58,8 @@ class TrainObjective:
         start = time.perf_counter()
         try:
             return self.evaluate(genome, device, start)
+        except UserError as exc:  # over the limits: never built
+            return Result.failure(genome.key, genome.to_dict(), str(exc), seconds=time.perf_counter() - start)
         except Exception as exc:  # the contract: a failed result, never an exception
             if isinstance(exc, torch.cuda.OutOfMemoryError):
                 torch.cuda.empty_cache()
@@ -64,7 +68,7 @@ class TrainObjective:
     def evaluate(self, genome: Genome, device: str | None, start: float) -> Result:
         arch = self.architecture(genome)
         fitness = self.config.fitness
-        params, flops = analytic_cost(arch)
+        params, flops = check_cost(arch, self.config.limits, fitness.batch_size, "this candidate")
         model = seeded_model(arch, self.config.seed)
         evaluate = ("val", "test") if fitness.test else ("val",)
         report = train_model(

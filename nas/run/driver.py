@@ -90,6 +90,20 @@ def architecture_base(objective: Objective, space: SearchSpace) -> dict[str, Any
     return {k: arch[k] for k in FIXED_KEYS}
 
 
+def check_space_cost(objective: Objective, space: SearchSpace, config: Config) -> None:
+    """Refuse, when the search starts, a space whose largest member is over `limits` (it would be refused at
+    candidate 400 otherwise). Only a training objective builds networks."""
+    if config.fitness.objective != "train":
+        return
+    from nas.model.analytic_cost import check_cost
+
+    try:
+        check_cost(objective.architecture(space.largest_genome()), config.limits, config.fitness.batch_size,
+                   "the largest network of this search space")  # fmt: skip
+    except UserError as exc:
+        raise UserError(f"{exc} (narrow the ranges, or raise the limit)", key="encoding") from None
+
+
 def architecture_of(base: dict[str, Any], genome: dict[str, Any], provenance: dict[str, Any]) -> Architecture:
     """A logged genome with the run's fixed parts: the network the log line describes."""
     return Architecture.from_dict({"format": "nas-architecture/1", **base, **genome, "provenance": provenance})
@@ -113,6 +127,7 @@ def search_command(args: argparse.Namespace) -> int:
     strategy = build_strategy(config.search, space, config.seed)
     objective = build_objective(config, space)
     base = architecture_base(objective, space)  # before the run directory: a misfit is bad input, not a run
+    check_space_cost(objective, space, config)
     run = create_run_dir(Path(args.run_dir) if args.run_dir else default_run_dir(config), config)
     log.info("run directory %s", run.path)
     with run_lock(run.path):

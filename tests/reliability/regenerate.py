@@ -42,6 +42,9 @@ GROUPS = {
                            "finished is lost"),
     "test_hostile_input": ("Hostile input", "exit 2, one line naming the problem (the key path), no traceback, "
                            "nothing executed, no run directory made"),
+    "test_resources": ("Resources and exactness", "a network too big to build is refused in one line from its "
+                       "analytic cost before anything is allocated; training uses the cores it was given; the "
+                       "network's widths are exact"),
     "test_security": ("Security", "YAML by safe_load, weights by weights_only=True, no pickle in a run "
                       "directory, Ray behind the token"),
 }  # fmt: skip
