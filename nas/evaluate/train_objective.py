@@ -7,10 +7,13 @@ architecture (and, when the space searches it, their learning rate, which replac
 
 A candidate over `limits` (`nas.model.analytic_cost.check_cost`) is a failed result before anything is built.
 It never raises: any exception inside building or training, out-of-memory included, becomes a failed `Result`
-whose error is "ExcType: message" (first line, at most 500 characters), and the CUDA cache is emptied after an
-out-of-memory so the worker can take the next candidate. Only KeyboardInterrupt and SystemExit get through.
+whose error is "ExcType: message" (first line, at most 500 characters). An out-of-memory (CUDA or host) is the
+transient `oom` status instead (retried, see `nas.evaluate.result`), and once the exception and its traceback
+are gone the CUDA cache is emptied, so the worker can take the next candidate. Only KeyboardInterrupt and
+SystemExit get through.
 """
 
+import gc
 import math
 import time
 
@@ -42,6 +45,13 @@ def finite_or_none(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
+def release_memory() -> None:
+    """Hand the memory of an out-of-memory candidate back: collect its frames, then empty the CUDA cache."""
+    gc.collect()
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
 class TrainObjective:
     """Genome -> `Result` by real training on the data it holds. Picklable (plain arrays and dataclasses)."""
 
@@ -61,9 +71,12 @@ class TrainObjective:
         except UserError as exc:  # over the limits: never built
             return Result.failure(genome.key, genome.to_dict(), str(exc), seconds=time.perf_counter() - start)
         except Exception as exc:  # the contract: a failed result, never an exception
-            if isinstance(exc, torch.cuda.OutOfMemoryError):
-                torch.cuda.empty_cache()
-            return Result.failure(genome.key, genome.to_dict(), error_text(exc), seconds=time.perf_counter() - start)
+            status = "oom" if isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError) else "failed"
+            result = Result.failure(genome.key, genome.to_dict(), error_text(exc), status=status,
+                                    seconds=time.perf_counter() - start)  # fmt: skip
+        if result.status == "oom":
+            release_memory()  # here, not in the except block, whose traceback still holds the frames' tensors
+        return result
 
     def evaluate(self, genome: Genome, device: str | None, start: float) -> Result:
         arch = self.architecture(genome)

@@ -299,8 +299,9 @@ class Loop:
         remaining = self.remaining()
         todo = list(misses.values())[: remaining if remaining is not None else None]
         assert self.evaluator is not None, "run_batch before the evaluator is connected"
-        self.evaluator.evaluate(todo, lambda index, result: self.record(result))
-        if any(g.key not in self.log for g in genomes):
+        fresh: set[str] = set()
+        self.evaluator.evaluate(todo, lambda index, result: (self.record(result), fresh.add(result.key)))
+        if any(g.key not in self.log and g.key not in fresh for g in genomes):  # an `oom` of this batch counts
             return False
         results = [self.log.get(g.key) for g in genomes]
         self.s.strategy.tell(results)  # type: ignore[arg-type]

@@ -9,6 +9,11 @@ resume never drops a finished evaluation silently. A line is a result only if it
 contract's fields of the right types (`result_of`): valid JSON that is not a result (`[]`, `{}`, a wrong
 status, a string for a number) is as malformed as garbage, not a result with holes in it.
 
+An `oom` line (the transient status, see `nas.evaluate.result`) is kept and readable, but `key in log` is
+False for it: the cache does not answer that genome, and resume trains it again; a later line of the same key
+replaces it. `len(log)` counts the finished evaluations (distinct keys whose latest line is not `oom`): the
+budget counts those, and the checkpoint records that number.
+
 A write the operating system refuses (disk full, read-only) is a `DiskWriteError` naming the file. An append
 that failed may have left part of its line in the file: the log then refuses every further append, so that no
 complete line is ever written after a torn one (which would turn the torn tail into a corrupt middle line).
@@ -34,6 +39,7 @@ class EvaluationLog:
         self.path = Path(path)
         self.results: dict[str, Result] = {}
         self.order: list[str] = []
+        self.finished = 0
         self._failed: DiskWriteError | None = None
         if self.path.exists():
             self._load()
@@ -69,8 +75,10 @@ class EvaluationLog:
             os.fsync(f.fileno())
 
     def _index(self, result: Result) -> None:
-        if result.key not in self.results:
+        previous = self.results.get(result.key)
+        if previous is None:
             self.order.append(result.key)
+        self.finished += (not result.transient) - (previous is not None and not previous.transient)
         self.results[result.key] = result
 
     def append(self, result: Result) -> None:
@@ -91,10 +99,13 @@ class EvaluationLog:
         return self.results.get(key)
 
     def __contains__(self, key: str) -> bool:
-        return key in self.results
+        """Whether the log answers `key` (a finished evaluation; an `oom` line is not one)."""
+        result = self.results.get(key)
+        return result is not None and not result.transient
 
     def __len__(self) -> int:
-        return len(self.order)
+        """Finished evaluations (an `oom` genome is not one until a later line finishes it)."""
+        return self.finished
 
     def __iter__(self) -> Iterator[Result]:
         return (self.results[k] for k in self.order)
@@ -116,11 +127,17 @@ def check_log_complete(path: Path, known: int) -> None:
     would be lost for good (the strategy was told them, resume would never re-ask them) and the run would
     silently differ from the one that was checkpointed.
     """
-    present = len({r.key for r in read_results(path)}) if path.exists() else 0
+    present = finished_count(read_results(path)) if path.exists() else 0
     if present < known:
         where = f"{path} holds {present} results" if path.exists() else f"{path} is missing: it holds 0 results"
         raise UserError(f"{where} but the checkpoint counted {known}: the log was cut short or replaced; resume "
                         "refuses to lose finished evaluations (restore the log, or start a new search)")  # fmt: skip
+
+
+def finished_count(results: list[Result]) -> int:
+    """Distinct keys whose latest line is a finished evaluation: what `len(EvaluationLog)` counts."""
+    latest = {r.key: r for r in results}
+    return sum(1 for r in latest.values() if not r.transient)
 
 
 def read_results(path: str | Path) -> list[Result]:
@@ -143,7 +160,7 @@ def read_results(path: str | Path) -> list[Result]:
     return results
 
 
-STATUSES = ("ok", "failed", "timeout")
+STATUSES = ("ok", "failed", "timeout", "oom")
 # field: (the types it may hold, whether it may be null); bool is excluded from the numbers below by hand
 FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "key": ((str,), False),
