@@ -14,15 +14,15 @@ The evaluator contract (`nas.evaluate.evaluator`) with Ray underneath (DESIGN.md
 - `ray.wait` streams results back in completion order; each goes to `on_result` at once. `workers` caps the
   candidates in flight (None: submit all and let Ray queue them, which is also what lets an autoscaling
   cluster see the demand and add GPU nodes).
-- Faults. A worker process or node that dies (`WorkerCrashedError`, `NodeDiedError`, `ObjectLostError`, ...)
-  is retried here, not by Ray (tasks run with `max_retries=0`), so `attempts` counts exactly; after
+- Faults. A worker process or node that dies (`WorkerCrashedError`, `NodeDiedError`, `ObjectLostError`, ...) is
+  retried here, not by Ray (tasks run with `max_retries=0`), so `attempts` counts exactly; after
   `resources.max_retries` retries the candidate is a failed result carrying the error. An exception inside the
-  objective is already a failed `Result`; one that still escapes as a `RayTaskError` is recorded failed
-  (`oom` for an out-of-memory) at once, never retried (it would fail again). `resources.trial_timeout_s` counts from the moment the task
-  starts running, not from submission (a candidate queued behind others, or waiting for the autoscaler, is not
-  late): tasks report their start to a small `StartLog` actor, created only when a timeout is set and read
-  every `START_POLL_S`; a task over its time is cancelled (`ray.cancel(force=True)` kills its worker) and
-  recorded `timeout`, with `error` None as the log contract says. The search always continues.
+  objective is already a failed `Result`; one that still escapes as a `RayTaskError` is recorded failed (`oom` for
+  an out-of-memory) at once, never retried (it would fail again). `resources.trial_timeout_s` counts from the
+  moment the task starts running, not from submission (a candidate queued behind others, or waiting for the
+  autoscaler, is not late): tasks report their start to a small `StartLog` actor, created only when a timeout is
+  set and read every `START_POLL_S`; a task over its time is cancelled (`ray.cancel(force=True)` kills its worker)
+  and recorded `timeout`, with `error` None as the log contract says. The search always continues.
 - Stopping. `safe_point`, when the driver sets it, is called before each submission round and after every
   wait (which blocks for at most `POLL_S`), before the results of that wait are collected, from plain Python:
   the driver's signal handler only sets a flag and this is where the stop is raised, so a Ctrl-C never

@@ -33,6 +33,7 @@ from nas.atomicfile import atomic_write_text
 from nas.config import Config, load_config
 from nas.data.dataset import ImageData
 from nas.errors import UserError
+from nas.evaluate.threads import use_given_cores
 from nas.genome.architecture import Architecture, load_architecture, save_architecture
 from nas.model.analytic_cost import analytic_cost, check_cost
 
@@ -141,6 +142,7 @@ def train_command(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     arch = load_architecture(args.architecture)
     check_train_cost(arch, config, args.architecture)
+    threads = use_given_cores(config.resources.cpus_per_trial)
     if getattr(args, "cv", None):
         from nas.evaluate.crossval import crossval_command
 
@@ -149,7 +151,7 @@ def train_command(args: argparse.Namespace) -> int:
     with save_folder(args.save) as stage:
         model, report = run_training(arch, config, args, seed)
         params, flops = analytic_cost(arch)
-        out = {**report.to_dict(), "params": params, "flops": flops}
+        out = {**report.to_dict(), "params": params, "flops": flops, "threads": threads}
         if stage is not None:
             inputs = {
                 "architecture": str(Path(args.architecture).resolve()),

@@ -25,6 +25,7 @@ from nas.data.loading import load_dataset
 from nas.errors import UserError
 from nas.evaluate.objective import OBJECTIVES
 from nas.evaluate.result import Result
+from nas.evaluate.threads import use_given_cores
 from nas.evaluate.trainer import seeded_model, train_model
 from nas.genome.architecture import Architecture
 from nas.genome.genome import Genome
@@ -82,6 +83,7 @@ class TrainObjective:
         arch = self.architecture(genome)
         fitness = self.config.fitness
         params, flops = check_cost(arch, self.config.limits, fitness.batch_size, "this candidate")
+        threads = use_given_cores(self.config.resources.cpus_per_trial)
         model = seeded_model(arch, self.config.seed)
         evaluate = ("val", "test") if fitness.test else ("val",)
         report = train_model(
@@ -95,6 +97,7 @@ class TrainObjective:
             "peak_memory_mb": report.peak_memory_mb,
             "train_loss": finite_or_none(report.train_loss),
             "epochs": report.epochs,
+            "threads": threads,
         }
         if fitness.test:
             metrics["test_accuracy"] = finite_or_none(report.test_accuracy)

@@ -10,6 +10,7 @@ before anything is allocated. The widths the contract fixes (floor(c * compressi
 import math
 import random
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import yaml
@@ -152,3 +153,85 @@ def test_transition_width_of_the_built_network_is_exact(tmp_path, record_propert
     convs = [m for m in model.modules() if type(m).__name__ == "Conv2d" and m.kernel_size == (1, 1)]
     assert 29 in {m.out_channels for m in convs} and 28 not in {m.out_channels for m in convs}
     record_property("tried", 1)
+
+
+def untuned_environment() -> dict[str, str]:
+    """This environment without the thread variables the suite sets, as a user's shell would be."""
+    import os
+
+    drop = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    return {**{k: v for k, v in os.environ.items() if k not in drop}, "PYTHONUNBUFFERED": "1"}
+
+
+def tiny_digits(tmp_path: Path, cpus: float) -> Path:
+    data = yaml.safe_load(DIGITS.read_text())
+    data["encoding"] = str(ROOT / "encodings/densenet_small.yaml")
+    data["dataset"].update({"train_subset": 0.2})
+    data["fitness"].update({"epochs": 1, "device": "cpu"})
+    data["resources"]["cpus_per_trial"] = cpus
+    path = tmp_path / f"digits-{cpus}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_training_uses_the_cores_it_was_given_not_the_machines(tmp_path, monkeypatch, record_property):
+    """`nas train` (a real process, no OMP_NUM_THREADS) and the objective every search path runs (in-process
+    and on Ray workers), with `resources.cpus_per_trial` 1 and with the affinity mask narrowed to one core:
+    torch trains with that many threads, not one per core of the machine."""
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    from nas.evaluate import threads
+    from nas.evaluate.objective import build_objective
+    from nas.strategies.strategy import build_strategy
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cfg = tiny_digits(tmp_path, 1)
+    out = subprocess.run([sys.executable, "-m", "nas", "train", str(ROOT / "examples/densenet_small.yaml"),
+                          "--config", str(cfg), "--json"], cwd=ROOT, env=untuned_environment(),
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json_line(out.stdout)["threads"] == 1, out.stdout
+    cores = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(cores)})  # this process pinned to one core, asking for 8
+        assert threads.given_cores(8) == 1
+    finally:
+        os.sched_setaffinity(0, cores)
+    tried = 2
+    config = load_config(tiny_digits(tmp_path, 1))
+    space = load_space(config.encoding)
+    objective = build_objective(config, space)
+    genome = build_strategy(config.search, space, config.seed).ask()[0]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)  # what torch starts with on this 2-core machine, or more on a bigger one
+        result = objective(genome, "cpu")
+        assert result.ok and torch.get_num_threads() == 1 and result.metrics["threads"] == 1, result
+    finally:
+        torch.set_num_threads(before)
+    record_property("tried", tried + 1)
+
+
+def test_a_container_cpu_quota_bounds_the_threads(tmp_path, record_property):
+    """cgroup v2 `cpu.max` quotas (none, 1.5 cores, 1 core, unreadable) beside `cpus_per_trial` 8: the thread
+    count is the smallest of the quota (rounded up), the request and the affinity mask."""
+    from nas.evaluate import threads
+
+    cases = {"max 100000": None, "150000 100000": 2, "100000 100000": 1, "garbage": None}
+    for text, want in cases.items():
+        path = tmp_path / "cpu.max"
+        path.write_text(text)
+        assert threads.quota_cores(path) == want, text
+    assert threads.quota_cores(tmp_path / "absent") is None
+    assert threads.given_cores(8) <= threads.affinity_cores() and threads.given_cores(1) == 1
+    record_property("tried", len(cases) + 1)
+
+
+def json_line(stdout: str) -> dict:
+    import json
+
+    return json.loads(stdout.strip().splitlines()[-1])
