@@ -41,7 +41,7 @@ from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace, load_space
 from nas.run.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from nas.run.monitor import Monitor
-from nas.run.rundir import RunDir, create_run_dir, default_run_dir, open_run_dir
+from nas.run.rundir import RunDir, check_inputs, create_run_dir, default_run_dir, input_digests, open_run_dir
 from nas.run.runlock import run_lock
 from nas.run.runlog import EvaluationLog, check_log_complete, rank_key, ranked
 from nas.run.signals import Interrupted, SignalGuard
@@ -68,6 +68,7 @@ class Session:
     elapsed_seconds: float = 0.0
     config_sha256: str = ""
     stalled_steps: int = 0
+    inputs: dict[str, Any] | None = None  # the input files' digests (`nas.run.rundir.input_digests`)
 
 
 def load_search_space(config: Config) -> SearchSpace:
@@ -131,7 +132,9 @@ def search_command(args: argparse.Namespace) -> int:
     run = create_run_dir(Path(args.run_dir) if args.run_dir else default_run_dir(config), config)
     log.info("run directory %s", run.path)
     with run_lock(run.path):
-        return begin(Session(run, config, space, strategy, objective, config_sha256=run.config_sha256()), base, args)
+        session = Session(run, config, space, strategy, objective, config_sha256=run.config_sha256(),
+                          inputs=input_digests(config))  # fmt: skip
+        return begin(session, base, args)
 
 
 def resume_command(args: argparse.Namespace) -> int:
@@ -147,6 +150,7 @@ def resume_locked(run: RunDir, args: argparse.Namespace) -> int:
     if checkpoint.get("config_sha256") != run.config_sha256():
         raise UserError(f"{run.config} changed since the run started; resume refuses it (start a new search)")
     check_log_complete(run.log, int(checkpoint.get("evaluations", 0)))
+    check_inputs(checkpoint.get("inputs"))
     config = run.load_config()
     space = load_search_space(config)
     strategy = build_strategy(config.search, space, config.seed)
@@ -162,6 +166,7 @@ def resume_locked(run: RunDir, args: argparse.Namespace) -> int:
         elapsed_seconds=float(checkpoint.get("elapsed_seconds", 0.0)),
         config_sha256=checkpoint["config_sha256"],
         stalled_steps=int(checkpoint.get("stalled_steps", 0)),
+        inputs=checkpoint.get("inputs"),
     )
     log.info("resuming %s at step %d", run.path, session.step)
     with resumable_on_disk_error(run):
@@ -180,7 +185,8 @@ def restart(run: RunDir, args: argparse.Namespace) -> int:
     space = load_search_space(config)
     strategy = build_strategy(config.search, space, config.seed)
     objective = build_objective(config, space)
-    session = Session(run, config, space, strategy, objective, config_sha256=run.config_sha256())
+    session = Session(run, config, space, strategy, objective, config_sha256=run.config_sha256(),
+                      inputs=input_digests(config))  # fmt: skip
     return begin(session, architecture_base(objective, space), args)
 
 
@@ -213,6 +219,7 @@ def save_state(session: Session, base: dict[str, Any], evaluations: int = 0) -> 
             "elapsed_seconds": session.elapsed_seconds,
             "stalled_steps": session.stalled_steps,
             "evaluations": evaluations,
+            "inputs": session.inputs if session.inputs is not None else input_digests(session.config),
             "seed": session.config.seed,
             "architecture_base": base,
         },

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from reliability_runs import (
+    ROOT,
     best,
     cli,
     content,
@@ -24,6 +25,7 @@ from reliability_runs import (
     log_lines,
     paused_synthetic_run,
     scratch,
+    synthetic_config,
     synthetic_reference,
 )
 
@@ -262,3 +264,46 @@ def test_a_shortened_or_deleted_log_is_refused_naming_the_log_and_both_counts(ru
         run = damaged(paused, fast_tmp / f"s{i}", "evaluations.jsonl", data)
         assert_refused(run, case, str(run / "evaluations.jsonl"), f"{present} results", f"counted {counted}")
     record_property("tried", len(cases))
+
+
+def test_an_edited_or_removed_search_space_file_is_refused_by_name(tmp_path, fast_tmp, record_property):
+    """The run's encoding file edited after the start (stem_channels, a layer range, compression, a comment), or
+    deleted: resume exits 2 with one line naming that file, and touches nothing; unedited, it resumes."""
+    import shutil
+
+    import yaml
+
+    space = tmp_path / "space.yaml"
+    shutil.copy(ROOT / "encodings/densenet_small.yaml", space)
+    cfg = synthetic_config(tmp_path)
+    data = yaml.safe_load(cfg.read_text())
+    data["encoding"] = str(space)
+    cfg.write_text(yaml.safe_dump(data, sort_keys=False))
+    paused = paused_synthetic_run(cfg, tmp_path / "paused", PAUSED_AT)
+    original = space.read_text()
+    edits = {
+        "stem_channels": lambda d: d.update(stem_channels=d["stem_channels"] + 8),
+        "a layer range": lambda d: d["blocks"][0].update(layers=[2, 3]),
+        "compression": lambda d: d.update(compression=0.75),
+    }
+    cases = [(name, yaml.safe_dump(edit_of(original, edit))) for name, edit in edits.items()]
+    cases += [("a comment", original + "# edited\n"), ("deleted", None)]
+    for i, (case, text) in enumerate(cases):
+        run = copy_run(paused, fast_tmp / f"e{i}")
+        if text is None:
+            space.unlink()
+        else:
+            space.write_text(text)
+        assert_refused(run, case, str(space), "changed")
+        space.write_text(original)
+    out = cli("resume", str(copy_run(paused, fast_tmp / "intact")), "--workers", "0")
+    assert out.code == 0 and out.exception is None, out.stderr[-2000:]
+    record_property("tried", len(cases) + 1)
+
+
+def edit_of(text: str, edit) -> dict:
+    import yaml
+
+    data = yaml.safe_load(text)
+    edit(data)
+    return data
