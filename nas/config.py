@@ -9,6 +9,7 @@ file and are resolved to absolute paths on load, so the copy saved in a run dire
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -320,9 +321,36 @@ def from_mapping(cls: type, data: Any, key: str = "", base: Path | None = None) 
     return cls(**values)
 
 
+NAME_CHARS = 100
+UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\:]")
+
+
+def check_name(name: str) -> str:
+    """`name` names the default run directory (`runs/<name>-<time>`): one safe path component, or a `UserError`.
+
+    `../../escaped` would put the run outside `runs/`, an absolute path wherever it points, and a newline or
+    another control character would end up in a folder name; `:` and `\\` are separators elsewhere.
+    """
+    if not name.strip() or name != name.strip() or name in (".", "..") or UNSAFE_NAME.search(name):
+        raise UserError("must be one plain folder name (no '/', '\\', ':', control characters, '.' or '..', no "
+                        f"surrounding spaces), got {shown(name)}", key="name")  # fmt: skip
+    if len(name) > NAME_CHARS:
+        raise UserError(f"must be at most {NAME_CHARS} characters, got {len(name):,}", key="name")
+    return name
+
+
+def check_seed(seed: int, key: str = "--seed") -> int:
+    """A seed from the command line, held to the config's own range (a run saved with a seed its config
+    refuses could never be resumed, exported or reported)."""
+    meta = next(f.metadata for f in dataclasses.fields(Config) if f.name == "seed")
+    check_bounds(seed, meta, key)
+    return seed
+
+
 def parse_config(data: dict[str, Any], base: Path | None = None) -> Config:
     """Validate a config mapping; `base` is the folder relative paths are resolved against."""
     config = from_mapping(Config, data, "", base)
+    check_name(config.name)
     if config.fitness.lr_values is not None:
         for i, v in enumerate(config.fitness.lr_values):
             check_bounds(v, {"low": 0, "open_low": True, "high": 10}, f"fitness.lr_values[{i}]")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.atomicfile import DiskWriteError
-from nas.config import Config, load_config
+from nas.config import Config, check_seed, load_config
 from nas.errors import UserError
 from nas.evaluate.evaluator import Evaluator, LocalEvaluator
 from nas.evaluate.objective import Objective, build_objective
@@ -41,7 +41,15 @@ from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace, load_space
 from nas.run.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from nas.run.monitor import Monitor
-from nas.run.rundir import RunDir, check_inputs, create_run_dir, default_run_dir, input_digests, open_run_dir
+from nas.run.rundir import (
+    RunDir,
+    check_inputs,
+    check_run_dir_free,
+    create_run_dir,
+    default_run_dir,
+    input_digests,
+    open_run_dir,
+)
 from nas.run.runlock import run_lock
 from nas.run.runlog import EvaluationLog, check_log_complete, rank_key, ranked
 from nas.run.signals import Interrupted, SignalGuard
@@ -123,18 +131,43 @@ def make_evaluator(objective: Objective, config: Config, workers: int | None, ad
 def search_command(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.seed is not None:
-        config.seed = args.seed
+        config.seed = check_seed(args.seed)
     space = load_search_space(config)
     strategy = build_strategy(config.search, space, config.seed)
     objective = build_objective(config, space)
     base = architecture_base(objective, space)  # before the run directory: a misfit is bad input, not a run
     check_space_cost(objective, space, config)
-    run = create_run_dir(Path(args.run_dir) if args.run_dir else default_run_dir(config), config)
+    path = Path(args.run_dir) if args.run_dir else default_run_dir(config)
+    check_run_dir_free(path)
+    try:
+        evaluator = connect_first(objective, config, args)  # a bad or unreachable Ray address leaves no run behind
+    except Interrupted as exc:
+        log.warning("interrupted by %s while connecting; nothing was started", exc)
+        return exc.exit_code
+    try:
+        run = create_run_dir(path, config)
+    except BaseException:
+        evaluator.close()
+        raise
     log.info("run directory %s", run.path)
     with run_lock(run.path):
         session = Session(run, config, space, strategy, objective, config_sha256=run.config_sha256(),
                           inputs=input_digests(config))  # fmt: skip
-        return begin(session, base, args)
+        return begin(session, base, args, evaluator)
+
+
+def connect_first(objective: Objective, config: Config, args: argparse.Namespace) -> Evaluator:
+    """The evaluator of a new search, connected before its run directory exists: a malformed address, an
+    unreachable cluster or a refused token is then a one-line error with nothing left behind, and the same
+    command works once it is fixed. A signal while connecting raises `Interrupted` once Ray is back down."""
+    with SignalGuard(deferred=args.workers != 0) as guard:
+        evaluator = make_evaluator(objective, config, args.workers, args.ray_address)
+        try:
+            guard.check()
+        except Interrupted:
+            evaluator.close()
+            raise
+    return evaluator
 
 
 def resume_command(args: argparse.Namespace) -> int:
@@ -190,12 +223,18 @@ def restart(run: RunDir, args: argparse.Namespace) -> int:
     return begin(session, architecture_base(objective, space), args)
 
 
-def begin(session: Session, base: dict[str, Any], args: argparse.Namespace) -> int:
+def begin(session: Session, base: dict[str, Any], args: argparse.Namespace, evaluator: Evaluator | None = None) -> int:
     """Step 0 of a search whose run directory holds its config (the caller holds the lock): the first
-    checkpoint, then the loop."""
+    checkpoint, then the loop (on `evaluator` when the caller connected one already)."""
+    try:
+        with resumable_on_disk_error(session.run):
+            save_state(session, base)
+    except BaseException:
+        if evaluator is not None:
+            evaluator.close()
+        raise
     with resumable_on_disk_error(session.run):
-        save_state(session, base)
-        return drive(session, args.workers, args.ray_address, args.max_evaluations)
+        return drive(session, args.workers, args.ray_address, args.max_evaluations, evaluator)
 
 
 @contextmanager
@@ -341,7 +380,9 @@ class Loop:
         self.log.close()
 
 
-def drive(session: Session, workers: int | None, address: str | None, limit: int | None) -> int:
+def drive(
+    session: Session, workers: int | None, address: str | None, limit: int | None, evaluator: Evaluator | None = None
+) -> int:
     """Run the loop until the budget, the limit or a signal; print where everything is.
 
     The signal handlers are in place before Ray starts (a Ctrl-C while it starts is a clean stop too). With Ray
@@ -352,7 +393,7 @@ def drive(session: Session, workers: int | None, address: str | None, limit: int
     with SignalGuard(deferred=workers != 0) as guard:
         loop = Loop(session, None, limit, guard)
         try:
-            loop.evaluator = connect_evaluator(session, workers, address, guard)
+            loop.evaluator = connect_evaluator(session, workers, address, guard, evaluator)
             loop.run()
         except Interrupted as exc:
             log.warning("interrupted by %s; the log and the last checkpoint are intact: nas resume %s", exc,
@@ -366,10 +407,14 @@ def drive(session: Session, workers: int | None, address: str | None, limit: int
     return code
 
 
-def connect_evaluator(session: Session, workers: int | None, address: str | None, guard: SignalGuard) -> Evaluator:
-    """The evaluator, with the guard's handlers back in place (`ray.init` installs its own SIGTERM handler) and
-    its safe point wired to the guard; a signal that arrived while Ray started stops here."""
-    evaluator = make_evaluator(session.objective, session.config, workers, address)
+def connect_evaluator(
+    session: Session, workers: int | None, address: str | None, guard: SignalGuard, evaluator: Evaluator | None
+) -> Evaluator:
+    """The evaluator (`evaluator` when already connected), with the guard's handlers back in place (`ray.init`
+    installs its own SIGTERM handler) and its safe point wired to the guard; a signal that arrived while Ray
+    started stops here."""
+    if evaluator is None:
+        evaluator = make_evaluator(session.objective, session.config, workers, address)
     guard.install()
     evaluator.safe_point = guard.check
     try:

@@ -82,10 +82,15 @@ def default_run_dir(config: Config) -> Path:
     return Path("runs") / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def create_run_dir(path: Path, config: Config) -> RunDir:
-    """Create a fresh run directory holding the resolved config; refuse one that holds anything."""
+def check_run_dir_free(path: Path) -> None:
+    """Refuse a run directory that holds anything (checked before connecting to Ray, and again on creation)."""
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise UserError(f"run directory {path} is not empty; use `nas resume {path}` or choose another --run-dir")
+
+
+def create_run_dir(path: Path, config: Config) -> RunDir:
+    """Create a fresh run directory holding the resolved config; refuse one that holds anything."""
+    check_run_dir_free(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -780,3 +780,59 @@ def test_real_process_prints_no_traceback(tmp_path, record_property):
         assert not out.stdout.strip()
     assert not marker.exists() and not (tmp_path / "run").exists() and not (tmp_path / "baseline").exists()
     record_property("tried", len(calls))
+
+
+def test_a_bad_or_unreachable_ray_address_leaves_no_run_directory(tmp_path, record_property):
+    """`nas search --ray-address` malformed (http://, a port past 65535, words) or unreachable (nothing listens):
+    refused in one line naming ray.address, no run directory, and the same command refused the same way again
+    (not as "not empty")."""
+    cfg = synthetic_config(tmp_path, evaluations=4)
+    addresses = ["http://x", "127.0.0.1:99999", "not an address", "ray://127.0.0.1:1", "127.0.0.1:1"]
+    for i, address in enumerate(addresses):
+        run = tmp_path / f"run{i}"
+        for _ in range(2):
+            out = nas("search", str(cfg), "--run-dir", str(run), "--workers", "2", "--ray-address", address)
+            assert_refused(out, "ray.address")
+            assert not run.exists(), f"{address}: a run directory was left behind"
+    record_property("tried", len(addresses))
+
+
+def test_a_seed_out_of_range_is_refused_before_anything_runs(tmp_path, record_property):
+    """`--seed` past 2**63 - 1 (the config's own range) to search and train: exit 2 naming --seed, no run made;
+    the largest allowed seed runs, and its run resumes and exports."""
+    cfg = synthetic_config(tmp_path, evaluations=4)
+    for i, seed in enumerate([2**63, 2**64, 10**30]):
+        run = tmp_path / f"run{i}"
+        assert_refused(nas("search", str(cfg), "--run-dir", str(run), "--workers", "0", "--seed", str(seed)), "--seed")
+        assert not run.exists()
+        assert_refused(nas("train", str(GOOD_ARCH), "--config", str(DIGITS_CONFIG), "--seed", str(seed)), "--seed")
+    run = tmp_path / "largest"
+    out = nas("search", str(cfg), "--run-dir", str(run), "--workers", "0", "--seed", str(2**63 - 1))
+    assert out.code == 0, out.stderr[-2000:]
+    assert nas("resume", str(run), "--workers", "0").code == 0
+    assert nas("export", str(run), "--out", str(tmp_path / "export")).code == 0
+    record_property("tried", 7)
+
+
+def test_an_unsafe_config_name_is_refused(tmp_path, monkeypatch, record_property):
+    """`name` values that are not one safe folder name (.., a path up or absolute, separators, a newline, NUL,
+    other control characters, blank, surrounding spaces, 1,000 characters): refused naming `name`, and no folder
+    made anywhere, the default run directory (`runs/<name>-<time>`) included."""
+    monkeypatch.chdir(tmp_path)
+    names = ["..", ".", "../../escaped", "/tmp/absolute", "a/b", "a\\\\b", "c:drive", "line\nbreak", "nul\x00",
+             "bell\x07", "", "   ", " padded", "x" * 1000]  # fmt: skip
+    tried = 0
+    for name in names:
+        data = yaml.safe_load(synthetic_config(tmp_path, evaluations=4).read_text())
+        data["name"] = name
+        cfg = tmp_path / "named.yaml"
+        cfg.write_text(yaml.safe_dump(data))
+        before = sorted(p.name for p in tmp_path.iterdir())
+        assert_refused(nas("search", str(cfg), "--workers", "0"), "name")
+        assert sorted(p.name for p in tmp_path.iterdir()) == before, f"{name!r}: a folder was made"
+        tried += 1
+    data["name"] = "fine-name_1.2"
+    cfg.write_text(yaml.safe_dump(data))
+    assert nas("search", str(cfg), "--workers", "0").code == 0
+    assert [p.name for p in (tmp_path / "runs").iterdir()][0].startswith("fine-name_1.2-")
+    record_property("tried", tried)
