@@ -47,7 +47,7 @@ class EvaluationLog:
             self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115  (kept open for appends)
 
     def _load(self) -> None:
-        data = self.path.read_bytes()
+        data = read_log_bytes(self.path)
         lines = data.split(b"\n")
         complete, tail = lines[:-1], lines[-1]
         for number, raw in enumerate(complete, start=1):
@@ -134,6 +134,14 @@ def check_log_complete(path: Path, known: int) -> None:
                         "refuses to lose finished evaluations (restore the log, or start a new search)")  # fmt: skip
 
 
+def read_log_bytes(path: Path) -> bytes:
+    """The log's bytes; one that cannot be read (a folder in its place, no permission) is a `UserError`."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the evaluations log ({exc.strerror or type(exc).__name__})") from None
+
+
 def finished_count(results: list[Result]) -> int:
     """Distinct keys whose latest line is a finished evaluation: what `len(EvaluationLog)` counts."""
     latest = {r.key: r for r in results}
@@ -146,7 +154,7 @@ def read_results(path: str | Path) -> list[Result]:
     if not p.exists():
         raise UserError(f"no evaluations.jsonl in {p.parent}: not a run directory, or nothing finished yet")
     results = []
-    lines = p.read_bytes().split(b"\n")
+    lines = read_log_bytes(p).split(b"\n")
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue

@@ -836,3 +836,66 @@ def test_an_unsafe_config_name_is_refused(tmp_path, monkeypatch, record_property
     assert nas("search", str(cfg), "--workers", "0").code == 0
     assert [p.name for p in (tmp_path / "runs").iterdir()][0].startswith("fine-name_1.2-")
     record_property("tried", tried)
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that claims `width` x `height` pixels (what a decompression bomb declares) and holds none."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def small_tree(root: Path) -> Path:
+    import io
+
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for c, name in enumerate(("cat", "dog")):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(3):
+                buffer = io.BytesIO()
+                Image.new("RGB", (8, 8), (40 * c + i, 0, 0)).save(buffer, format="PNG")
+                (folder / f"{i}.png").write_bytes(buffer.getvalue())
+    return root
+
+
+def test_broken_links_decompression_bombs_and_a_folder_for_the_log_are_one_line(tmp_path, record_property):
+    """An imagefolder tree holding a dangling symlink, a symlink to itself, or a PNG declaring 400 megapixels
+    (given to data summary and search); a run whose evaluations.jsonl is a folder (given to resume, export and
+    report): exit 2 with one line naming the file, no traceback."""
+    import os
+
+    faults = {
+        "dangling link": lambda folder: os.symlink(folder / "nowhere.png", folder / "dangling.png"),
+        "self link": lambda folder: os.symlink(folder / "loop.png", folder / "loop.png"),
+        "decompression bomb": lambda folder: (folder / "bomb.png").write_bytes(png_header(20_000, 20_000)),
+    }
+    needles = {"dangling link": "dangling.png", "self link": "loop.png", "decompression bomb": "bomb.png"}
+    tried = 0
+    for i, (name, make) in enumerate(faults.items()):
+        tree = small_tree(tmp_path / f"tree{i}")
+        make(tree / "train" / "cat")
+        dataset = {"name": "imagefolder", "root": str(tree), "cache_dir": str(tmp_path / "cache")}
+        cfg = synthetic_config(tree, evaluations=4, dataset=dataset, fitness={"objective": "train", "epochs": 1})
+        run = tmp_path / f"run{i}"
+        assert_refused(nas("data", "summary", str(cfg)), needles[name])
+        assert_refused(nas("search", str(cfg), "--run-dir", str(run), "--workers", "0"), needles[name])
+        assert not run.exists()
+        tried += 2
+    cfg = synthetic_config(tmp_path, evaluations=4)
+    run = tmp_path / "run"
+    assert nas("search", str(cfg), "--run-dir", str(run), "--workers", "0", "--max-evaluations", "2").code == 0
+    (run / "evaluations.jsonl").unlink()
+    (run / "evaluations.jsonl").mkdir()
+    for argv in (("resume", str(run), "--workers", "0"), ("export", str(run), "--out", str(tmp_path / "e")),
+                 ("report", str(run))):  # fmt: skip
+        assert_refused(nas(*argv), "evaluations.jsonl")
+        tried += 1
+    record_property("tried", tried)
