@@ -899,3 +899,46 @@ def test_broken_links_decompression_bombs_and_a_folder_for_the_log_are_one_line(
         assert_refused(nas(*argv), "evaluations.jsonl")
         tried += 1
     record_property("tried", tried)
+
+
+def test_duplicate_keys_are_refused_with_the_key_path_and_both_lines(tmp_path, record_property):
+    """A key given twice (top level, nested, inside a list item, in flow style) in configs, search spaces and
+    architecture files, given to every command that reads them: refused with the key path and both lines."""
+    config = (ROOT / "search_configs/smoke.yaml").read_text()
+    space = (ROOT / "encodings/densenet_small.yaml").read_text()
+    arch = GOOD_ARCH.read_text()
+    lines = len(config.splitlines())
+    cases = [
+        ("config", config + "seed: 7\n", "seed", (config.splitlines().index("seed: 0") + 1, lines + 1)),
+        ("config", config + "search:\n  strategy: ga\n", "search", None),
+        ("config", config.replace("  budget:\n", "  budget:\n    evaluations: 3\n", 1), "search.budget.evaluations",
+         None),
+        ("config", config.replace("dataset:\n", "dataset:\n  name: digits\n", 1), "dataset.name", None),
+        ("space", space + "stem_channels: 64\n", "stem_channels", None),
+        ("space", space.replace("{layers: ", "{layers: 3, layers: ", 1), "blocks[0].layers", None),
+        ("arch", arch + "compression: 0.5\n", "compression", None),
+        ("arch", arch.replace("{layers: ", "{growth_rate: 4, layers: ", 1), "blocks[0]", None),
+    ]  # fmt: skip
+    tried = 0
+    for i, (kind, text, key, where) in enumerate(cases):
+        path = tmp_path / f"dup{i}.yaml"
+        path.write_text(text)
+        calls = {
+            "config": [("data", "summary", str(path)), ("search", str(path), "--run-dir", str(tmp_path / "run"))],
+            "space": [("inspect", str(path))],
+            "arch": [("inspect", str(path)), ("train", str(path), "--config", str(DIGITS_CONFIG))],
+        }[kind]
+        if kind == "space":
+            (tmp_path / f"s{i}").mkdir()
+            cfg = synthetic_config(tmp_path / f"s{i}")
+            data = yaml.safe_load(cfg.read_text())
+            data["encoding"] = str(path)
+            cfg.write_text(yaml.safe_dump(data))
+            calls.append(("search", str(cfg), "--run-dir", str(tmp_path / "run"), "--workers", "0"))
+        for argv in calls:
+            line = assert_refused(nas(*argv), key, "duplicate key", str(path))
+            if where is not None:
+                assert f"lines {where[0]} and {where[1]}" in line, line
+            tried += 1
+        assert not (tmp_path / "run").exists()
+    record_property("tried", tried)
