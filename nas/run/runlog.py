@@ -21,13 +21,16 @@ complete line is ever written after a torn one (which would turn the torn tail i
 
 import json
 import logging
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from nas.atomicfile import DiskWriteError, writing
-from nas.errors import UserError
+from nas.errors import UserError, shown
 from nas.evaluate.result import Result
+from nas.genome.genome import Genome
 
 log = logging.getLogger(__name__)
 
@@ -160,11 +163,11 @@ def read_results(path: str | Path) -> list[Result]:
             continue
         try:
             results.append(result_of(raw))
-        except ValueError:
+        except ValueError as exc:
             if number >= len(lines) - 1:
                 log.warning("%s: line %d is incomplete; ignoring it", p, number)
                 continue
-            raise UserError(f"{p}: line {number} is not a valid result") from None
+            raise UserError(f"{p}: line {number} is not a valid result ({why(exc)})") from None
     return results
 
 
@@ -202,10 +205,49 @@ def result_of(raw: bytes) -> Result:
         if not isinstance(value, types) or isinstance(value, bool):
             raise ValueError(f"{name} is {type(value).__name__}")
     if data["status"] not in STATUSES:
-        raise ValueError(f"status {data['status']!r}")
+        raise ValueError(f"status {shown(data['status'])}")
     if data["status"] == "ok" and data["fitness"] is None:
         raise ValueError("an ok result without fitness")
+    if data["status"] != "ok" and data["fitness"] is not None:
+        raise ValueError(f"a {data['status']} result with a fitness")
+    check_values(data)
+    check_genome(data)
     return Result.from_dict(data)
+
+
+# field: (lowest, highest) a value may take; NaN and infinities never
+RANGES: dict[str, tuple[float, float]] = {
+    "fitness": (0.0, 1.0),
+    "params": (0, math.inf),
+    "flops": (0, math.inf),
+    "seconds": (0.0, math.inf),
+    "attempts": (1, math.inf),
+    "step": (0, math.inf),
+}
+
+
+def check_values(data: dict[str, Any]) -> None:
+    """Numbers no evaluation can produce (fitness NaN, 5.0 or -inf, negative params, `attempts: 0`) are a bad
+    line: ranked first or summed, they would poison export, report and the strategy."""
+    for name, (low, high) in RANGES.items():
+        value = data.get(name)
+        if value is None:
+            continue
+        if not math.isfinite(value):
+            raise ValueError(f"{name} is {value}")
+        if not low <= value <= high:
+            raise ValueError(f"{name} {shown(value)} is outside [{low:g}, {high:g}]")
+
+
+def check_genome(data: dict[str, Any]) -> None:
+    """The genome must be a valid one, and the key its sha256: a line whose key names another genome would
+    answer the cache for the wrong network."""
+    try:
+        genome = Genome.from_dict(data["genome"])
+    except UserError as exc:
+        raise ValueError(str(exc)) from None
+    if genome.key != data["key"]:
+        raise ValueError(f"key {shown(data['key'], 20)} is not its genome's ({genome.key[:12]}...)")
 
 
 def why(exc: ValueError) -> str:

@@ -307,3 +307,51 @@ def edit_of(text: str, edit) -> dict:
     data = yaml.safe_load(text)
     edit(data)
     return data
+
+
+IMPOSSIBLE = {
+    "fitness NaN": {"fitness": float("nan")},
+    "fitness 5.0": {"fitness": 5.0},
+    "fitness -inf": {"fitness": float("-inf")},
+    "fitness -0.1": {"fitness": -0.1},
+    "negative params": {"params": -5},
+    "negative flops": {"flops": -1},
+    "seconds NaN": {"seconds": float("nan")},
+    "attempts 0": {"attempts": 0},
+    "negative step": {"step": -1},
+    "failed with a fitness": {"status": "failed", "fitness": 0.9},
+    "key of another genome": {"key": "0" * 64},
+    "genome without blocks": {"genome": {}},
+    "genome with a bad bitstring": "bad-bits",
+    "genome with an unknown key": {"genome": {"blocks": [], "extra": 1}},
+}
+
+
+def impossible(real: dict, how: object) -> bytes:
+    """A real line changed into one no evaluation can produce (NaN and infinities as Python's json writes them)."""
+    if how == "bad-bits":
+        genome = json.loads(json.dumps(real["genome"]))
+        genome["blocks"][0]["shortcuts"] = "2" * len(genome["blocks"][0]["shortcuts"])
+        how = {"genome": genome}
+    return json.dumps({**real, **how}).encode() + b"\n"
+
+
+def test_impossible_results_are_refused_on_load_naming_the_line(runs, fast_tmp, record_property):
+    """Lines that parse but no evaluation can produce (fitness NaN, 5.0, -inf; negative params; attempts 0; a key
+    that is not its genome's; a malformed genome) in the middle of the log: resume, export and report exit 2
+    with one line naming the file and the line, and nothing is touched."""
+    _, paused = runs
+    lines = (paused / "evaluations.jsonl").read_bytes().splitlines(keepends=True)
+    real = log_lines(paused)[4]
+    tried = 0
+    for kind, how in IMPOSSIBLE.items():
+        run = copy_run(paused, fast_tmp / f"i{tried}")
+        log = run / "evaluations.jsonl"
+        log.write_bytes(b"".join([*lines[:4], impossible(real, how), *lines[5:]]))
+        assert_refused(run, kind, str(log), "line 5 ")
+        for argv in (("export", str(run), "--out", str(fast_tmp / f"x{tried}")), ("report", str(run))):
+            out = cli(*argv)
+            assert out.code == 2 and out.exception is None, (kind, argv, out.stderr[-2000:])
+            assert any(str(log) in line and "line 5 " in line for line in out.error_lines()), (kind, out.stderr)
+        tried += 1
+    record_property("tried", tried)
