@@ -306,7 +306,7 @@ def from_mapping(cls: type, data: Any, key: str = "", base: Path | None = None) 
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for name in data:
         if name not in fields:
-            where = f"{key}.{name}" if key else str(name)
+            where = f"{key}.{shown(name).strip(chr(39))}" if key else shown(name).strip(chr(39))
             raise UserError(f"unknown key (known: {', '.join(fields)})", key=where)
     values = {}
     for name, f in fields.items():

@@ -28,8 +28,7 @@ def load_yaml_mapping(path: str | Path, what: str = "file") -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read {what} {p}: {type(exc).__name__}") from None
     try:
-        check_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader), f"{what} {p}")
-        data = yaml.safe_load(text)
+        data = load_unique(text, f"{what} {p}")
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -42,6 +41,17 @@ def load_yaml_mapping(path: str | Path, what: str = "file") -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UserError(f"{what} {p} must be a YAML mapping, not {type(data).__name__}")
     return data
+
+
+def load_unique(text: str, where: str) -> Any:
+    """`yaml.safe_load(text)`, parsed once: the node tree is checked for duplicate keys, then constructed."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        check_duplicate_keys(node, where)
+        return loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
 
 
 def check_duplicate_keys(root: yaml.Node | None, where: str) -> None:

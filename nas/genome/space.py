@@ -160,7 +160,7 @@ def parse_space(data: dict[str, Any], name: str) -> SearchSpace:
     known = {"format", "name", "stem_channels", "bottleneck_width", "compression", "blocks", "learning_rate"}
     unknown = set(data) - known
     if unknown:
-        raise UserError("unknown key", key=str(min(unknown, key=str)))
+        raise UserError("unknown key", key=shown(min(unknown, key=str)).strip("'"))
     for required in ("stem_channels", "bottleneck_width", "compression", "blocks"):
         if required not in data:
             raise UserError("is missing", key=required)

@@ -942,3 +942,39 @@ def test_duplicate_keys_are_refused_with_the_key_path_and_both_lines(tmp_path, r
             tried += 1
         assert not (tmp_path / "run").exists()
     record_property("tried", tried)
+
+
+def test_a_huge_value_is_never_echoed_whole(tmp_path, record_property):
+    """A 1,000,000-character dataset.name; a 100,000-character string at every string config key (and a sample of
+    the others), as an unknown key's
+    name, in an architecture file, and as a flag's value: each error line stays short (at most 1,000
+    characters) and holds no long run of the value."""
+    huge = "x" * 100_000
+    folders, tried = Folder(tmp_path), 0
+
+    def check(out: Outcome, what: str) -> None:
+        assert out.exception is None, (what, type(out.exception).__name__)
+        for line in out.stderr.splitlines():
+            assert len(line) <= 1100 and "x" * 200 not in line, (what, len(line), line[:300])
+
+    textual = [leaf for leaf in LEAVES if base_type(leaf.hint) is str or typing.get_origin(base_type(leaf.hint))
+               is Literal]  # fmt: skip
+    for leaf in [*textual, *LEAVES[:: max(1, len(LEAVES) // 5)]]:  # every string key, and a sample of the rest
+        data = shipped_config("smoke")
+        set_path(data, leaf.path, huge)
+        cfg = Case(data, leaf.path, "").write(folders.next() / "config.yaml")
+        check(nas("data", "summary", str(cfg)), leaf.path)
+        tried += 1
+    for data in ({**shipped_config("smoke"), huge: 1}, {**shipped_config("smoke"), "search": {huge: 1}}):
+        check(nas("data", "summary", str(Case(data, "", "").write(folders.next() / "config.yaml"))), "unknown key")
+        tried += 1
+    arch = shipped_architecture()
+    for change in ({"format": huge}, {"stem_channels": huge}, {huge: 1}):
+        path = Case({**arch, **change}, "", "").write(folders.next() / "arch.yaml")
+        check(nas("inspect", str(path)), str(change)[:40])
+        tried += 1
+    check(nas("search", "config.yaml", "--workers", "1" + "0" * 100_000), "--workers")
+    data = shipped_config("smoke")
+    data["dataset"]["name"] = "x" * 1_000_000
+    check(nas("data", "summary", str(Case(data, "", "").write(folders.next() / "config.yaml"))), "dataset.name")
+    record_property("tried", tried + 2)
