@@ -39,7 +39,7 @@ from nas.genome import shortcuts
 from nas.genome.architecture import FIXED_KEYS, Architecture, check_input_size, save_architecture
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace, load_space
-from nas.run.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from nas.run.checkpoint import has_checkpoint, load_checkpoint, read_one, save_checkpoint
 from nas.run.monitor import Monitor
 from nas.run.rundir import (
     RunDir,
@@ -243,9 +243,16 @@ def resumable_on_disk_error(run: RunDir) -> Iterator[None]:
     try:
         yield
     except DiskWriteError as exc:
-        hint = ("every finished evaluation is in the log and checkpoint.json holds the last step; once the disk "
-                f"is writable again, continue with: nas resume {run.path}")  # fmt: skip
-        raise exc.with_hint(hint) from None
+        raise exc.with_hint(disk_error_hint(run)) from None
+
+
+def disk_error_hint(run: RunDir) -> str:
+    """What is safe after a refused write, as it is: a run stopped before its first checkpoint holds none."""
+    if read_one(run.path / "checkpoint.json") is not None:
+        held = "every finished evaluation is in the log and checkpoint.json holds the last step"
+    else:
+        held = "no checkpoint was written yet, so nothing was evaluated; resume starts the search from its config"
+    return f"{held}; once the disk is writable again, continue with: nas resume {run.path}"
 
 
 def save_state(session: Session, base: dict[str, Any], evaluations: int = 0) -> None:
