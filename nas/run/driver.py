@@ -381,7 +381,7 @@ class Loop:
         """Close the monitor and the log. A monitor that cannot flush (the disk that stopped the search) is only
         a warning: the scalars are a view, and the error that stopped the search is the one to show."""
         try:
-            self.monitor.close()
+            self.monitor.close(paused=not self.finished())
         except OSError as exc:
             log.warning("could not close the TensorBoard writer: %s", exc)
         self.log.close()
