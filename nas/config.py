@@ -185,7 +185,7 @@ class LimitsConfig:
     parameters; building it ends in an allocation traceback or the kernel's OOM killer. `max_params` caps the
     parameters, `max_activation_gib` the activation memory one training step keeps at `fitness.batch_size`
     (fp32, by `nas.model.analytic_cost.activation_bytes`). Defaults leave every shipped search space far inside
-    (densenet_cifar's largest member: 0.4 M parameters, 1.1 GiB at batch 64) and refuse what no single GPU holds.
+    (densenet_cifar's largest member: 3.3 M parameters, 5.1 GiB at batch 64) and refuse what no single GPU holds.
     """
 
     max_params: int = bounds(200_000_000, 1, 10**15)
