@@ -118,6 +118,11 @@ def architecture_of(base: dict[str, Any], genome: dict[str, Any], provenance: di
     return Architecture.from_dict({"format": "nas-architecture/1", **base, **genome, "provenance": provenance})
 
 
+def uses_ray(config: Config, workers: int | None) -> bool:
+    """Whether `make_evaluator` gives a Ray evaluator (its signals are then deferred to safe points)."""
+    return (workers if workers is not None else config.ray.workers) != 0
+
+
 def make_evaluator(objective: Objective, config: Config, workers: int | None, address: str | None) -> Evaluator:
     """`--workers 0`: in-process. Otherwise Ray: an existing cluster at `address`, or an embedded local one."""
     if workers == 0:
@@ -160,7 +165,7 @@ def connect_first(objective: Objective, config: Config, args: argparse.Namespace
     """The evaluator of a new search, connected before its run directory exists: a malformed address, an
     unreachable cluster or a refused token is then a one-line error with nothing left behind, and the same
     command works once it is fixed. A signal while connecting raises `Interrupted` once Ray is back down."""
-    with SignalGuard(deferred=args.workers != 0) as guard:
+    with SignalGuard(deferred=uses_ray(config, args.workers)) as guard:
         evaluator = make_evaluator(objective, config, args.workers, args.ray_address)
         try:
             guard.check()
@@ -397,7 +402,7 @@ def drive(
     turn into `Interrupted` at their next safe point, never inside a Ray call.
     """
     code = 0
-    with SignalGuard(deferred=workers != 0) as guard:
+    with SignalGuard(deferred=uses_ray(session.config, workers)) as guard:
         loop = Loop(session, None, limit, guard)
         try:
             loop.evaluator = connect_evaluator(session, workers, address, guard, evaluator)
