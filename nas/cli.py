@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from nas.errors import UserError
+from nas.errors import UserError, one_line
 
 COMMANDS = {
     "search": "nas.run.driver:search_command",
@@ -30,7 +30,7 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a bad flag as one line and exit 2 (argparse's own exit code for usage errors)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.stderr.write(f"{self.prog}: error: {one_line(message)}\n")
         raise SystemExit(2)
 
 
@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run_command(args)
     except UserError as exc:
-        sys.stderr.write(f"nas {args.command}: error: {' '.join(str(exc).split())}\n")
+        sys.stderr.write(f"nas {args.command}: error: {one_line(str(exc))}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("nas: interrupted\n")

@@ -9,6 +9,7 @@ file and are resolved to absolute paths on load, so the copy saved in a run dire
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -183,6 +184,21 @@ class BaselineConfig:
 
 
 @dataclass
+class LimitsConfig:
+    """`limits`: the largest network any command builds, checked by formula before anything is allocated.
+
+    An architecture within every per-field bound (200 layers, growth 4096, stem 4096) can still need 1e13
+    parameters; building it ends in an allocation traceback or the kernel's OOM killer. `max_params` caps the
+    parameters, `max_activation_gib` the activation memory one training step keeps at `fitness.batch_size`
+    (fp32, by `nas.model.analytic_cost.activation_bytes`). Defaults leave every shipped search space far inside
+    (densenet_cifar's largest member: 3.3 M parameters, 5.1 GiB at batch 64) and refuse what no single GPU holds.
+    """
+
+    max_params: int = bounds(200_000_000, 1, 10**15)
+    max_activation_gib: float = bounds(80.0, 0, 1e9, open_low=True)
+
+
+@dataclass
 class Config:
     """A whole search config (`search_configs/*.yaml`)."""
 
@@ -194,6 +210,7 @@ class Config:
     search: SearchConfig = section(SearchConfig)
     resources: ResourcesConfig = section(ResourcesConfig)
     ray: RayConfig = section(RayConfig)
+    limits: LimitsConfig = section(LimitsConfig)
     baseline: BaselineConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -295,7 +312,7 @@ def from_mapping(cls: type, data: Any, key: str = "", base: Path | None = None) 
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for name in data:
         if name not in fields:
-            where = f"{key}.{name}" if key else str(name)
+            where = f"{key}.{shown(name).strip(chr(39))}" if key else shown(name).strip(chr(39))
             raise UserError(f"unknown key (known: {', '.join(fields)})", key=where)
     values = {}
     for name, f in fields.items():
@@ -310,9 +327,36 @@ def from_mapping(cls: type, data: Any, key: str = "", base: Path | None = None) 
     return cls(**values)
 
 
+NAME_CHARS = 100
+UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\:]")
+
+
+def check_name(name: str) -> str:
+    """`name` names the default run directory (`runs/<name>-<time>`): one safe path component, or a `UserError`.
+
+    `../../escaped` would put the run outside `runs/`, an absolute path wherever it points, and a newline or
+    another control character would end up in a folder name; `:` and `\\` are separators elsewhere.
+    """
+    if not name.strip() or name != name.strip() or name in (".", "..") or UNSAFE_NAME.search(name):
+        raise UserError("must be one plain folder name (no '/', '\\', ':', control characters, '.' or '..', no "
+                        f"surrounding spaces), got {shown(name)}", key="name")  # fmt: skip
+    if len(name) > NAME_CHARS:
+        raise UserError(f"must be at most {NAME_CHARS} characters, got {len(name):,}", key="name")
+    return name
+
+
+def check_seed(seed: int, key: str = "--seed") -> int:
+    """A seed from the command line, held to the config's own range (a run saved with a seed its config
+    refuses could never be resumed, exported or reported)."""
+    meta = next(f.metadata for f in dataclasses.fields(Config) if f.name == "seed")
+    check_bounds(seed, meta, key)
+    return seed
+
+
 def parse_config(data: dict[str, Any], base: Path | None = None) -> Config:
     """Validate a config mapping; `base` is the folder relative paths are resolved against."""
     config = from_mapping(Config, data, "", base)
+    check_name(config.name)
     if config.fitness.lr_values is not None:
         for i, v in enumerate(config.fitness.lr_values):
             check_bounds(v, {"low": 0, "open_low": True, "high": 10}, f"fitness.lr_values[{i}]")

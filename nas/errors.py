@@ -26,3 +26,16 @@ def shown(value: object, limit: int = 40) -> str:
     brief.maxlevel, brief.maxlist, brief.maxdict, brief.maxstring, brief.maxother = 3, 4, 4, limit, limit
     text = brief.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+LINE_CHARS = 1000
+
+
+def one_line(text: str, limit: int = LINE_CHARS) -> str:
+    """`text` on one line and at most `limit` characters, its middle cut out: the last defence against an
+    echoed value nobody shortened (an error line of a million characters helps no one)."""
+    line = " ".join(text.split())
+    if len(line) <= limit:
+        return line
+    half = (limit - 5) // 2
+    return f"{line[:half]} ... {line[-half:]}"

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from nas.config import Config
 from nas.evaluate.result import Result
 from nas.genome.architecture import Architecture
 from nas.run.snapshot import RunSnapshot, load_snapshot
@@ -116,6 +117,13 @@ def write_models(arch: Architecture, result: Result, seed: int, folder: Path, on
     save_preprocess(pre, folder / PREPROCESS)
 
 
+def check_export_cost(arch: Architecture, config: Config) -> None:
+    """Refuse, before anything is built, an architecture over the run's `limits` (traced at one image)."""
+    from nas.model.analytic_cost import check_cost
+
+    check_cost(arch, config.limits, 1, "the exported architecture")
+
+
 @dataclass(frozen=True)
 class Exported:
     """What `export_run` wrote: the architecture (with its provenance) and each file's path by name."""
@@ -135,6 +143,7 @@ def export_run(run_dir: Path, out: Path | None, rank: int, onnx: bool) -> Export
     target = out if out is not None else default_out(run_dir)
     refreshable = target.resolve() == default_out(run_dir).resolve()
     arch = snapshot.architecture(result, provenance_of(snapshot, result, rank))
+    check_export_cost(arch, snapshot.config)
     with staged_directory(target, refreshable=refreshable, owned=EXPORT_FILES) as staging:
         pre = run_preprocess(snapshot, arch)
         (staging / ARCHITECTURE).write_text(architecture_text(arch), encoding="utf-8")

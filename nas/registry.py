@@ -8,7 +8,7 @@ key and the known names.
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from nas.errors import UserError
+from nas.errors import UserError, shown
 
 T = TypeVar("T")
 
@@ -32,7 +32,7 @@ class Registry(Generic[T]):
     def get(self, name: str, key: str | None = None) -> T:
         if name not in self._items:
             known = ", ".join(sorted(self._items))
-            raise UserError(f"unknown {self.kind} {name!r} (known: {known})", key=key)
+            raise UserError(f"unknown {self.kind} {shown(name)} (known: {known})", key=key)
         return self._items[name]
 
     def names(self) -> list[str]:

@@ -6,13 +6,23 @@ import pytest
 
 from nas.errors import UserError
 from nas.evaluate.result import Result
+from nas.genome.genome import BlockGene, Genome
 from nas.run.checkpoint import load_checkpoint, save_checkpoint
 from nas.run.runlog import EvaluationLog, ranked, read_results
 
 
+def genome(i: int) -> Genome:
+    return Genome(blocks=(BlockGene(layers=1, growth_rate=i + 1, shortcuts="1"),))
+
+
+def k(i: int) -> str:
+    """The key of the i-th test genome (the log checks that a line's key is its genome's)."""
+    return genome(i).key
+
+
 def result(i: int, fitness: float | None = 0.5, params: int = 100) -> Result:
     status = "ok" if fitness is not None else "failed"
-    return Result(key=f"k{i}", genome={"blocks": []}, status=status, fitness=fitness, params=params, step=0)
+    return Result(key=k(i), genome=genome(i).to_dict(), status=status, fitness=fitness, params=params, step=0)
 
 
 def test_log_round_trip_and_index(tmp_path):
@@ -22,8 +32,8 @@ def test_log_round_trip_and_index(tmp_path):
         log.append(result(i, fitness=i / 10))
     log.close()
     again = EvaluationLog(path)
-    assert len(again) == 5 and again.get("k3").fitness == 0.3 and "k9" not in again
-    assert [r.key for r in again] == [f"k{i}" for i in range(5)]
+    assert len(again) == 5 and again.get(k(3)).fitness == 0.3 and k(9) not in again
+    assert [r.key for r in again] == [k(i) for i in range(5)]
     again.close()
 
 
@@ -40,7 +50,7 @@ def test_torn_last_line_is_skipped_with_a_warning_and_cut(tmp_path, caplog):
     assert "incomplete" in caplog.text
     again.append(result(3))
     again.close()
-    assert [r.key for r in read_results(path)] == ["k0", "k1", "k3"]
+    assert [r.key for r in read_results(path)] == [k(0), k(1), k(3)]
 
 
 def test_garbled_middle_line_is_an_error(tmp_path):
@@ -52,7 +62,7 @@ def test_garbled_middle_line_is_an_error(tmp_path):
 
 def test_ranking_is_fitness_then_params_then_key():
     rs = [result(1, 0.9, 500), result(2, 0.9, 100), result(3, None), result(4, 0.8, 10), result(0, 0.9, 100)]
-    assert [r.key for r in ranked(rs)] == ["k0", "k2", "k1", "k4"]
+    assert [r.key for r in ranked(rs)] == [*sorted([k(0), k(2)]), k(1), k(4)]  # a tie goes by key
 
 
 def test_checkpoint_keeps_previous_and_falls_back(tmp_path, caplog):

@@ -19,7 +19,7 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # a loaded 2-core machine: torch's spinni
 QUICK = str(ROOT / "search_configs/digits_quick.yaml")
 SMALL = str(ROOT / "examples/densenet_small.yaml")
 REPORT_KEYS = {"val_accuracy", "test_accuracy", "train_loss", "epochs", "seconds", "images_per_second",
-               "peak_memory_mb", "params", "flops"}  # fmt: skip
+               "peak_memory_mb", "params", "flops", "threads"}  # fmt: skip
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "search_configs").glob("*.yaml")), ids=lambda p: p.name)

@@ -13,6 +13,7 @@ antialiased bilinear); without it, all images must share one square size. The tr
 decoding, so a small subset of a large archive decodes only what it uses; the decoded arrays are cached.
 """
 
+import errno
 import hashlib
 import io
 import logging
@@ -82,7 +83,11 @@ class FolderSource:
         for folder, dirs, files in os.walk(self.root):
             dirs.sort()
             rel = Path(folder).relative_to(self.root)
-            paths += [(rel / f).as_posix() for f in sorted(files) if (Path(folder) / f).is_file()]
+            for f in sorted(files):
+                path = Path(folder) / f
+                check_link(path)
+                if path.is_file():
+                    paths.append((rel / f).as_posix())
         return entries_from_paths(paths, str(self.root))
 
     def identity(self) -> dict[str, object]:
@@ -91,13 +96,33 @@ class FolderSource:
         for folder, dirs, files in os.walk(self.root):
             dirs.sort()
             for f in sorted(files):
-                st = (Path(folder) / f).stat()
-                digest.update(f"{Path(folder, f).relative_to(self.root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                path = Path(folder) / f
+                check_link(path)
+                try:
+                    st = path.stat()
+                except OSError as exc:
+                    raise UserError(f"cannot read {path}: {exc.strerror}", key="dataset.root") from None
+                digest.update(f"{path.relative_to(self.root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
         return {"path": str(self.root.resolve()), "files": digest.hexdigest()}
 
     def read(self, wanted: set[str]) -> Iterator[tuple[str, bytes]]:
         for name in sorted(wanted):
-            yield name, (self.root / name).read_bytes()
+            try:
+                blob = (self.root / name).read_bytes()
+            except OSError as exc:
+                raise UserError(f"cannot read {self.root / name}: {exc.strerror}", key="dataset.root") from None
+            yield name, blob
+
+
+def check_link(path: Path) -> None:
+    """A symbolic link that leads nowhere (dangling, or a loop) is a broken copy of the data: say which."""
+    if path.is_symlink():
+        try:
+            path.stat()
+        except OSError as exc:
+            why = "a loop" if exc.errno == errno.ELOOP else "dangling"
+            raise UserError(f"{path} is a broken symbolic link ({why}); remove or fix it",
+                            key="dataset.root") from None  # fmt: skip
 
 
 class TarSource:
@@ -158,6 +183,10 @@ def decode(blob: bytes, name: str, resize: int | None) -> np.ndarray:
             if resize is not None and img.size != (resize, resize):
                 img = img.resize((resize, resize), Image.BILINEAR)
             return np.asarray(img, dtype=np.uint8)
+    except Image.DecompressionBombError:
+        limit = 2 * Image.MAX_IMAGE_PIXELS
+        raise UserError(f"image {name} has more than {limit:,} pixels (a decompression bomb, or far too large to "
+                        "train on); refused unread", key="dataset.root") from None  # fmt: skip
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise UserError(f"cannot decode image {name}: {exc}") from None
 

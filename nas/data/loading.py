@@ -10,7 +10,7 @@ import importlib
 
 from nas.config import DatasetConfig
 from nas.data.dataset import DATASETS, ImageData
-from nas.errors import UserError
+from nas.errors import UserError, shown
 
 KIND_MODULES = {
     "digits": "nas.data.digits",
@@ -33,5 +33,5 @@ def load_dataset(cfg: DatasetConfig, seed: int, full: bool = False) -> ImageData
     if cfg.name in KIND_MODULES:
         importlib.import_module(KIND_MODULES[cfg.name])
     elif cfg.name not in DATASETS.names():
-        raise UserError(f"unknown dataset {cfg.name!r} (known: {', '.join(dataset_names())})", key="dataset.name")
+        raise UserError(f"unknown dataset {shown(cfg.name)} (known: {', '.join(dataset_names())})", key="dataset.name")
     return DATASETS.get(cfg.name, key="dataset.name")(cfg, seed, full)

@@ -19,6 +19,11 @@ ResultCallback = Callable[[int, Result], None]
 
 
 class Evaluator(Protocol):
+    """`safe_point`, set by the driver, is called where stopping is safe (between candidates, and in a wait
+    loop at least once a second); it raises to stop, and an evaluator lets that propagate."""
+
+    safe_point: Callable[[], None] | None
+
     def evaluate(self, genomes: Sequence[Genome], on_result: ResultCallback) -> None: ...
 
     def close(self) -> None: ...
@@ -31,9 +36,12 @@ class LocalEvaluator:
         self.objective = objective
         self.device = device
         self.worker = f"local:{socket.gethostname()}"
+        self.safe_point: Callable[[], None] | None = None
 
     def evaluate(self, genomes: Sequence[Genome], on_result: ResultCallback) -> None:
         for index, genome in enumerate(genomes):
+            if self.safe_point is not None:
+                self.safe_point()
             start = time.perf_counter()
             result = self.objective(genome, self.device)
             result.worker = result.worker or self.worker

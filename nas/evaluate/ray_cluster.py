@@ -19,11 +19,15 @@ out on purpose, and gets a warning. The dashboard is off unless `ray.dashboard: 
 loopback interface: they listen on all interfaces, and the token is what keeps other hosts out.
 """
 
+import contextlib
 import logging
 import math
 import os
 import re
+import signal
 import socket
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from nas.config import RayConfig, ResourcesConfig
@@ -57,6 +61,37 @@ class RayConnection:
 
 def connect(ray_config: RayConfig, resources: ResourcesConfig, workers: int | None = None) -> RayConnection:
     """Attach to Ray as the module docstring describes; `workers` sizes an embedded Ray's CPUs."""
+    with sigterm_handler_kept():
+        return attach(ray_config, resources, workers)
+
+
+@contextlib.contextmanager
+def sigterm_handler_kept() -> Iterator[None]:
+    """Keep this process's own SIGTERM handler while Ray starts or connects.
+
+    `ray.init` (and the embedded node it starts) installs a SIGTERM handler that kills the node's processes and
+    calls `sys.exit`, so a SIGTERM while Ray starts ended the command with exit 15 (or 1) and no summary. When
+    the caller has a handler of its own (the driver's signal guard, which stops cleanly and shuts Ray down
+    itself), Ray's registration is skipped for the duration of the call, and the handler is restored after it.
+    """
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous in (signal.SIG_DFL, signal.SIG_IGN, None):
+        yield
+        return
+    import ray._private.utils as ray_utils
+
+    register = getattr(ray_utils, "set_sigterm_handler", None)
+    ray_utils.set_sigterm_handler = lambda handler: None
+    try:
+        yield
+    finally:
+        if register is not None:
+            ray_utils.set_sigterm_handler = register
+        signal.signal(signal.SIGTERM, previous)
+
+
+def attach(ray_config: RayConfig, resources: ResourcesConfig, workers: int | None) -> RayConnection:
+    """`connect` without the signal bookkeeping."""
     import ray
 
     address = ray_config.address or os.environ.get("RAY_ADDRESS") or None
@@ -125,13 +160,14 @@ def start_embedded(ray_config: RayConfig, resources: ResourcesConfig, workers: i
     previous_level = auth_logger.level
     auth_logger.setLevel(logging.ERROR)  # Ray's "token auth is on, set disabled to opt out" notice
     try:
-        context = ray.init(
-            address="local",
-            num_cpus=embedded_cpus(resources, workers),
-            include_dashboard=ray_config.dashboard,
-            dashboard_host="127.0.0.1",
-            logging_level=logging.WARNING,
-        )
+        with own_process_group():
+            context = ray.init(
+                address="local",
+                num_cpus=embedded_cpus(resources, workers),
+                include_dashboard=ray_config.dashboard,
+                dashboard_host="127.0.0.1",
+                logging_level=logging.WARNING,
+            )
     finally:
         auth_logger.setLevel(previous_level)
     url = f"http://{context.dashboard_url}" if ray_config.dashboard and context.dashboard_url else None
@@ -144,6 +180,38 @@ def start_embedded(ray_config: RayConfig, resources: ResourcesConfig, workers: i
     where = f", dashboard {url}" if url else ""
     log.info("embedded Ray started: %s, token auth %s%s", describe(ray.cluster_resources()), auth_mode(), where)
     return connection
+
+
+@contextlib.contextmanager
+def own_process_group() -> Iterator[None]:
+    """Start the embedded Ray's processes (GCS, raylet, and the workers the raylet forks) in a process group of
+    their own, as Ray itself does on Windows.
+
+    Otherwise they share the command's group, and a SIGTERM sent to that group (`kill -TERM -PGID`, a job
+    scheduler, a container stop) killed the GCS under the driver, which then hung for a minute in Ray's
+    reconnect loop and exited 1. Out of the group, only the driver gets the signal; it stops at its next safe
+    point and shuts its Ray down itself, and if the driver dies Ray's fate sharing (the kernel's parent-death
+    signal) still ends them. Where the kernel offers no fate sharing they stay in the group, which is then what
+    cleans them up.
+    """
+    import ray._private.services as services
+    import ray._private.utils as ray_utils
+
+    original = services.ConsolePopen
+    if sys.platform == "win32" or not ray_utils.detect_fate_sharing_support():
+        yield
+        return
+
+    class GroupedPopen(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            kwargs.setdefault("process_group", 0)
+            super().__init__(*args, **kwargs)
+
+    services.ConsolePopen = GroupedPopen
+    try:
+        yield
+    finally:
+        services.ConsolePopen = original
 
 
 def check_feasible(resources: ResourcesConfig, available: dict[str, float]) -> None:

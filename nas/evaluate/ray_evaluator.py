@@ -14,15 +14,27 @@ The evaluator contract (`nas.evaluate.evaluator`) with Ray underneath (DESIGN.md
 - `ray.wait` streams results back in completion order; each goes to `on_result` at once. `workers` caps the
   candidates in flight (None: submit all and let Ray queue them, which is also what lets an autoscaling
   cluster see the demand and add GPU nodes).
-- Faults. A worker process or node that dies (`WorkerCrashedError`, `NodeDiedError`, `ObjectLostError`, ...)
-  is retried here, not by Ray (tasks run with `max_retries=0`), so `attempts` counts exactly; after
+- Faults. A worker process or node that dies (`WorkerCrashedError`, `NodeDiedError`, `ObjectLostError`, ...) is
+  retried here, not by Ray (tasks run with `max_retries=0`), so `attempts` counts exactly; after
   `resources.max_retries` retries the candidate is a failed result carrying the error. An exception inside the
-  objective is already a failed `Result`; one that still escapes as a `RayTaskError` is recorded failed at
-  once, never retried (it would fail again). `resources.trial_timeout_s` counts from the moment the task
-  starts running, not from submission (a candidate queued behind others, or waiting for the autoscaler, is not
-  late): tasks report their start to a small `StartLog` actor, created only when a timeout is set and read
-  every `START_POLL_S`; a task over its time is cancelled (`ray.cancel(force=True)` kills its worker) and
-  recorded `timeout`, with `error` None as the log contract says. The search always continues.
+  objective is already a failed `Result`; one that still escapes as a `RayTaskError` is recorded failed (`oom` for
+  an out-of-memory) at once, never retried (it would fail again). `resources.trial_timeout_s` counts from the
+  moment the task starts running, not from submission (a candidate queued behind others, or waiting for the
+  autoscaler, is not late): tasks report their start to a small `StartLog` actor, created only when a timeout is
+  set and read every `START_POLL_S`; a task over its time is cancelled (`ray.cancel(force=True)` kills its worker)
+  and recorded `timeout`, with `error` None as the log contract says. The search always continues.
+- Stopping. `safe_point`, when the driver sets it, is called before each submission round and after every
+  wait (which blocks for at most `POLL_S`), before the results of that wait are collected, from plain Python:
+  the driver's signal handler only sets a flag and this is where the stop is raised, so a Ctrl-C never
+  surfaces from inside Ray's compiled code (where it arrives as a `SystemError`).
+  The in-flight tasks are then cancelled and not logged, nor is a task that the same Ctrl-C (sent to the
+  whole process group) interrupted in its worker: resume trains them.
+- Out of memory under packing. With `gpus_per_trial` below 1 each task caps its process's CUDA memory at that
+  fraction of the card (`torch.cuda.set_per_process_memory_fraction`), so a candidate that grows past its
+  share fails alone instead of starving its neighbours. A candidate that runs out of memory (the objective's
+  `oom` result, or torch's `OutOfMemoryError` escaping as a `RayTaskError`) while packed is retried at once,
+  once, on a whole card (`num_gpus=1`, cap lifted; `attempts` counts it); an `oom` after that is logged as
+  such, a transient status that resume retries (`nas.evaluate.result`).
 - `worker` in each result names where it ran: `ray:<node ip>:<node id, 12 hex>:<pid>`. A failed attempt's
   worker is known from the start log when a timeout is set, None otherwise.
 
@@ -37,7 +49,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +69,7 @@ from nas.config import RayConfig, ResourcesConfig
 from nas.evaluate.evaluator import ResultCallback
 from nas.evaluate.objective import Objective
 from nas.evaluate.ray_cluster import connect
-from nas.evaluate.result import Result
+from nas.evaluate.result import Result, Status
 from nas.genome.genome import Genome
 
 log = logging.getLogger(__name__)
@@ -75,7 +87,9 @@ def worker_name() -> str:
     return f"ray:{ray.util.get_node_ip_address()}:{node_id[:12]}:{os.getpid()}"
 
 
-def run_candidate(objective: Objective, genome: Genome, start_log: Any, token: int) -> Result:
+def run_candidate(
+    objective: Objective, genome: Genome, start_log: Any, token: int, memory_fraction: float = 1.0
+) -> Result:
     """The task body: report the start, run the objective on Ray's device, say where it ran.
 
     `objective` arrives as the evaluator's object ref, which Ray resolves before the task starts (fetched to the
@@ -86,6 +100,8 @@ def run_candidate(objective: Objective, genome: Genome, start_log: Any, token: i
     if start_log is not None:
         start_log.started.remote(token, worker)
     device = "cuda" if ray.get_gpu_ids() else "cpu"
+    if device == "cuda":
+        cap_cuda_memory(memory_fraction)
     start = time.perf_counter()
     try:
         result = objective(genome, device)
@@ -94,6 +110,23 @@ def run_candidate(objective: Objective, genome: Genome, start_log: Any, token: i
     result.worker = result.worker or worker
     result.seconds = result.seconds or time.perf_counter() - start
     return result
+
+
+def cap_cuda_memory(fraction: float) -> None:
+    """Cap this process's CUDA memory at its share of the card (lifted again for a whole-card task: workers are
+    reused). Nothing to do where CUDA is absent (a cluster that declares GPUs it lacks, as tests do)."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.set_per_process_memory_fraction(min(max(fraction, 0.0), 1.0))
+
+
+def out_of_memory(error: BaseException | None) -> bool:
+    """Whether an exception from a task is an out-of-memory: torch's CUDA one (by name, to keep torch out of
+    the driver) or Python's `MemoryError`."""
+    return isinstance(error, MemoryError) or (
+        type(error).__name__ == "OutOfMemoryError" and type(error).__module__.startswith("torch")
+    )
 
 
 def release_cuda_cache() -> None:
@@ -121,7 +154,7 @@ class StartLog:
 
 @dataclass
 class Flight:
-    """One submitted attempt of one candidate."""
+    """One submitted attempt of one candidate (`whole`: on a whole card, after an out-of-memory while packed)."""
 
     index: int
     attempt: int
@@ -129,6 +162,10 @@ class Flight:
     submitted: float
     started: float | None = None
     worker: str | None = None
+    whole: bool = False
+
+
+Flights = dict[ray.ObjectRef, Flight]
 
 
 class RayEvaluator:
@@ -148,17 +185,21 @@ class RayEvaluator:
         self.connection = connect(ray_config, resources, workers)
         self._objective_ref = ray.put(objective)
         self._task = self._make_task(resources)
+        self._whole_task: Any = None
         self._start_log = self._make_start_log() if resources.trial_timeout_s is not None else None
         self._tokens = 0
         self._polled = 0.0
+        self.safe_point: Callable[[], None] | None = None
 
     @staticmethod
-    def _make_task(resources: ResourcesConfig) -> Any:
-        max_calls = 1 if resources.gpus_per_trial > 0 and not resources.reuse_workers else 0
+    def _make_task(resources: ResourcesConfig, num_gpus: float | None = None) -> Any:
+        """The task with the trial's resources (`num_gpus` overrides `gpus_per_trial`: a whole-card retry)."""
+        gpus = resources.gpus_per_trial if num_gpus is None else num_gpus
+        max_calls = 1 if gpus > 0 and not resources.reuse_workers else 0
         remote = ray.remote(max_calls=max_calls)(run_candidate)
         return remote.options(
             num_cpus=resources.cpus_per_trial,
-            num_gpus=resources.gpus_per_trial,
+            num_gpus=gpus,
             max_retries=0,
             retry_exceptions=False,
             name="nas-candidate",
@@ -183,22 +224,26 @@ class RayEvaluator:
 
     def evaluate(self, genomes: Sequence[Genome], on_result: ResultCallback) -> None:
         """Run every genome; `on_result(index, result)` as each finishes. In-flight tasks are cancelled on error."""
-        queue: deque[tuple[int, int]] = deque((index, 1) for index in range(len(genomes)))
+        queue: deque[tuple[int, int, bool]] = deque((index, 1, False) for index in range(len(genomes)))
         flights: dict[ray.ObjectRef, Flight] = {}
         try:
             while queue or flights:
+                self._safe_point()
                 while queue and (self.workers is None or len(flights) < self.workers):
-                    index, attempt = queue.popleft()
-                    ref, flight = self._submit(genomes[index], index, attempt)
+                    index, attempt, whole = queue.popleft()
+                    ref, flight = self._submit(genomes[index], index, attempt, whole)
                     flights[ref] = flight
                 ready = self._ready(flights)
+                self._safe_point()  # before collecting: a task the same Ctrl-C interrupted is not a failure
                 self._note_starts(flights)
                 for ref in ready:
                     flight = flights[ref]
                     result = self._collect(ref, flights, genomes[flight.index])
                     del flights[ref]
                     if result is None:
-                        queue.appendleft((flight.index, flight.attempt + 1))
+                        queue.appendleft((flight.index, flight.attempt + 1, flight.whole))
+                    elif self._retry_whole(result, flight):
+                        queue.appendleft((flight.index, flight.attempt + 1, True))
                     else:
                         on_result(flight.index, result)
                 self._expire(flights, genomes, on_result)
@@ -207,10 +252,26 @@ class RayEvaluator:
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=True)
 
-    def _submit(self, genome: Genome, index: int, attempt: int) -> tuple[ray.ObjectRef, Flight]:
+    def _safe_point(self) -> None:
+        if self.safe_point is not None:
+            self.safe_point()
+
+    def _submit(self, genome: Genome, index: int, attempt: int, whole: bool = False) -> tuple[ray.ObjectRef, Flight]:
         self._tokens += 1
-        ref = self._task.remote(self._objective_ref, genome, self._start_log, self._tokens)
-        return ref, Flight(index, attempt, self._tokens, submitted=time.monotonic())
+        gpus = self.resources.gpus_per_trial
+        if whole and self._whole_task is None:
+            self._whole_task = self._make_task(self.resources, num_gpus=1)
+        task, fraction = (self._whole_task, 1.0) if whole else (self._task, gpus if gpus else 1.0)
+        ref = task.remote(self._objective_ref, genome, self._start_log, self._tokens, fraction)
+        return ref, Flight(index, attempt, self._tokens, submitted=time.monotonic(), whole=whole)
+
+    def _retry_whole(self, result: Result, flight: Flight) -> bool:
+        """An out-of-memory while packed on a shared card: try once more on a whole one."""
+        if result.status != "oom" or flight.whole or not 0 < self.resources.gpus_per_trial < 1:
+            return False
+        log.warning("candidate %d ran out of memory on %g of a GPU; retrying it once on a whole GPU", flight.index,
+                    self.resources.gpus_per_trial)  # fmt: skip
+        return True
 
     def _ready(self, flights: dict[ray.ObjectRef, Flight]) -> list[ray.ObjectRef]:
         """Refs finished now: block for the first (at most one poll period), then take all others ready."""
@@ -239,7 +300,8 @@ class RayEvaluator:
             result: Result = ray.get(ref)
         except RayTaskError as exc:
             cause = exc.cause if exc.cause is not None else exc
-            return self._failure(genome, flights, flight, f"{type(cause).__name__}: {cause}")
+            status = "oom" if out_of_memory(exc.cause) else "failed"
+            return self._failure(genome, flights, flight, f"{type(cause).__name__}: {cause}", status)
         except RETRYABLE as exc:
             if flight.attempt <= self.resources.max_retries:
                 log.warning("candidate %d lost its worker (%s); attempt %d", flight.index, type(exc).__name__,
@@ -251,13 +313,15 @@ class RayEvaluator:
         result.attempts = flight.attempt
         return result
 
-    def _failure(self, genome: Genome, flights: dict[ray.ObjectRef, Flight], flight: Flight, error: str) -> Result:
-        """A failed result; the start log is read first, so that it says where the attempt ran."""
+    def _failure(
+        self, genome: Genome, flights: Flights, flight: Flight, error: str, status: Status = "failed"
+    ) -> Result:
+        """A failed (or `oom`) result; the start log is read first, so that it says where the attempt ran."""
         self._note_starts(flights, force=True)
         elapsed = time.monotonic() - (flight.started or flight.submitted)
         text = " ".join(error.split())[:ERROR_CHARS]
-        return Result.failure(genome.key, genome.to_dict(), text, attempts=flight.attempt, worker=flight.worker,
-                              seconds=elapsed)  # fmt: skip
+        return Result.failure(genome.key, genome.to_dict(), text, status=status, attempts=flight.attempt,
+                              worker=flight.worker, seconds=elapsed)  # fmt: skip
 
     def _note_starts(self, flights: dict[ray.ObjectRef, Flight], force: bool = False) -> None:
         """Every `START_POLL_S` (or when `force`), read which tasks began running and where; clocks start now."""

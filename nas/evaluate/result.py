@@ -1,15 +1,21 @@
 """`Result`: one finished evaluation, exactly as a line of `evaluations.jsonl` (DESIGN.md section 2).
 
-Fields of the contract: `key`, `genome`, `status` (`ok`, `failed`, `timeout`), `fitness` (validation accuracy
-in [0, 1], None unless ok), `params`, `flops`, `seconds`, `attempts`, `worker`, `error` (None unless failed),
+Fields of the contract: `key`, `genome`, `status` (`ok`, `failed`, `timeout`, `oom`), `fitness` (validation
+accuracy in [0, 1], None unless ok), `params`, `flops`, `seconds`, `attempts`, `worker`, `error` (None unless failed),
 `step`. `metrics` carries the trainer's extras (test accuracy, images/s, peak memory).
+
+`oom` is the one transient status: the candidate ran out of memory (CUDA or host), which on a shared or packed
+GPU may be a neighbour's doing rather than its own. It is logged (with its error) and told to the strategy as
+a failure for this step, but it is not a finished evaluation: resume and the log's cache lookup treat the
+genome as not done, so it is trained again when asked again.
 """
 
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Status = Literal["ok", "failed", "timeout"]
+Status = Literal["ok", "failed", "timeout", "oom"]
+TRANSIENT = ("oom",)
 
 
 @dataclass
@@ -30,6 +36,11 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def transient(self) -> bool:
+        """Not a finished evaluation (out of memory): the cache does not answer it, resume retrains it."""
+        return self.status in TRANSIENT
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -34,11 +34,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.atomicfile import atomic_write_text
-from nas.config import Config, load_config
+from nas.config import Config, check_seed, load_config
 from nas.data.dataset import ImageData
 from nas.errors import UserError
+from nas.evaluate.threads import use_given_cores
 from nas.genome.architecture import Architecture, load_architecture, save_architecture
-from nas.model.analytic_cost import analytic_cost
+from nas.model.analytic_cost import analytic_cost, check_cost
 
 if TYPE_CHECKING:  # torch is imported when training starts, so that bad input fails fast
     from torch import nn
@@ -144,9 +145,21 @@ def format_text(out: dict[str, Any], arch_path: str) -> str:
     return "\n".join(lines)
 
 
+def check_train_cost(arch: Architecture, config: Config, source: str) -> None:
+    """Refuse, before the data loads or anything is built, an architecture over the config's `limits`."""
+    try:
+        check_cost(arch, config.limits, config.fitness.batch_size, "this architecture")
+    except UserError as exc:
+        raise UserError(f"{source}: {exc}") from None
+
+
 def train_command(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if args.seed is not None:
+        check_seed(args.seed)
     arch = load_architecture(args.architecture)
+    check_train_cost(arch, config, args.architecture)
+    threads = use_given_cores(config.resources.cpus_per_trial)
     if getattr(args, "cv", None):
         from nas.evaluate.crossval import crossval_command
 
@@ -162,7 +175,7 @@ def train_command(args: argparse.Namespace) -> int:
     with save_folder(args.save) as stage:
         model, report, data = run_training(arch, config, args, seed)
         params, flops = analytic_cost(arch)
-        out = {**report.to_dict(), "params": params, "flops": flops}
+        out = {**report.to_dict(), "params": params, "flops": flops, "threads": threads}
         if stage is not None:
             inputs = {
                 "architecture": str(Path(args.architecture).resolve()),

@@ -5,11 +5,15 @@ workers as it is, arrays included, so Ray puts the data in its object store once
 initialised from the config's seed and trained with the same seed, so two candidates differ only by their
 architecture (and, when the space searches it, their learning rate, which replaces `fitness.lr`).
 
+A candidate over `limits` (`nas.model.analytic_cost.check_cost`) is a failed result before anything is built.
 It never raises: any exception inside building or training, out-of-memory included, becomes a failed `Result`
-whose error is "ExcType: message" (first line, at most 500 characters), and the CUDA cache is emptied after an
-out-of-memory so the worker can take the next candidate. Only KeyboardInterrupt and SystemExit get through.
+whose error is "ExcType: message" (first line, at most 500 characters). An out-of-memory (CUDA or host) is the
+transient `oom` status instead (retried, see `nas.evaluate.result`), and once the exception and its traceback
+are gone the CUDA cache is emptied, so the worker can take the next candidate. Only KeyboardInterrupt and
+SystemExit get through.
 """
 
+import gc
 import math
 import time
 
@@ -18,14 +22,16 @@ import torch
 from nas.config import Config
 from nas.data.dataset import ImageData
 from nas.data.loading import load_dataset
+from nas.errors import UserError
 from nas.evaluate.objective import OBJECTIVES
 from nas.evaluate.recipe import recipe
 from nas.evaluate.result import Result
+from nas.evaluate.threads import use_given_cores
 from nas.evaluate.trainer import seeded_model, train_model
 from nas.genome.architecture import Architecture
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace
-from nas.model.analytic_cost import analytic_cost
+from nas.model.analytic_cost import check_cost
 
 ERROR_CHARS = 500
 
@@ -39,6 +45,13 @@ def error_text(exc: BaseException) -> str:
 
 def finite_or_none(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
+
+
+def release_memory() -> None:
+    """Hand the memory of an out-of-memory candidate back: collect its frames, then empty the CUDA cache."""
+    gc.collect()
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 class TrainObjective:
@@ -57,15 +70,21 @@ class TrainObjective:
         start = time.perf_counter()
         try:
             return self.evaluate(genome, device, start)
+        except UserError as exc:  # over the limits: never built
+            return Result.failure(genome.key, genome.to_dict(), str(exc), seconds=time.perf_counter() - start)
         except Exception as exc:  # the contract: a failed result, never an exception
-            if isinstance(exc, torch.cuda.OutOfMemoryError):
-                torch.cuda.empty_cache()
-            return Result.failure(genome.key, genome.to_dict(), error_text(exc), seconds=time.perf_counter() - start)
+            status = "oom" if isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError) else "failed"
+            result = Result.failure(genome.key, genome.to_dict(), error_text(exc), status=status,
+                                    seconds=time.perf_counter() - start)  # fmt: skip
+        if result.status == "oom":
+            release_memory()  # here, not in the except block, whose traceback still holds the frames' tensors
+        return result
 
     def evaluate(self, genome: Genome, device: str | None, start: float) -> Result:
         arch = self.architecture(genome)
         fitness = self.config.fitness
-        params, flops = analytic_cost(arch)
+        params, flops = check_cost(arch, self.config.limits, fitness.batch_size, "this candidate")
+        threads = use_given_cores(self.config.resources.cpus_per_trial)
         model = seeded_model(arch, self.config.seed)
         evaluate = ("val", "test") if fitness.test else ("val",)
         report = train_model(
@@ -80,6 +99,7 @@ class TrainObjective:
             "peak_memory_mb": report.peak_memory_mb,
             "train_loss": finite_or_none(report.train_loss),
             "epochs": report.epochs,
+            "threads": threads,
         }
         if fitness.test:
             metrics["test_accuracy"] = finite_or_none(report.test_accuracy)

@@ -63,7 +63,7 @@ class Architecture:
         known = {"format", *FIXED_KEYS, "blocks", "learning_rate", "provenance"}
         unknown = set(data) - known
         if unknown:
-            raise UserError("unknown key", key=str(min(unknown, key=str)))
+            raise UserError("unknown key", key=shown(min(unknown, key=str)).strip("'"))
         for name in (*FIXED_KEYS, "blocks"):
             if name not in data:
                 raise UserError("is missing", key=name)

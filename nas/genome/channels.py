@@ -5,6 +5,7 @@ one place that walk is written.
 """
 
 import math
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from nas.genome.genome import BlockGene
@@ -29,5 +30,15 @@ def block_channels(arch: "Architecture") -> list[tuple[int, int]]:
     for i, block in enumerate(arch.genome.blocks):
         block_out = layer_input_channels(block, channels)[-1]
         out.append((channels, block_out))
-        channels = block_out if i == len(arch.genome.blocks) - 1 else math.floor(block_out * arch.compression)
+        channels = block_out if i == len(arch.genome.blocks) - 1 else transition_width(block_out, arch.compression)
     return out
+
+
+def transition_width(channels: int, compression: float) -> int:
+    """floor(channels * compression), exactly: the compression as the decimal it was written as.
+
+    In floating point 100 * 0.29 is 28.999999999999996 and the floor was 28, not the 29 the architecture
+    contract promises. `repr` gives the shortest decimal that reads back as the same float (0.29), and a
+    `Fraction` of it multiplies without rounding.
+    """
+    return math.floor(channels * Fraction(repr(float(compression))))

@@ -27,7 +27,7 @@ def bit_index(layers: int, source: int, target: int) -> int:
     """Position of the bit linking `source` to `target` (source <= target - 2)."""
     if not 0 <= source <= target - 2 or target > layers + 1:
         raise ValueError(f"no shortcut bit from node {source} to target {target} in a block of {layers}")
-    before = sum(layers - j for j in range(source))
+    before = source * layers - source * (source - 1) // 2  # the bits of sources 0..source-1: sum of (L - j)
     return before + (target - source - 2)
 
 

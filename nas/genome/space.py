@@ -110,6 +110,12 @@ class SearchSpace:
         )
         return Genome(blocks=genes, learning_rate=lr)
 
+    def largest_genome(self) -> Genome:
+        """The space's costliest member: most layers, widest growth, every shortcut on (the most channels)."""
+        blocks = tuple((lay[1], gro[1]) for lay, gro in zip(self.layers, self.growth_rate, strict=True))
+        lr = self.learning_rate[1] if self.learning_rate else None
+        return self.genome(self.encode(blocks, lr), tuple(shortcuts.all_ones(layers) for layers, _ in blocks))
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "format": SPACE_FORMAT,
@@ -154,7 +160,7 @@ def parse_space(data: dict[str, Any], name: str) -> SearchSpace:
     known = {"format", "name", "stem_channels", "bottleneck_width", "compression", "blocks", "learning_rate"}
     unknown = set(data) - known
     if unknown:
-        raise UserError("unknown key", key=str(min(unknown, key=str)))
+        raise UserError("unknown key", key=shown(min(unknown, key=str)).strip("'"))
     for required in ("stem_channels", "bottleneck_width", "compression", "blocks"):
         if required not in data:
             raise UserError("is missing", key=required)

@@ -1,12 +1,22 @@
-"""Parameters and FLOPs of an architecture by formula, without building it (for cheap objectives and plans).
+"""Parameters, FLOPs and activation memory of an architecture by formula, without building it.
 
 Equal, by test, to `count_params` and `count_flops` of the built network: conv and linear layers are counted
 as `torch.utils.flop_counter` counts them (2 FLOPs a multiply-add; BatchNorm, ReLU and pooling not counted).
 Costs microseconds, so a synthetic search of 10,000 candidates spends its time in the driver, not here.
+
+`check_cost` is the guard every command runs before it builds a network (`nas inspect`, `nas train`,
+`nas export`, each candidate of a search, and a search space's largest member when a search starts): an
+architecture over `limits` is refused in one line instead of ending in an allocation traceback or the OOM
+killer.
 """
 
+from nas.config import LimitsConfig
+from nas.errors import UserError
 from nas.genome.architecture import Architecture
 from nas.genome.channels import block_channels, layer_input_channels
+
+BYTES_PER_VALUE = 4  # fp32 activations; bf16 autocast keeps some at 2 bytes, so this errs on the safe side
+GIB = 2**30
 
 
 def analytic_cost(arch: Architecture) -> tuple[int, int]:
@@ -28,4 +38,41 @@ def analytic_cost(arch: Architecture) -> tuple[int, int]:
     final = channels[-1][1]
     params += 2 * final + final * arch.num_classes + arch.num_classes
     flops += 2 * final * arch.num_classes
+    return params, flops
+
+
+def activation_bytes(arch: Architecture, batch_size: int) -> int:
+    """The activations one training step of `batch_size` images keeps for the backward pass, in bytes (fp32).
+
+    Every tensor the forward pass makes is counted once: the stem's conv, BN and ReLU outputs; per layer its
+    concatenated input, the BN and ReLU of it, the 1x1 conv's output with its BN and ReLU, and the 3x3 conv's
+    output; per transition the block's concatenated output, BN, ReLU, conv and pooled map; the head's BN and
+    ReLU. Gradients, optimizer state and the allocator's slack come on top, so this is a floor, not a ceiling.
+    """
+    size = arch.input_size
+    values = arch.in_channels * size * size + 3 * arch.stem_channels * size * size
+    channels = block_channels(arch)
+    for i, (block, (c_block, c_out)) in enumerate(zip(arch.genome.blocks, channels, strict=True)):
+        mid = arch.bottleneck_width * block.growth_rate
+        for c_in in layer_input_channels(block, c_block)[:-1]:
+            values += (3 * c_in + 3 * mid + block.growth_rate) * size * size
+        values += 3 * c_out * size * size
+        if i < len(channels) - 1:
+            nxt = channels[i + 1][0]
+            values += nxt * size * size + nxt * (size // 2) ** 2
+            size //= 2
+    return values * batch_size * BYTES_PER_VALUE
+
+
+def check_cost(arch: Architecture, limits: LimitsConfig, batch_size: int, what: str) -> tuple[int, int]:
+    """(params, flops) of `arch`, or a `UserError` naming `what` and the limit it exceeds (nothing is built)."""
+    params, flops = analytic_cost(arch)
+    if params > limits.max_params:
+        raise UserError(f"{what} has {params:,} parameters, over limits.max_params ({limits.max_params:,}); "
+                        "refused before building it")  # fmt: skip
+    memory = activation_bytes(arch, batch_size)
+    if memory > limits.max_activation_gib * GIB:
+        limit = limits.max_activation_gib
+        raise UserError(f"{what} needs {memory / GIB:,.1f} GiB of activations at batch size {batch_size}, over "
+                        f"limits.max_activation_gib ({limit:g}); refused before building it")  # fmt: skip
     return params, flops

@@ -17,7 +17,14 @@ from nas.yamlfile import load_yaml_mapping
 
 def describe_architecture(path: str) -> dict[str, Any]:
     arch = load_architecture(path)
+    from nas.config import LimitsConfig
     from nas.genome.channels import block_channels
+    from nas.model.analytic_cost import check_cost
+
+    try:  # the default limits, at one image: inspecting builds the network once and runs one forward pass
+        check_cost(arch, LimitsConfig(), 1, "this architecture")
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
     from nas.model.cost import architecture_cost  # torch is imported only once the file is known good
 
     params, flops = architecture_cost(arch)

@@ -1,11 +1,12 @@
 """`checkpoint.json` and `checkpoint.prev.json`: the strategy's state after each tell, written atomically.
 
-A save writes the new state to a staged file (temp file, fsync, rename), copies the current checkpoint over
-`checkpoint.prev.json` (atomically too), then renames the staged file over `checkpoint.json`. `checkpoint.json`
+A save writes the new state to a staged file (temp file, fsync, rename), makes `checkpoint.prev.json` a hard
+link to the current checkpoint (renamed into place, so atomically too, and without writing its data again),
+then renames the staged file over `checkpoint.json`. `checkpoint.json`
 itself is only ever replaced by a rename, never moved aside first, so once it exists it stays in place and
 valid at every instant: a crash, a full disk or a read-only file system at any step of a save leaves it as it
 was (or already new), and `checkpoint.prev.json` one good state behind. A current checkpoint that is already
-bad (resume fell back to the previous one) is not copied over the good previous one.
+bad (resume fell back to the previous one) does not replace the good previous one.
 
 Each checkpoint carries the sha256 of its own contents (canonical JSON), so a garbled byte that still leaves
 valid JSON (a digit changed, a letter in a key) is caught like a truncation, instead of resuming a different
@@ -16,6 +17,8 @@ warning; if both are bad it is a `UserError` and neither file is touched. Write 
 `DiskWriteError`s naming the file.
 """
 
+import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -34,18 +37,48 @@ STAGED = f".{CURRENT}.new"
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
-    """Write `state` as the new checkpoint, keeping the old one as `checkpoint.prev.json`."""
+    """Write `state` as the new checkpoint, keeping the old one as `checkpoint.prev.json`.
+
+    A save that fails (disk full, read-only) removes its staged file: nothing is left behind on the full disk,
+    and `checkpoint.json` is as it was.
+    """
     data = {"format": FORMAT, **state}
     text = json.dumps({**data, "sha256": digest(data)}, allow_nan=False)
     staged = run_dir / STAGED
     atomic_write_text(staged, text)
     current = run_dir / CURRENT
-    old = valid_text(current)
-    if old is not None:
-        atomic_write_text(run_dir / PREVIOUS, old)
-    with writing(current):
-        os.replace(staged, current)
-        fsync_dir(run_dir)
+    try:
+        if valid_text(current) is not None:
+            keep_previous(current, run_dir / PREVIOUS)
+        with writing(current):
+            os.replace(staged, current)
+            fsync_dir(run_dir)
+    except BaseException:
+        with contextlib.suppress(OSError):  # the error to report is the one that stopped the save
+            staged.unlink(missing_ok=True)
+        raise
+
+
+def keep_previous(current: Path, previous: Path) -> None:
+    """Make `previous` the file `current` is now, by a hard link renamed into place: no data is written, so
+    it needs no free space (a full disk was failing right here, on a copy). Where the file system has no hard
+    links, a copy, atomically."""
+    link = previous.with_name(f".{previous.name}.link")
+    with writing(previous):
+        link.unlink(missing_ok=True)
+        try:
+            os.link(current, link)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+                raise
+            atomic_write_text(previous, current.read_text(encoding="utf-8"))
+            return
+        try:
+            os.replace(link, previous)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                link.unlink(missing_ok=True)
+            raise
 
 
 def valid_text(path: Path) -> str | None:

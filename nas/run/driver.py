@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.atomicfile import DiskWriteError
-from nas.config import Config, load_config
+from nas.config import Config, check_seed, load_config
 from nas.errors import UserError
 from nas.evaluate.evaluator import Evaluator, LocalEvaluator
 from nas.evaluate.objective import Objective, build_objective
@@ -39,11 +39,19 @@ from nas.genome import shortcuts
 from nas.genome.architecture import FIXED_KEYS, Architecture, check_input_size, save_architecture
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace, load_space
-from nas.run.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from nas.run.checkpoint import has_checkpoint, load_checkpoint, read_one, save_checkpoint
 from nas.run.monitor import Monitor
-from nas.run.rundir import RunDir, create_run_dir, default_run_dir, open_run_dir
+from nas.run.rundir import (
+    RunDir,
+    check_inputs,
+    check_run_dir_free,
+    create_run_dir,
+    default_run_dir,
+    input_digests,
+    open_run_dir,
+)
 from nas.run.runlock import run_lock
-from nas.run.runlog import EvaluationLog, rank_key, ranked
+from nas.run.runlog import EvaluationLog, check_log_complete, rank_key, ranked
 from nas.run.signals import Interrupted, SignalGuard
 from nas.strategies.strategy import Strategy, build_strategy
 from nas.yamlfile import load_yaml_mapping
@@ -68,6 +76,7 @@ class Session:
     elapsed_seconds: float = 0.0
     config_sha256: str = ""
     stalled_steps: int = 0
+    inputs: dict[str, Any] | None = None  # the input files' digests (`nas.run.rundir.input_digests`)
 
 
 def load_search_space(config: Config) -> SearchSpace:
@@ -90,9 +99,28 @@ def architecture_base(objective: Objective, space: SearchSpace) -> dict[str, Any
     return {k: arch[k] for k in FIXED_KEYS}
 
 
+def check_space_cost(objective: Objective, space: SearchSpace, config: Config) -> None:
+    """Refuse, when the search starts, a space whose largest member is over `limits` (it would be refused at
+    candidate 400 otherwise). Only a training objective builds networks."""
+    if config.fitness.objective != "train":
+        return
+    from nas.model.analytic_cost import check_cost
+
+    try:
+        check_cost(objective.architecture(space.largest_genome()), config.limits, config.fitness.batch_size,
+                   "the largest network of this search space")  # fmt: skip
+    except UserError as exc:
+        raise UserError(f"{exc} (narrow the ranges, or raise the limit)", key="encoding") from None
+
+
 def architecture_of(base: dict[str, Any], genome: dict[str, Any], provenance: dict[str, Any]) -> Architecture:
     """A logged genome with the run's fixed parts: the network the log line describes."""
     return Architecture.from_dict({"format": "nas-architecture/1", **base, **genome, "provenance": provenance})
+
+
+def uses_ray(config: Config, workers: int | None) -> bool:
+    """Whether `make_evaluator` gives a Ray evaluator (its signals are then deferred to safe points)."""
+    return (workers if workers is not None else config.ray.workers) != 0
 
 
 def make_evaluator(objective: Objective, config: Config, workers: int | None, address: str | None) -> Evaluator:
@@ -108,15 +136,43 @@ def make_evaluator(objective: Objective, config: Config, workers: int | None, ad
 def search_command(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.seed is not None:
-        config.seed = args.seed
+        config.seed = check_seed(args.seed)
     space = load_search_space(config)
     strategy = build_strategy(config.search, space, config.seed)
     objective = build_objective(config, space)
     base = architecture_base(objective, space)  # before the run directory: a misfit is bad input, not a run
-    run = create_run_dir(Path(args.run_dir) if args.run_dir else default_run_dir(config), config)
+    check_space_cost(objective, space, config)
+    path = Path(args.run_dir) if args.run_dir else default_run_dir(config)
+    check_run_dir_free(path)
+    try:
+        evaluator = connect_first(objective, config, args)  # a bad or unreachable Ray address leaves no run behind
+    except Interrupted as exc:
+        log.warning("interrupted by %s while connecting; nothing was started", exc)
+        return exc.exit_code
+    try:
+        run = create_run_dir(path, config)
+    except BaseException:
+        evaluator.close()
+        raise
     log.info("run directory %s", run.path)
     with run_lock(run.path):
-        return begin(Session(run, config, space, strategy, objective, config_sha256=run.config_sha256()), base, args)
+        session = Session(run, config, space, strategy, objective, config_sha256=run.config_sha256(),
+                          inputs=input_digests(config))  # fmt: skip
+        return begin(session, base, args, evaluator)
+
+
+def connect_first(objective: Objective, config: Config, args: argparse.Namespace) -> Evaluator:
+    """The evaluator of a new search, connected before its run directory exists: a malformed address, an
+    unreachable cluster or a refused token is then a one-line error with nothing left behind, and the same
+    command works once it is fixed. A signal while connecting raises `Interrupted` once Ray is back down."""
+    with SignalGuard(deferred=uses_ray(config, args.workers)) as guard:
+        evaluator = make_evaluator(objective, config, args.workers, args.ray_address)
+        try:
+            guard.check()
+        except Interrupted:
+            evaluator.close()
+            raise
+    return evaluator
 
 
 def resume_command(args: argparse.Namespace) -> int:
@@ -131,6 +187,8 @@ def resume_locked(run: RunDir, args: argparse.Namespace) -> int:
     checkpoint = load_checkpoint(run.path)
     if checkpoint.get("config_sha256") != run.config_sha256():
         raise UserError(f"{run.config} changed since the run started; resume refuses it (start a new search)")
+    check_log_complete(run.log, int(checkpoint.get("evaluations", 0)))
+    check_inputs(checkpoint.get("inputs"))
     config = run.load_config()
     space = load_search_space(config)
     strategy = build_strategy(config.search, space, config.seed)
@@ -146,6 +204,7 @@ def resume_locked(run: RunDir, args: argparse.Namespace) -> int:
         elapsed_seconds=float(checkpoint.get("elapsed_seconds", 0.0)),
         config_sha256=checkpoint["config_sha256"],
         stalled_steps=int(checkpoint.get("stalled_steps", 0)),
+        inputs=checkpoint.get("inputs"),
     )
     log.info("resuming %s at step %d", run.path, session.step)
     with resumable_on_disk_error(run):
@@ -164,16 +223,23 @@ def restart(run: RunDir, args: argparse.Namespace) -> int:
     space = load_search_space(config)
     strategy = build_strategy(config.search, space, config.seed)
     objective = build_objective(config, space)
-    session = Session(run, config, space, strategy, objective, config_sha256=run.config_sha256())
+    session = Session(run, config, space, strategy, objective, config_sha256=run.config_sha256(),
+                      inputs=input_digests(config))  # fmt: skip
     return begin(session, architecture_base(objective, space), args)
 
 
-def begin(session: Session, base: dict[str, Any], args: argparse.Namespace) -> int:
+def begin(session: Session, base: dict[str, Any], args: argparse.Namespace, evaluator: Evaluator | None = None) -> int:
     """Step 0 of a search whose run directory holds its config (the caller holds the lock): the first
-    checkpoint, then the loop."""
+    checkpoint, then the loop (on `evaluator` when the caller connected one already)."""
+    try:
+        with resumable_on_disk_error(session.run):
+            save_state(session, base)
+    except BaseException:
+        if evaluator is not None:
+            evaluator.close()
+        raise
     with resumable_on_disk_error(session.run):
-        save_state(session, base)
-        return drive(session, args.workers, args.ray_address, args.max_evaluations)
+        return drive(session, args.workers, args.ray_address, args.max_evaluations, evaluator)
 
 
 @contextmanager
@@ -182,9 +248,16 @@ def resumable_on_disk_error(run: RunDir) -> Iterator[None]:
     try:
         yield
     except DiskWriteError as exc:
-        hint = ("every finished evaluation is in the log and checkpoint.json holds the last step; once the disk "
-                f"is writable again, continue with: nas resume {run.path}")  # fmt: skip
-        raise exc.with_hint(hint) from None
+        raise exc.with_hint(disk_error_hint(run)) from None
+
+
+def disk_error_hint(run: RunDir) -> str:
+    """What is safe after a refused write, as it is: a run stopped before its first checkpoint holds none."""
+    if read_one(run.path / "checkpoint.json") is not None:
+        held = "every finished evaluation is in the log and checkpoint.json holds the last step"
+    else:
+        held = "no checkpoint was written yet, so nothing was evaluated; resume starts the search from its config"
+    return f"{held}; once the disk is writable again, continue with: nas resume {run.path}"
 
 
 def save_state(session: Session, base: dict[str, Any], evaluations: int = 0) -> None:
@@ -197,6 +270,7 @@ def save_state(session: Session, base: dict[str, Any], evaluations: int = 0) -> 
             "elapsed_seconds": session.elapsed_seconds,
             "stalled_steps": session.stalled_steps,
             "evaluations": evaluations,
+            "inputs": session.inputs if session.inputs is not None else input_digests(session.config),
             "seed": session.config.seed,
             "architecture_base": base,
         },
@@ -206,7 +280,7 @@ def save_state(session: Session, base: dict[str, Any], evaluations: int = 0) -> 
 class Loop:
     """One invocation's pass over the ask/evaluate/tell cycle, with its budget and its outputs."""
 
-    def __init__(self, session: Session, evaluator: Evaluator, limit: int | None, guard: SignalGuard):
+    def __init__(self, session: Session, evaluator: Evaluator | None, limit: int | None, guard: SignalGuard):
         self.s = session
         self.evaluator = evaluator
         self.guard = guard
@@ -282,8 +356,10 @@ class Loop:
                 misses[g.key] = g
         remaining = self.remaining()
         todo = list(misses.values())[: remaining if remaining is not None else None]
-        self.evaluator.evaluate(todo, lambda index, result: self.record(result))
-        if any(g.key not in self.log for g in genomes):
+        assert self.evaluator is not None, "run_batch before the evaluator is connected"
+        fresh: set[str] = set()
+        self.evaluator.evaluate(todo, lambda index, result: (self.record(result), fresh.add(result.key)))
+        if any(g.key not in self.log and g.key not in fresh for g in genomes):  # an `oom` of this batch counts
             return False
         results = [self.log.get(g.key) for g in genomes]
         self.s.strategy.tell(results)  # type: ignore[arg-type]
@@ -302,6 +378,7 @@ class Loop:
 
     def run(self) -> None:
         while not self.finished() and self.remaining() != 0:
+            self.guard.check()
             if not self.run_batch():
                 break
 
@@ -309,29 +386,55 @@ class Loop:
         """Close the monitor and the log. A monitor that cannot flush (the disk that stopped the search) is only
         a warning: the scalars are a view, and the error that stopped the search is the one to show."""
         try:
-            self.monitor.close()
+            self.monitor.close(paused=not self.finished())
         except OSError as exc:
             log.warning("could not close the TensorBoard writer: %s", exc)
         self.log.close()
 
 
-def drive(session: Session, workers: int | None, address: str | None, limit: int | None) -> int:
-    """Run the loop until the budget, the limit or a signal; print where everything is."""
-    evaluator = make_evaluator(session.objective, session.config, workers, address)
+def drive(
+    session: Session, workers: int | None, address: str | None, limit: int | None, evaluator: Evaluator | None = None
+) -> int:
+    """Run the loop until the budget, the limit or a signal; print where everything is.
+
+    The signal handlers are in place before Ray starts (a Ctrl-C while it starts is a clean stop too). With Ray
+    they are deferred (see `nas.run.signals`): a signal sets a flag that the loop and the evaluator's wait loop
+    turn into `Interrupted` at their next safe point, never inside a Ray call.
+    """
     code = 0
-    with SignalGuard() as guard:
-        loop = Loop(session, evaluator, limit, guard)
+    with SignalGuard(deferred=uses_ray(session.config, workers)) as guard:
+        loop = Loop(session, None, limit, guard)
         try:
+            loop.evaluator = connect_evaluator(session, workers, address, guard, evaluator)
             loop.run()
         except Interrupted as exc:
             log.warning("interrupted by %s; the log and the last checkpoint are intact: nas resume %s", exc,
                         session.run.path)  # fmt: skip
             code = exc.exit_code
         finally:
-            evaluator.close()
+            if loop.evaluator is not None:
+                loop.evaluator.close()
             loop.close()
     print_summary(session, loop)
     return code
+
+
+def connect_evaluator(
+    session: Session, workers: int | None, address: str | None, guard: SignalGuard, evaluator: Evaluator | None
+) -> Evaluator:
+    """The evaluator (`evaluator` when already connected), with the guard's handlers back in place (`ray.init`
+    installs its own SIGTERM handler) and its safe point wired to the guard; a signal that arrived while Ray
+    started stops here."""
+    if evaluator is None:
+        evaluator = make_evaluator(session.objective, session.config, workers, address)
+    guard.install()
+    evaluator.safe_point = guard.check
+    try:
+        guard.check()
+    except Interrupted:
+        evaluator.close()
+        raise
+    return evaluator
 
 
 def print_summary(session: Session, loop: Loop) -> None:

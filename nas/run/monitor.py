@@ -3,13 +3,20 @@
 Scalars (under `RUN_DIR/tensorboard/`): `search/best_fitness`, `search/mean_fitness` (of the step's ok
 results), `search/evaluations_per_second`, `search/failures` (cumulative), each against the step. The bar counts
 new evaluations against the budget and is shown only when stderr is a terminal.
+
+While the bar is shown, log records on the console go through `tqdm.write`, which clears the bar, prints the
+record on a line of its own and redraws the bar below it (a warning used to be glued to the end of the bar's
+line). A search that stops before its budget (`--max-evaluations`, a signal, a full disk) ends its bar as
+"paused" with no time left to show: the ETA it last drew would never come true.
 """
 
+import contextlib
 import sys
 import time
 from pathlib import Path
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from nas.evaluate.result import Result
 from nas.run.scalars import ScalarWriter
@@ -24,6 +31,9 @@ class Monitor:
         )
         self.step_started = time.monotonic()
         self.step_evaluations = 0
+        self._redirect = contextlib.ExitStack()
+        if not self.bar.disable:
+            self._redirect.enter_context(logging_redirect_tqdm(tqdm_class=tqdm))
 
     def evaluated(self, result: Result) -> None:
         """One new evaluation arrived."""
@@ -47,6 +57,13 @@ class Monitor:
         self.step_started = time.monotonic()
         self.step_evaluations = 0
 
-    def close(self) -> None:
+    def close(self, paused: bool = False) -> None:
+        """End the bar (as "paused", without an ETA, when the search stops before its budget), then the writer."""
+        if paused and not self.bar.disable:
+            self.bar.bar_format = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} paused"
+            if self.bar.total is None:
+                self.bar.bar_format = "{desc}: {n_fmt} paused"
+            self.bar.refresh()
+        self._redirect.close()
         self.bar.close()
         self.writer.close()

@@ -3,12 +3,19 @@
 A new search refuses a non-empty directory (so nothing is ever overwritten), writes the resolved config as
 `config.yaml`, and records the config's sha256 in every checkpoint: `nas resume` refuses a run whose
 `config.yaml` was edited since, because the log's fitness values would no longer mean the same thing.
+
+The config names other files whose content changes the search: the search space (`encoding`) above all, and
+a dataset's metadata table. Their sha256 is recorded too (`input_digests`, in the checkpoint's `inputs`), so
+an edited search space (a changed `stem_channels` would mix two families of networks in one log) is refused
+by name, not resumed silently. Data folders and weight files are not hashed (gigabytes; their identity is
+their path). A checkpoint without `inputs` (older runs) is trusted.
 """
 
 import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nas.atomicfile import DiskWriteError, atomic_write_text
 from nas.config import Config, load_config
@@ -42,14 +49,48 @@ class RunDir:
         return load_config(self.config)
 
 
+def input_files(config: Config) -> dict[str, str]:
+    """Config key -> path of every file the config points to whose content changes the search."""
+    files = {"encoding": config.encoding, "dataset.metadata": config.dataset.metadata}
+    return {key: path for key, path in files.items() if path is not None and Path(path).is_file()}
+
+
+def file_sha256(path: str | Path) -> str | None:
+    """sha256 of a file's bytes, None when it cannot be read (missing, a folder, no permission)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def input_digests(config: Config) -> dict[str, dict[str, Any]]:
+    """What `check_inputs` compares on resume: each input file's path and sha256, by config key."""
+    return {key: {"path": path, "sha256": file_sha256(path)} for key, path in input_files(config).items()}
+
+
+def check_inputs(recorded: dict[str, dict[str, Any]] | None) -> None:
+    """Refuse a resume whose input files changed since the run started, naming the first one that did."""
+    for key, entry in sorted((recorded or {}).items()):
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            continue
+        if file_sha256(entry["path"]) != entry.get("sha256"):
+            raise UserError(f"{entry['path']} (the config's {key}) changed or vanished since the run started; resume "
+                            "refuses to mix two searches in one log (restore it, or start a new search)")  # fmt: skip
+
+
 def default_run_dir(config: Config) -> Path:
     return Path("runs") / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def create_run_dir(path: Path, config: Config) -> RunDir:
-    """Create a fresh run directory holding the resolved config; refuse one that holds anything."""
+def check_run_dir_free(path: Path) -> None:
+    """Refuse a run directory that holds anything (checked before connecting to Ray, and again on creation)."""
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise UserError(f"run directory {path} is not empty; use `nas resume {path}` or choose another --run-dir")
+
+
+def create_run_dir(path: Path, config: Config) -> RunDir:
+    """Create a fresh run directory holding the resolved config; refuse one that holds anything."""
+    check_run_dir_free(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

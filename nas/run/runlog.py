@@ -9,6 +9,11 @@ resume never drops a finished evaluation silently. A line is a result only if it
 contract's fields of the right types (`result_of`): valid JSON that is not a result (`[]`, `{}`, a wrong
 status, a string for a number) is as malformed as garbage, not a result with holes in it.
 
+An `oom` line (the transient status, see `nas.evaluate.result`) is kept and readable, but `key in log` is
+False for it: the cache does not answer that genome, and resume trains it again; a later line of the same key
+replaces it. `len(log)` counts the finished evaluations (distinct keys whose latest line is not `oom`): the
+budget counts those, and the checkpoint records that number.
+
 A write the operating system refuses (disk full, read-only) is a `DiskWriteError` naming the file. An append
 that failed may have left part of its line in the file: the log then refuses every further append, so that no
 complete line is ever written after a torn one (which would turn the torn tail into a corrupt middle line).
@@ -16,13 +21,16 @@ complete line is ever written after a torn one (which would turn the torn tail i
 
 import json
 import logging
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from nas.atomicfile import DiskWriteError, writing
-from nas.errors import UserError
+from nas.errors import UserError, shown
 from nas.evaluate.result import Result
+from nas.genome.genome import Genome
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +42,7 @@ class EvaluationLog:
         self.path = Path(path)
         self.results: dict[str, Result] = {}
         self.order: list[str] = []
+        self.finished = 0
         self._failed: DiskWriteError | None = None
         if self.path.exists():
             self._load()
@@ -41,7 +50,7 @@ class EvaluationLog:
             self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115  (kept open for appends)
 
     def _load(self) -> None:
-        data = self.path.read_bytes()
+        data = read_log_bytes(self.path)
         lines = data.split(b"\n")
         complete, tail = lines[:-1], lines[-1]
         for number, raw in enumerate(complete, start=1):
@@ -69,8 +78,10 @@ class EvaluationLog:
             os.fsync(f.fileno())
 
     def _index(self, result: Result) -> None:
-        if result.key not in self.results:
+        previous = self.results.get(result.key)
+        if previous is None:
             self.order.append(result.key)
+        self.finished += (not result.transient) - (previous is not None and not previous.transient)
         self.results[result.key] = result
 
     def append(self, result: Result) -> None:
@@ -91,10 +102,13 @@ class EvaluationLog:
         return self.results.get(key)
 
     def __contains__(self, key: str) -> bool:
-        return key in self.results
+        """Whether the log answers `key` (a finished evaluation; an `oom` line is not one)."""
+        result = self.results.get(key)
+        return result is not None and not result.transient
 
     def __len__(self) -> int:
-        return len(self.order)
+        """Finished evaluations (an `oom` genome is not one until a later line finishes it)."""
+        return self.finished
 
     def __iter__(self) -> Iterator[Result]:
         return (self.results[k] for k in self.order)
@@ -109,27 +123,55 @@ class EvaluationLog:
                     raise
 
 
+def check_log_complete(path: Path, known: int) -> None:
+    """Refuse a log that holds fewer results than the checkpoint counted when it was written (`known`).
+
+    The log only ever grows, so fewer lines mean it was cut short, replaced or deleted: the missing results
+    would be lost for good (the strategy was told them, resume would never re-ask them) and the run would
+    silently differ from the one that was checkpointed.
+    """
+    present = finished_count(read_results(path)) if path.exists() else 0
+    if present < known:
+        where = f"{path} holds {present} results" if path.exists() else f"{path} is missing: it holds 0 results"
+        raise UserError(f"{where} but the checkpoint counted {known}: the log was cut short or replaced; resume "
+                        "refuses to lose finished evaluations (restore the log, or start a new search)")  # fmt: skip
+
+
+def read_log_bytes(path: Path) -> bytes:
+    """The log's bytes; one that cannot be read (a folder in its place, no permission) is a `UserError`."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the evaluations log ({exc.strerror or type(exc).__name__})") from None
+
+
+def finished_count(results: list[Result]) -> int:
+    """Distinct keys whose latest line is a finished evaluation: what `len(EvaluationLog)` counts."""
+    latest = {r.key: r for r in results}
+    return sum(1 for r in latest.values() if not r.transient)
+
+
 def read_results(path: str | Path) -> list[Result]:
     """All results of a log, in log order, without opening it for writing (for export and report)."""
     p = Path(path)
     if not p.exists():
         raise UserError(f"no evaluations.jsonl in {p.parent}: not a run directory, or nothing finished yet")
     results = []
-    lines = p.read_bytes().split(b"\n")
+    lines = read_log_bytes(p).split(b"\n")
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
         try:
             results.append(result_of(raw))
-        except ValueError:
+        except ValueError as exc:
             if number >= len(lines) - 1:
                 log.warning("%s: line %d is incomplete; ignoring it", p, number)
                 continue
-            raise UserError(f"{p}: line {number} is not a valid result") from None
+            raise UserError(f"{p}: line {number} is not a valid result ({why(exc)})") from None
     return results
 
 
-STATUSES = ("ok", "failed", "timeout")
+STATUSES = ("ok", "failed", "timeout", "oom")
 # field: (the types it may hold, whether it may be null); bool is excluded from the numbers below by hand
 FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "key": ((str,), False),
@@ -163,10 +205,49 @@ def result_of(raw: bytes) -> Result:
         if not isinstance(value, types) or isinstance(value, bool):
             raise ValueError(f"{name} is {type(value).__name__}")
     if data["status"] not in STATUSES:
-        raise ValueError(f"status {data['status']!r}")
+        raise ValueError(f"status {shown(data['status'])}")
     if data["status"] == "ok" and data["fitness"] is None:
         raise ValueError("an ok result without fitness")
+    if data["status"] != "ok" and data["fitness"] is not None:
+        raise ValueError(f"a {data['status']} result with a fitness")
+    check_values(data)
+    check_genome(data)
     return Result.from_dict(data)
+
+
+# field: (lowest, highest) a value may take; NaN and infinities never
+RANGES: dict[str, tuple[float, float]] = {
+    "fitness": (0.0, 1.0),
+    "params": (0, math.inf),
+    "flops": (0, math.inf),
+    "seconds": (0.0, math.inf),
+    "attempts": (1, math.inf),
+    "step": (0, math.inf),
+}
+
+
+def check_values(data: dict[str, Any]) -> None:
+    """Numbers no evaluation can produce (fitness NaN, 5.0 or -inf, negative params, `attempts: 0`) are a bad
+    line: ranked first or summed, they would poison export, report and the strategy."""
+    for name, (low, high) in RANGES.items():
+        value = data.get(name)
+        if value is None:
+            continue
+        if not math.isfinite(value):
+            raise ValueError(f"{name} is {value}")
+        if not low <= value <= high:
+            raise ValueError(f"{name} {shown(value)} is outside [{low:g}, {high:g}]")
+
+
+def check_genome(data: dict[str, Any]) -> None:
+    """The genome must be a valid one, and the key its sha256: a line whose key names another genome would
+    answer the cache for the wrong network."""
+    try:
+        genome = Genome.from_dict(data["genome"])
+    except UserError as exc:
+        raise ValueError(str(exc)) from None
+    if genome.key != data["key"]:
+        raise ValueError(f"key {shown(data['key'], 20)} is not its genome's ({genome.key[:12]}...)")
 
 
 def why(exc: ValueError) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from nas.atomicfile import atomic_write_text
 from nas.config import Config, load_config
 from nas.errors import UserError
+from nas.evaluate.threads import use_given_cores
 from nas.transfer.arm import load_plain_data, run_arm
 from nas.transfer.plan import plan_runs
 from nas.transfer.results import baseline_dir, finite, write_metrics, write_rows
@@ -47,6 +48,7 @@ def summary_line(metrics: dict[str, Any]) -> str:
 
 def baseline_command(args: argparse.Namespace) -> int:
     config, runs = checked_plan(args.config)
+    use_given_cores(config.resources.cpus_per_trial)
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config)
     atomic_write_text(baseline_dir(run_dir) / "config.yaml", config.to_yaml())
     progress = sys.stderr.isatty()

@@ -3,12 +3,12 @@
     .venv/bin/python tests/reliability/regenerate.py [--out RELIABILITY.md] [pytest args...]
 
 pytest runs `tests/reliability` with a JUnit XML report; each test records how many cases it tried with
-`record_property("tried", n)` (and may state what must hold with `record_property("holds", text)`, else the
-group's rule applies), and its docstring's first paragraph says what is tried. The table has one row per
-test function (parametrized variants folded into one row), grouped by module (kills, workers and nodes, disk,
-corrupt state, hostile input, security), with the result: held, FAILED with the first line of the failure,
-known gap (an expected failure, with its reason) or skipped. The file is written atomically (temp file and
-rename), so a run that is interrupted leaves the previous figures intact. The exit status is pytest's, so a
+`record_property("tried", n)` (and may state what must hold with `record_property("holds", text)`, else the group's
+rule applies), and its docstring's first paragraph says what is tried. The table has one row per test function
+(parametrized variants folded into one row), grouped by module (kills, workers and nodes, disk, corrupt state,
+hostile input, resources and exactness, terminal, security), with the result: held, FAILED with the first line of
+the failure, known gap (an expected failure, with its reason) or skipped. The file is written atomically (temp file
+and rename), so a run that is interrupted leaves the previous figures intact. The exit status is pytest's, so a
 failing row also fails this command.
 """
 
@@ -42,6 +42,11 @@ GROUPS = {
                            "finished is lost"),
     "test_hostile_input": ("Hostile input", "exit 2, one line naming the problem (the key path), no traceback, "
                            "nothing executed, no run directory made"),
+    "test_resources": ("Resources and exactness", "a network too big to build is refused in one line from its "
+                       "analytic cost before anything is allocated; training uses the cores it was given; the "
+                       "network's widths are exact"),
+    "test_terminal": ("Terminal", "a log line never shares the progress bar's line; a search that stops early "
+                      "shows no stale ETA"),
     "test_security": ("Security", "YAML by safe_load, weights by weights_only=True, no pickle in a run "
                       "directory, Ray behind the token"),
 }  # fmt: skip

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from reliability_runs import (
+    ROOT,
     best,
     cli,
     content,
@@ -24,6 +25,7 @@ from reliability_runs import (
     log_lines,
     paused_synthetic_run,
     scratch,
+    synthetic_config,
     synthetic_reference,
 )
 
@@ -246,4 +248,110 @@ def test_a_log_line_that_is_json_but_not_a_result_is_refused_in_the_middle_and_d
         (run / "evaluations.jsonl").write_bytes(b"".join(lines) + bad)
         assert_resumes_to_the_whole_run(run, whole, f"{kind} as the last line", warning="incomplete")
         tried += 2
+    record_property("tried", tried)
+
+
+def test_a_shortened_or_deleted_log_is_refused_naming_the_log_and_both_counts(runs, fast_tmp, record_property):
+    """evaluations.jsonl cut to fewer results than the checkpoint counted (at line ends and mid-line), emptied,
+    or deleted: exit 2, one line naming the log and both counts, nothing touched (the results are not lost)."""
+    _, paused = runs
+    lines = (paused / "evaluations.jsonl").read_bytes().splitlines(keepends=True)
+    counted = read_one(paused / "checkpoint.json")["evaluations"]  # at the last finished batch
+    cases: list[tuple[str, bytes | None, int]] = [("deleted", None, 0), ("emptied", b"", 0)]
+    cases += [(f"cut to {n} lines", b"".join(lines[:n]), n) for n in (1, 5, 10, counted - 1)]
+    cases += [(f"cut mid-line {n + 1}", b"".join(lines[:n]) + lines[n][:40], n) for n in (3, counted - 1)]
+    for i, (case, data, present) in enumerate(cases):
+        run = damaged(paused, fast_tmp / f"s{i}", "evaluations.jsonl", data)
+        assert_refused(run, case, str(run / "evaluations.jsonl"), f"{present} results", f"counted {counted}")
+    record_property("tried", len(cases))
+
+
+def test_an_edited_or_removed_search_space_file_is_refused_by_name(tmp_path, fast_tmp, record_property):
+    """The run's encoding file edited after the start (stem_channels, a layer range, compression, a comment), or
+    deleted: resume exits 2 with one line naming that file, and touches nothing; unedited, it resumes."""
+    import shutil
+
+    import yaml
+
+    space = tmp_path / "space.yaml"
+    shutil.copy(ROOT / "encodings/densenet_small.yaml", space)
+    cfg = synthetic_config(tmp_path)
+    data = yaml.safe_load(cfg.read_text())
+    data["encoding"] = str(space)
+    cfg.write_text(yaml.safe_dump(data, sort_keys=False))
+    paused = paused_synthetic_run(cfg, tmp_path / "paused", PAUSED_AT)
+    original = space.read_text()
+    edits = {
+        "stem_channels": lambda d: d.update(stem_channels=d["stem_channels"] + 8),
+        "a layer range": lambda d: d["blocks"][0].update(layers=[2, 3]),
+        "compression": lambda d: d.update(compression=0.75),
+    }
+    cases = [(name, yaml.safe_dump(edit_of(original, edit))) for name, edit in edits.items()]
+    cases += [("a comment", original + "# edited\n"), ("deleted", None)]
+    for i, (case, text) in enumerate(cases):
+        run = copy_run(paused, fast_tmp / f"e{i}")
+        if text is None:
+            space.unlink()
+        else:
+            space.write_text(text)
+        assert_refused(run, case, str(space), "changed")
+        space.write_text(original)
+    out = cli("resume", str(copy_run(paused, fast_tmp / "intact")), "--workers", "0")
+    assert out.code == 0 and out.exception is None, out.stderr[-2000:]
+    record_property("tried", len(cases) + 1)
+
+
+def edit_of(text: str, edit) -> dict:
+    import yaml
+
+    data = yaml.safe_load(text)
+    edit(data)
+    return data
+
+
+IMPOSSIBLE = {
+    "fitness NaN": {"fitness": float("nan")},
+    "fitness 5.0": {"fitness": 5.0},
+    "fitness -inf": {"fitness": float("-inf")},
+    "fitness -0.1": {"fitness": -0.1},
+    "negative params": {"params": -5},
+    "negative flops": {"flops": -1},
+    "seconds NaN": {"seconds": float("nan")},
+    "attempts 0": {"attempts": 0},
+    "negative step": {"step": -1},
+    "failed with a fitness": {"status": "failed", "fitness": 0.9},
+    "key of another genome": {"key": "0" * 64},
+    "genome without blocks": {"genome": {}},
+    "genome with a bad bitstring": "bad-bits",
+    "genome with an unknown key": {"genome": {"blocks": [], "extra": 1}},
+}
+
+
+def impossible(real: dict, how: object) -> bytes:
+    """A real line changed into one no evaluation can produce (NaN and infinities as Python's json writes them)."""
+    if how == "bad-bits":
+        genome = json.loads(json.dumps(real["genome"]))
+        genome["blocks"][0]["shortcuts"] = "2" * len(genome["blocks"][0]["shortcuts"])
+        how = {"genome": genome}
+    return json.dumps({**real, **how}).encode() + b"\n"
+
+
+def test_impossible_results_are_refused_on_load_naming_the_line(runs, fast_tmp, record_property):
+    """Lines that parse but no evaluation can produce (fitness NaN, 5.0, -inf; negative params; attempts 0; a key
+    that is not its genome's; a malformed genome) in the middle of the log: resume, export and report exit 2
+    with one line naming the file and the line, and nothing is touched."""
+    _, paused = runs
+    lines = (paused / "evaluations.jsonl").read_bytes().splitlines(keepends=True)
+    real = log_lines(paused)[4]
+    tried = 0
+    for kind, how in IMPOSSIBLE.items():
+        run = copy_run(paused, fast_tmp / f"i{tried}")
+        log = run / "evaluations.jsonl"
+        log.write_bytes(b"".join([*lines[:4], impossible(real, how), *lines[5:]]))
+        assert_refused(run, kind, str(log), "line 5 ")
+        for argv in (("export", str(run), "--out", str(fast_tmp / f"x{tried}")), ("report", str(run))):
+            out = cli(*argv)
+            assert out.code == 2 and out.exception is None, (kind, argv, out.stderr[-2000:])
+            assert any(str(log) in line and "line 5 " in line for line in out.error_lines()), (kind, out.stderr)
+        tried += 1
     record_property("tried", tried)

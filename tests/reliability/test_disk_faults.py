@@ -311,3 +311,43 @@ def test_run_directory_turning_read_only_mid_search_stops_cleanly_and_resumes(
         assert_recovers(run, whole, cfg)
         tried += 1
     record_property("tried", tried)
+
+
+def test_a_full_disk_during_a_checkpoint_save_leaves_nothing_behind_and_the_hint_is_true(
+    reference, fast_tmp, record_property
+):
+    """Disk full at each write of the first checkpoint saves in turn (the very first one included): no staged or
+    temporary file is left on the full disk, and the error's hint says what is really there (a checkpoint
+    holding the last step, or none yet); `checkpoint.prev.json` is a hard link, which needs no free space."""
+    cfg, whole = reference
+    dry = FullDisk()
+    faulty_search(cfg, fast_tmp / "dry", dry)
+    saves = [n for n, site in enumerate(dry.sites, start=1) if ".checkpoint." in site or "save_checkpoint" in site]
+    chosen = saves[:16]
+    for n in chosen:
+        run = fast_tmp / f"ckpt-{n}"
+        out, _, _ = faulty_search(cfg, run, FullDisk(fail_at=n))
+        assert_one_line_error(out, "No space left on device")
+        leftovers = [p.name for p in run.iterdir() if p.name.startswith(".") and p.name != ".lock"]
+        assert not leftovers, f"{dry.sites[n - 1]}: left on the full disk: {leftovers}"
+        line = out.error_lines()[0]
+        if read_one(run / "checkpoint.json") is None:
+            assert "holds the last step" not in line and "no checkpoint" in line, line
+        else:
+            assert "checkpoint.json holds the last step" in line, line
+        assert_recovers(run, whole, cfg)
+    run, linked = fast_tmp / "linked", []
+    real = driver.save_checkpoint
+
+    def save(run_dir: Path, state: dict[str, Any]) -> None:
+        current = run_dir / "checkpoint.json"
+        before = current.stat().st_ino if current.exists() else None
+        real(run_dir, state)
+        if before is not None:
+            linked.append((run_dir / "checkpoint.prev.json").stat().st_ino == before)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(driver, "save_checkpoint", save)
+        assert cli("search", str(cfg), "--run-dir", str(run), "--workers", "0").code == 0
+    assert linked and all(linked), "the previous checkpoint was written as a copy, not linked"
+    record_property("tried", len(chosen) + len(linked))

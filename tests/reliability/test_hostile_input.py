@@ -780,3 +780,201 @@ def test_real_process_prints_no_traceback(tmp_path, record_property):
         assert not out.stdout.strip()
     assert not marker.exists() and not (tmp_path / "run").exists() and not (tmp_path / "baseline").exists()
     record_property("tried", len(calls))
+
+
+def test_a_bad_or_unreachable_ray_address_leaves_no_run_directory(tmp_path, record_property):
+    """`nas search --ray-address` malformed (http://, a port past 65535, words) or unreachable (nothing listens):
+    refused in one line naming ray.address, no run directory, and the same command refused the same way again
+    (not as "not empty")."""
+    cfg = synthetic_config(tmp_path, evaluations=4)
+    addresses = ["http://x", "127.0.0.1:99999", "not an address", "ray://127.0.0.1:1", "127.0.0.1:1"]
+    for i, address in enumerate(addresses):
+        run = tmp_path / f"run{i}"
+        for _ in range(2):
+            out = nas("search", str(cfg), "--run-dir", str(run), "--workers", "2", "--ray-address", address)
+            assert_refused(out, "ray.address")
+            assert not run.exists(), f"{address}: a run directory was left behind"
+    record_property("tried", len(addresses))
+
+
+def test_a_seed_out_of_range_is_refused_before_anything_runs(tmp_path, record_property):
+    """`--seed` past 2**63 - 1 (the config's own range) to search and train: exit 2 naming --seed, no run made;
+    the largest allowed seed runs, and its run resumes and exports."""
+    cfg = synthetic_config(tmp_path, evaluations=4)
+    for i, seed in enumerate([2**63, 2**64, 10**30]):
+        run = tmp_path / f"run{i}"
+        assert_refused(nas("search", str(cfg), "--run-dir", str(run), "--workers", "0", "--seed", str(seed)), "--seed")
+        assert not run.exists()
+        assert_refused(nas("train", str(GOOD_ARCH), "--config", str(DIGITS_CONFIG), "--seed", str(seed)), "--seed")
+    run = tmp_path / "largest"
+    out = nas("search", str(cfg), "--run-dir", str(run), "--workers", "0", "--seed", str(2**63 - 1))
+    assert out.code == 0, out.stderr[-2000:]
+    assert nas("resume", str(run), "--workers", "0").code == 0
+    assert nas("export", str(run), "--out", str(tmp_path / "export")).code == 0
+    record_property("tried", 7)
+
+
+def test_an_unsafe_config_name_is_refused(tmp_path, monkeypatch, record_property):
+    """`name` values that are not one safe folder name (.., a path up or absolute, separators, a newline, NUL,
+    other control characters, blank, surrounding spaces, 1,000 characters): refused naming `name`, and no folder
+    made anywhere, the default run directory (`runs/<name>-<time>`) included."""
+    monkeypatch.chdir(tmp_path)
+    names = ["..", ".", "../../escaped", "/tmp/absolute", "a/b", "a\\\\b", "c:drive", "line\nbreak", "nul\x00",
+             "bell\x07", "", "   ", " padded", "x" * 1000]  # fmt: skip
+    tried = 0
+    for name in names:
+        data = yaml.safe_load(synthetic_config(tmp_path, evaluations=4).read_text())
+        data["name"] = name
+        cfg = tmp_path / "named.yaml"
+        cfg.write_text(yaml.safe_dump(data))
+        before = sorted(p.name for p in tmp_path.iterdir())
+        assert_refused(nas("search", str(cfg), "--workers", "0"), "name")
+        assert sorted(p.name for p in tmp_path.iterdir()) == before, f"{name!r}: a folder was made"
+        tried += 1
+    data["name"] = "fine-name_1.2"
+    cfg.write_text(yaml.safe_dump(data))
+    assert nas("search", str(cfg), "--workers", "0").code == 0
+    assert [p.name for p in (tmp_path / "runs").iterdir()][0].startswith("fine-name_1.2-")
+    record_property("tried", tried)
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that claims `width` x `height` pixels (what a decompression bomb declares) and holds none."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def small_tree(root: Path) -> Path:
+    import io
+
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for c, name in enumerate(("cat", "dog")):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(3):
+                buffer = io.BytesIO()
+                Image.new("RGB", (8, 8), (40 * c + i, 0, 0)).save(buffer, format="PNG")
+                (folder / f"{i}.png").write_bytes(buffer.getvalue())
+    return root
+
+
+def test_broken_links_decompression_bombs_and_a_folder_for_the_log_are_one_line(tmp_path, record_property):
+    """An imagefolder tree holding a dangling symlink, a symlink to itself, or a PNG declaring 400 megapixels
+    (given to data summary and search); a run whose evaluations.jsonl is a folder (given to resume, export and
+    report): exit 2 with one line naming the file, no traceback."""
+    import os
+
+    faults = {
+        "dangling link": lambda folder: os.symlink(folder / "nowhere.png", folder / "dangling.png"),
+        "self link": lambda folder: os.symlink(folder / "loop.png", folder / "loop.png"),
+        "decompression bomb": lambda folder: (folder / "bomb.png").write_bytes(png_header(20_000, 20_000)),
+    }
+    needles = {"dangling link": "dangling.png", "self link": "loop.png", "decompression bomb": "bomb.png"}
+    tried = 0
+    for i, (name, make) in enumerate(faults.items()):
+        tree = small_tree(tmp_path / f"tree{i}")
+        make(tree / "train" / "cat")
+        dataset = {"name": "imagefolder", "root": str(tree), "cache_dir": str(tmp_path / "cache")}
+        cfg = synthetic_config(tree, evaluations=4, dataset=dataset, fitness={"objective": "train", "epochs": 1})
+        run = tmp_path / f"run{i}"
+        assert_refused(nas("data", "summary", str(cfg)), needles[name])
+        assert_refused(nas("search", str(cfg), "--run-dir", str(run), "--workers", "0"), needles[name])
+        assert not run.exists()
+        tried += 2
+    cfg = synthetic_config(tmp_path, evaluations=4)
+    run = tmp_path / "run"
+    assert nas("search", str(cfg), "--run-dir", str(run), "--workers", "0", "--max-evaluations", "2").code == 0
+    (run / "evaluations.jsonl").unlink()
+    (run / "evaluations.jsonl").mkdir()
+    for argv in (("resume", str(run), "--workers", "0"), ("export", str(run), "--out", str(tmp_path / "e")),
+                 ("report", str(run))):  # fmt: skip
+        assert_refused(nas(*argv), "evaluations.jsonl")
+        tried += 1
+    record_property("tried", tried)
+
+
+def test_duplicate_keys_are_refused_with_the_key_path_and_both_lines(tmp_path, record_property):
+    """A key given twice (top level, nested, inside a list item, in flow style) in configs, search spaces and
+    architecture files, given to every command that reads them: refused with the key path and both lines."""
+    config = (ROOT / "search_configs/smoke.yaml").read_text()
+    space = (ROOT / "encodings/densenet_small.yaml").read_text()
+    arch = GOOD_ARCH.read_text()
+    lines = len(config.splitlines())
+    cases = [
+        ("config", config + "seed: 7\n", "seed", (config.splitlines().index("seed: 0") + 1, lines + 1)),
+        ("config", config + "search:\n  strategy: ga\n", "search", None),
+        ("config", config.replace("  budget:\n", "  budget:\n    evaluations: 3\n", 1), "search.budget.evaluations",
+         None),
+        ("config", config.replace("dataset:\n", "dataset:\n  name: digits\n", 1), "dataset.name", None),
+        ("space", space + "stem_channels: 64\n", "stem_channels", None),
+        ("space", space.replace("{layers: ", "{layers: 3, layers: ", 1), "blocks[0].layers", None),
+        ("arch", arch + "compression: 0.5\n", "compression", None),
+        ("arch", arch.replace("{layers: ", "{growth_rate: 4, layers: ", 1), "blocks[0]", None),
+    ]  # fmt: skip
+    tried = 0
+    for i, (kind, text, key, where) in enumerate(cases):
+        path = tmp_path / f"dup{i}.yaml"
+        path.write_text(text)
+        calls = {
+            "config": [("data", "summary", str(path)), ("search", str(path), "--run-dir", str(tmp_path / "run"))],
+            "space": [("inspect", str(path))],
+            "arch": [("inspect", str(path)), ("train", str(path), "--config", str(DIGITS_CONFIG))],
+        }[kind]
+        if kind == "space":
+            (tmp_path / f"s{i}").mkdir()
+            cfg = synthetic_config(tmp_path / f"s{i}")
+            data = yaml.safe_load(cfg.read_text())
+            data["encoding"] = str(path)
+            cfg.write_text(yaml.safe_dump(data))
+            calls.append(("search", str(cfg), "--run-dir", str(tmp_path / "run"), "--workers", "0"))
+        for argv in calls:
+            line = assert_refused(nas(*argv), key, "duplicate key", str(path))
+            if where is not None:
+                assert f"lines {where[0]} and {where[1]}" in line, line
+            tried += 1
+        assert not (tmp_path / "run").exists()
+    record_property("tried", tried)
+
+
+def test_a_huge_value_is_never_echoed_whole(tmp_path, record_property):
+    """A 1,000,000-character dataset.name; a 100,000-character string at every string config key (and a sample of
+    the others), as an unknown key's
+    name, in an architecture file, and as a flag's value: each error line stays short (at most 1,000
+    characters) and holds no long run of the value."""
+    huge = "x" * 100_000
+    folders, tried = Folder(tmp_path), 0
+
+    def check(out: Outcome, what: str) -> None:
+        assert out.exception is None, (what, type(out.exception).__name__)
+        for line in out.stderr.splitlines():
+            assert len(line) <= 1100 and "x" * 200 not in line, (what, len(line), line[:300])
+
+    textual = [leaf for leaf in LEAVES if base_type(leaf.hint) is str or typing.get_origin(base_type(leaf.hint))
+               is Literal]  # fmt: skip
+    for leaf in [*textual, *LEAVES[:: max(1, len(LEAVES) // 5)]]:  # every string key, and a sample of the rest
+        data = shipped_config("smoke")
+        set_path(data, leaf.path, huge)
+        cfg = Case(data, leaf.path, "").write(folders.next() / "config.yaml")
+        check(nas("data", "summary", str(cfg)), leaf.path)
+        tried += 1
+    for data in ({**shipped_config("smoke"), huge: 1}, {**shipped_config("smoke"), "search": {huge: 1}}):
+        check(nas("data", "summary", str(Case(data, "", "").write(folders.next() / "config.yaml"))), "unknown key")
+        tried += 1
+    arch = shipped_architecture()
+    for change in ({"format": huge}, {"stem_channels": huge}, {huge: 1}):
+        path = Case({**arch, **change}, "", "").write(folders.next() / "arch.yaml")
+        check(nas("inspect", str(path)), str(change)[:40])
+        tried += 1
+    check(nas("search", "config.yaml", "--workers", "1" + "0" * 100_000), "--workers")
+    data = shipped_config("smoke")
+    data["dataset"]["name"] = "x" * 1_000_000
+    check(nas("data", "summary", str(Case(data, "", "").write(folders.next() / "config.yaml"))), "dataset.name")
+    record_property("tried", tried + 2)

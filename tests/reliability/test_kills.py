@@ -9,6 +9,7 @@ nothing lost on the way (every line the log held at a kill is still there) or tr
 
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -16,7 +17,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from reliability_runs import DIGITS_EVALUATIONS, ROOT, THREADS_ENV, best, content, digits_reference, log_lines
+from reliability_runs import (
+    DIGITS_EVALUATIONS,
+    ROOT,
+    THREADS_ENV,
+    best,
+    content,
+    digits_reference,
+    environ_without_ray,
+    log_lines,
+    synthetic_config,
+    synthetic_reference,
+)
 
 MIN_KILLS = 10
 MAX_KILLS = MIN_KILLS  # then the last resume runs to the end (each round costs a process start)
@@ -91,3 +103,55 @@ def test_sigkill_at_random_instants_then_resume_equals_the_uninterrupted_run(ref
     assert best(run) == best(whole)
     arch = yaml.safe_load((run / "best/architecture.yaml").read_text())
     assert arch["provenance"]["key"] == best(whole)[0]
+
+
+# (signal, to the whole process group, once candidates are in flight rather than while Ray starts)
+SIGNAL_ROUNDS = [(signal.SIGINT, False, True), (signal.SIGTERM, True, False), (signal.SIGTERM, False, True),
+                 (signal.SIGINT, True, True)]  # fmt: skip
+
+
+@pytest.mark.timeout(400)
+def test_sigint_and_sigterm_under_ray_stop_cleanly_then_resume_equals_the_uninterrupted_run(
+    tmp_path_factory, tmp_path, record_property
+):
+    """SIGINT and SIGTERM at random instants (Ray starting, candidates in flight) to a search on the embedded Ray
+    (`--workers 2`), sent to the process and to its whole process group, resumed each time.
+
+    Each stop exits 130 or 143 with the one-line warning and the summary, no traceback; no candidate is logged
+    failed for the stop; the log parses, nothing is trained twice, and the finished run equals the uninterrupted
+    one.
+    """
+    _, whole = synthetic_reference(tmp_path_factory)
+    cfg = synthetic_config(tmp_path, fitness={"seconds_per_evaluation": 0.2})
+    run = tmp_path / "run"
+    rng = random.Random(12)
+    command = ["search", str(cfg), "--run-dir", str(run), "--workers", "2"]
+    environment = {**environ_without_ray(), "PYTHONUNBUFFERED": "1", **THREADS_ENV}
+    for signum, to_group, in_flight in SIGNAL_ROUNDS:
+        before = len(log_lines(run))
+        proc = subprocess.Popen([sys.executable, "-m", "nas", *command], cwd=ROOT, env=environment, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + ROUND_TIMEOUT_S
+        while not (run / "checkpoint.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if in_flight:
+            wait_for_progress(proc, run, before)
+            time.sleep(rng.uniform(0.0, 1.0))
+        else:
+            time.sleep(rng.uniform(0.0, 3.0))  # Ray takes seconds to start
+        assert proc.poll() is None, "the search ended before the signal"
+        os.killpg(proc.pid, signum) if to_group else proc.send_signal(signum)
+        out, err = proc.communicate(timeout=ROUND_TIMEOUT_S)
+        name = signal.Signals(signum).name
+        assert proc.returncode == 128 + signum, f"{name}: exit {proc.returncode}\n{err[-3000:]}"
+        assert "Traceback" not in err and f"interrupted by {name}" in err, err[-3000:]
+        assert "search paused" in out, out
+        assert all(r["status"] == "ok" for r in log_lines(run)), "the stop was logged as a failed candidate"
+        command = ["resume", str(run), "--workers", "2"]
+    record_property("tried", len(SIGNAL_ROUNDS))
+    out = subprocess.run([sys.executable, "-m", "nas", "resume", str(run), "--workers", "0"], cwd=ROOT,
+                         env=environment, capture_output=True, text=True, timeout=ROUND_TIMEOUT_S)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    keys = [r["key"] for r in log_lines(run)]
+    assert len(keys) == len(set(keys)), "a finished evaluation was trained twice"
+    assert content(run) == content(whole)

@@ -86,13 +86,14 @@ def node_handles(sim: Any) -> dict[str, Any]:
             if n["Alive"] and n["ObjectStoreSocketName"] in by_socket}  # fmt: skip
 
 
-def test_cuda_out_of_memory_inside_real_training_is_a_failed_result(tmp_path, record_property):
-    """A CUDA OOM raised in the forward pass of a real digits training: failed result with the message, no escape.
+def test_cuda_out_of_memory_inside_real_training_is_logged_oom_and_not_counted(tmp_path, record_property):
+    """A CUDA OOM raised in the forward pass of a real digits training: an `oom` line with the message, no escape.
 
     First in the module, before the simulated cluster starts and competes for the CPUs. The real `train`
     objective and trainer, in-process: a forward hook on the built network raises torch's
     `OutOfMemoryError` (the class the CUDA caching allocator raises) for the 2nd and 5th candidates; the search
-    completes, those two lines are failed with the message, and the candidates after them train normally.
+    completes, those two lines are `oom` (the transient status) with the message, the candidates after them
+    train normally, and the budget counts finished evaluations only (8 besides the two).
     """
     cfg = digits_config(tmp_path, evaluations=8)
     real = train_objective.seeded_model
@@ -119,9 +120,11 @@ def test_cuda_out_of_memory_inside_real_training_is_a_failed_result(tmp_path, re
         torch.set_num_threads(threads)
     assert out.code == 0 and out.exception is None, (out.stderr[-3000:], out.exception)
     lines = log_lines(tmp_path / "run")
-    assert len(lines) == 8 and len(built) == 8
+    assert len(lines) == 10 and len(built) == 10
+    assert len({r["key"] for r in lines if r["status"] == "ok"}) == 8
     failed = [i for i, r in enumerate(lines, start=1) if r["status"] != "ok"]
     assert failed == [2, 5], [(r["status"], r["error"]) for r in lines]
+    assert all(lines[i - 1]["status"] == "oom" for i in failed)
     for number in failed:
         line = lines[number - 1]
         assert line["fitness"] is None and line["attempts"] == 1, line
@@ -189,8 +192,8 @@ def fault_run(cluster, tmp_path_factory) -> FaultRun:  # noqa: F811
 
 
 def line_of(fault_run: FaultRun, role: str) -> dict[str, Any]:
-    (line,) = [r for r in log_lines(fault_run.run) if r["key"] == fault_run.roles[role]]
-    return line
+    """The role's first line (an `oom` genome asked again has one more)."""
+    return [r for r in log_lines(fault_run.run) if r["key"] == fault_run.roles[role]][0]
 
 
 def test_a_search_with_worker_and_node_faults_completes_its_budget(fault_run, record_property):
@@ -198,7 +201,8 @@ def test_a_search_with_worker_and_node_faults_completes_its_budget(fault_run, re
     assert fault_run.code == 0, fault_run.stderr[-3000:]
     assert "Traceback" not in fault_run.stderr
     lines = log_lines(fault_run.run)
-    assert len(lines) == EVALUATIONS and len({r["key"] for r in lines}) == EVALUATIONS
+    finished = [r for r in lines if r["status"] != "oom"]  # an `oom` line is retried, not counted
+    assert len(finished) == EVALUATIONS and len({r["key"] for r in finished}) == EVALUATIONS
     # a worker that dies at once may not have reported itself yet: a failed attempt's worker can be unknown
     assert all(r["worker"].startswith("ray:") for r in lines if r["status"] == "ok")
     assert all(r["status"] == "ok" for r in lines if r["key"] not in fault_run.roles.values())
@@ -234,9 +238,94 @@ def test_a_hung_candidate_is_cancelled_as_timeout(fault_run, record_property):
     record_property("tried", 1)
 
 
-def test_cuda_out_of_memory_in_a_ray_candidate_is_failed_at_once(fault_run, record_property):
-    """torch's CUDA OOM raised in a candidate on a Ray worker: failed with the message, attempts 1, no retry."""
+def test_cuda_out_of_memory_in_a_ray_candidate_is_logged_oom_at_once(fault_run, record_property):
+    """torch's CUDA OOM escaping a candidate on a Ray worker (not packed): `oom` with the message, attempts 1."""
     oom = line_of(fault_run, "oom")
-    assert oom["status"] == "failed" and oom["attempts"] == 1 and oom["fitness"] is None, oom
+    assert oom["status"] == "oom" and oom["attempts"] == 1 and oom["fitness"] is None, oom
     assert oom["error"].startswith(f"OutOfMemoryError: {OOM_MESSAGE}"), oom["error"]
+    record_property("tried", 1)
+
+
+@dataclass
+class PackedOom:
+    """An objective whose candidates run out of memory by plan: `neighbour` only while packed (a fraction of a
+    GPU, as when a neighbour on the card takes the memory), `always` on any share. It returns the `oom` result
+    the train objective returns; each result records the GPU share Ray assigned."""
+
+    plan: dict[str, str]
+
+    def __call__(self, genome: Genome, device: str | None = None) -> Result:
+        share = ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0)
+        role = self.plan.get(genome.key, "ok")
+        metrics = {"gpu_share": share, "device": device}
+        if role == "always" or (role == "neighbour" and share < 1):
+            return Result.failure(genome.key, genome.to_dict(), f"OutOfMemoryError: {OOM_MESSAGE}", status="oom",
+                                  metrics=metrics)  # fmt: skip
+        return Result(genome.key, genome.to_dict(), "ok", 0.5, params=1, metrics=metrics)
+
+
+def test_an_oom_while_packed_is_retried_once_on_a_whole_gpu(cluster, tmp_path, record_property):  # noqa: F811
+    """Candidates on a quarter of a (declared) GPU that run out of memory: each is retried at once on a whole
+    GPU; one that fits there ends ok (attempts 2), one that never fits is logged `oom` after that one retry."""
+    from nas.config import RayConfig, ResourcesConfig
+    from nas.evaluate.ray_evaluator import RayEvaluator
+
+    genomes = first_batch(synthetic_config(tmp_path))[:4]
+    plan = {genomes[0].key: "neighbour", genomes[1].key: "always", genomes[2].key: "neighbour"}
+    resources = ResourcesConfig(gpus_per_trial=0.25, cpus_per_trial=1, max_retries=0)
+    evaluator = RayEvaluator(PackedOom(plan), resources, RayConfig(), workers=4)
+    results: dict[int, Result] = {}
+    try:
+        evaluator.evaluate(genomes, lambda i, r: results.__setitem__(i, r))
+    finally:
+        evaluator.close()
+    for i in (0, 2):
+        assert results[i].status == "ok" and results[i].attempts == 2, results[i]
+        assert results[i].metrics["gpu_share"] == 1.0, results[i].metrics
+    assert results[1].status == "oom" and results[1].attempts == 2 and results[1].metrics["gpu_share"] == 1.0
+    assert results[3].status == "ok" and results[3].attempts == 1 and results[3].metrics["gpu_share"] == 0.25
+    record_property("tried", len(plan))
+
+
+@dataclass
+class OomOnce:
+    """The run's real objective, except that the genome `key` runs out of memory on its first evaluation only
+    (told by a marker file), as a candidate squeezed by a neighbour would."""
+
+    real: Any
+    root: str
+    key: str
+
+    def __call__(self, genome: Genome, device: str | None = None) -> Result:
+        flag = Path(self.root, "oom-once")
+        if genome.key == self.key and not flag.exists():
+            flag.write_text("first attempt")
+            return Result.failure(genome.key, genome.to_dict(), f"OutOfMemoryError: {OOM_MESSAGE}", status="oom")
+        return self.real(genome, device)
+
+    def architecture(self, genome: Genome) -> Any:
+        return self.real.architecture(genome)
+
+
+def test_resume_retrains_a_genome_logged_oom(tmp_path, record_property):
+    """A search stopped after an `oom` line (the batch not yet told): `nas resume` trains that genome again (the
+    log's cache does not answer an `oom`), and the run ends as the uninterrupted one, every genome finished."""
+    cfg = synthetic_config(tmp_path)
+    whole = tmp_path / "whole"
+    assert cli("search", str(cfg), "--run-dir", str(whole), "--workers", "0").code == 0
+    key = first_batch(cfg)[1].key
+    real_build = driver.build_objective
+    run = tmp_path / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(driver, "build_objective", lambda c, s: OomOnce(real_build(c, s), str(tmp_path), key))
+        out = cli("search", str(cfg), "--run-dir", str(run), "--workers", "0", "--max-evaluations", "3")
+        assert out.code == 0, out.stderr[-3000:]
+        assert [r["status"] for r in log_lines(run)] == ["ok", "oom", "ok"]
+        out = cli("resume", str(run), "--workers", "0")
+    assert out.code == 0, out.stderr[-3000:]
+    lines = log_lines(run)
+    retried = [r["status"] for r in lines if r["key"] == key]
+    assert retried == ["oom", "ok"], retried
+    latest = {r["key"]: (r["status"], r["fitness"]) for r in lines}
+    assert latest == {r["key"]: (r["status"], r["fitness"]) for r in log_lines(whole)}
     record_property("tried", 1)
