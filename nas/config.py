@@ -120,6 +120,15 @@ class FixedBlock:
 
 
 @dataclass
+class FidelityConfig:
+    """`search.fidelity`: successive halving. Candidates train `min_epochs` first; the best 1/`eta` of a rung
+    continue from their saved state to `eta` times as many epochs, up to `fitness.epochs` (`nas.run.fidelity`)."""
+
+    min_epochs: int = bounds(1, 1, 10_000)
+    eta: int = bounds(3, 2, 1000)
+
+
+@dataclass
 class SearchConfig:
     """`search`: the strategy, its parameters and the budget."""
 
@@ -130,6 +139,7 @@ class SearchConfig:
     ga: GAConfig = section(GAConfig)
     regularized_evolution: EvolutionConfig = section(EvolutionConfig)
     architecture: list[FixedBlock] | None = None
+    fidelity: FidelityConfig | None = None  # off when absent
 
 
 @dataclass
@@ -319,6 +329,10 @@ def parse_config(data: dict[str, Any], base: Path | None = None) -> Config:
         raise UserError("must be below search.ga.population", key="search.ga.elitism")
     if config.search.ga.tournament_size > config.search.ga.population:
         raise UserError("must be at most search.ga.population", key="search.ga.tournament_size")
+    fidelity = config.search.fidelity
+    if fidelity is not None and fidelity.min_epochs >= config.fitness.epochs:
+        raise UserError(f"must be below fitness.epochs ({config.fitness.epochs}), the top rung; got "
+                        f"{fidelity.min_epochs}", key="search.fidelity.min_epochs")  # fmt: skip
     evo = config.search.regularized_evolution
     if evo.sample_size > evo.population:
         raise UserError("must be at most the population", key="search.regularized_evolution.sample_size")

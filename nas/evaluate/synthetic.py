@@ -16,14 +16,20 @@ fitness, so that dense-everywhere is not optimal:
 fitness = 0.6 * architecture score + 0.4 * pattern score, in [0, 1], exactly 1 at the optimum (`optimum()`).
 `fitness.seconds_per_evaluation` sleeps to emulate training cost. The network's fixed parts come from the
 dataset's known shape (`SHAPES`), so no data is loaded; params and FLOPs are exact (`analytic_cost`).
+
+Under `search.fidelity` a rung of e of the E = `fitness.epochs` epochs sees `fidelity_fitness`: the fitness
+shrunk by a bias and blurred by a noise that both vanish at e = E, and it sleeps (e - e0) / E of
+`seconds_per_evaluation` when it continues from a rung state at e0 (cost proportional to epochs).
 """
 
 import math
+import random
 import time
 
 from nas.config import Config
 from nas.evaluate.objective import OBJECTIVES
 from nas.evaluate.result import Result
+from nas.evaluate.rungfile import metadata_only, read_header
 from nas.genome import shortcuts
 from nas.genome.architecture import Architecture
 from nas.genome.genome import Genome
@@ -84,6 +90,10 @@ class SyntheticObjective:
         lr = math.sqrt(self.space.learning_rate[0] * self.space.learning_rate[1]) if self.space.learning_rate else None
         return self.space.genome(self.space.encode(blocks, lr), tuple(ideal_bits(layers) for layers, _ in blocks))
 
+    def train_rung(self, genome: Genome, epochs: int, full_epochs: int, state: bytes | None, device: str | None):
+        """`search.fidelity`: see `synthetic_rung`."""
+        return synthetic_rung(self, genome, epochs, full_epochs, state)
+
     def __call__(self, genome: Genome, device: str | None = None) -> Result:
         start = time.perf_counter()
         if self.seconds:
@@ -98,6 +108,50 @@ class SyntheticObjective:
             flops=flops,
             seconds=time.perf_counter() - start,
         )
+
+
+# At 1 of E epochs the observed fitness is (1 - BIAS) of the true one plus noise of NOISE standard deviation;
+# both shrink linearly to zero at E. Rank correlation with the truth at low rungs is then high but imperfect,
+# as it is for real training (benchmarks/rank_fidelity.py).
+FIDELITY_BIAS = 0.3
+FIDELITY_NOISE = 0.05
+
+
+def fidelity_fitness(fitness: float, key: str, epochs: int, full_epochs: int) -> float:
+    """The synthetic fitness seen after `epochs` of `full_epochs`: biased low and noisy, exact at the top.
+
+    The noise is a pure function of (key, epochs) (`random.Random` seeds strings by SHA-512, the same in every
+    process), so a rung gives the same number whenever and wherever it is evaluated."""
+    gap = 1.0 - min(epochs, full_epochs) / full_epochs
+    noise = random.Random(f"{key}:{epochs}").gauss(0.0, 1.0)
+    return min(1.0, max(0.0, fitness * (1.0 - FIDELITY_BIAS * gap) + FIDELITY_NOISE * gap * noise))
+
+
+def synthetic_rung(
+    objective: "SyntheticObjective", genome: Genome, epochs: int, full_epochs: int, state: bytes | None
+) -> Result:
+    """One rung of the synthetic objective: continue from `state` (epochs done) to `epochs`, sleeping the cost
+    of the epochs trained; the result carries its own tensor-free rung state."""
+    start = time.perf_counter()
+    meta = read_header(state) if state is not None else None
+    if state is not None and (meta is None or meta.get("key") != genome.key):
+        raise ValueError("the rung state is not this candidate's")
+    done = meta["epochs_done"] if meta is not None else 0
+    if objective.seconds:
+        time.sleep(objective.seconds * max(epochs - done, 0) / full_epochs)
+    params, flops = analytic_cost(objective.architecture(genome))
+    return Result(
+        key=genome.key,
+        genome=genome.to_dict(),
+        status="ok",
+        fitness=fidelity_fitness(objective.fitness(genome), genome.key, epochs, full_epochs),
+        params=params,
+        flops=flops,
+        seconds=time.perf_counter() - start,
+        metrics={"epochs_trained": epochs - done},
+        epochs=epochs,
+        state=metadata_only({"epochs_done": epochs, "key": genome.key}),
+    )
 
 
 @OBJECTIVES.register("synthetic")

@@ -20,6 +20,7 @@ from nas.data.dataset import ImageData
 from nas.data.loading import load_dataset
 from nas.evaluate.objective import OBJECTIVES
 from nas.evaluate.result import Result
+from nas.evaluate.rungfile import read_header
 from nas.evaluate.trainer import seeded_model, train_model
 from nas.genome.architecture import Architecture
 from nas.genome.genome import Genome
@@ -61,15 +62,33 @@ class TrainObjective:
                 torch.cuda.empty_cache()
             return Result.failure(genome.key, genome.to_dict(), error_text(exc), seconds=time.perf_counter() - start)
 
-    def evaluate(self, genome: Genome, device: str | None, start: float) -> Result:
+    def train_rung(
+        self, genome: Genome, epochs: int, full_epochs: int, state: bytes | None, device: str | None
+    ) -> Result:
+        """One rung of `search.fidelity`: train to epoch `epochs` of the `full_epochs` budget, from `state` (the
+        previous rung's, None at the first); the result carries the new state and `epochs`. Never raises."""
+        start = time.perf_counter()
+        try:
+            return self.evaluate(genome, device, start, rung=(epochs, full_epochs, state))
+        except Exception as exc:  # the contract: a failed result, never an exception
+            if isinstance(exc, torch.cuda.OutOfMemoryError):
+                torch.cuda.empty_cache()
+            result = Result.failure(genome.key, genome.to_dict(), error_text(exc), seconds=time.perf_counter() - start)
+            result.epochs = epochs
+            return result
+
+    def evaluate(
+        self, genome: Genome, device: str | None, start: float, rung: tuple[int, int, bytes | None] | None = None
+    ) -> Result:
         arch = self.architecture(genome)
         fitness = self.config.fitness
         params, flops = analytic_cost(arch)
         model = seeded_model(arch, self.config.seed)
         evaluate = ("val", "test") if fitness.test else ("val",)
-        report = train_model(
-            model, self.data, fitness, seed=self.config.seed, lr=genome.learning_rate, device=device, evaluate=evaluate
-        )
+        target, full, state = rung if rung is not None else (None, None, None)
+        stop = target if target is not None and full is not None and target < full else None  # the top: no state
+        report = train_model(model, self.data, fitness, seed=self.config.seed, epochs=full, lr=genome.learning_rate,
+                             device=device, evaluate=evaluate, resume_from=state, stop_after=stop)  # fmt: skip
         accuracy = finite_or_none(report.val_accuracy)
         if accuracy is None:
             raise RuntimeError("no validation accuracy (empty validation split)")
@@ -81,6 +100,8 @@ class TrainObjective:
         }
         if fitness.test:
             metrics["test_accuracy"] = finite_or_none(report.test_accuracy)
+        if rung is not None:
+            metrics["epochs_trained"] = report.epochs - (read_header(state)["epochs_done"] if state else 0)
         return Result(
             key=genome.key,
             genome=genome.to_dict(),
@@ -90,6 +111,8 @@ class TrainObjective:
             flops=flops,
             seconds=time.perf_counter() - start,
             metrics=metrics,
+            epochs=target,
+            state=report.state,
         )
 
 

@@ -17,6 +17,9 @@ names the file and says what is safe: every result that arrived before is in the
 before anything else happens) and `checkpoint.json` still holds the last step (see `nas.run.checkpoint`), so
 `nas resume` continues exactly once the disk is back. A run stopped before its first checkpoint (killed or out
 of disk at start-up, so no log either) has told its strategy nothing: `nas resume` starts it from its config.
+
+`search.fidelity` (successive halving): `nas.run.rungs.SyncRungs` trains each batch rung by rung and the strategy
+is told each candidate at the highest rung it reached; the budget still counts distinct genomes.
 """
 
 import argparse
@@ -42,6 +45,7 @@ from nas.genome.space import SearchSpace, load_space
 from nas.run.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from nas.run.monitor import Monitor
 from nas.run.rundir import RunDir, create_run_dir, default_run_dir, open_run_dir
+from nas.run.rungs import SyncRungs
 from nas.run.runlock import run_lock
 from nas.run.runlog import EvaluationLog, rank_key, ranked
 from nas.run.signals import Interrupted, SignalGuard
@@ -96,7 +100,12 @@ def architecture_of(base: dict[str, Any], genome: dict[str, Any], provenance: di
 
 
 def make_evaluator(objective: Objective, config: Config, workers: int | None, address: str | None) -> Evaluator:
-    """`--workers 0`: in-process. Otherwise Ray: an existing cluster at `address`, or an embedded local one."""
+    """`--workers 0`: in-process. Otherwise Ray: an existing cluster at `address`, or an embedded local one.
+    Under `search.fidelity` the evaluator runs rungs (`nas.evaluate.rungjob`) instead of whole trainings."""
+    if config.search.fidelity is not None:
+        from nas.evaluate.rungjob import RungObjective
+
+        objective = RungObjective(objective, config.fitness.epochs)  # type: ignore[assignment]
     if workers == 0:
         return LocalEvaluator(objective)
     from nas.evaluate.ray_evaluator import RayEvaluator
@@ -222,6 +231,12 @@ class Loop:
         failures = sum(1 for r in self.log if not r.ok)
         self.monitor = Monitor(session.run.tensorboard, budget, len(self.log), failures)
         self.started = time.monotonic()
+        fidelity = session.config.search.fidelity
+        self.rungs = (
+            None
+            if fidelity is None
+            else SyncRungs(session.run.path, fidelity, session.config.fitness.epochs, self.log, self.record)
+        )
 
     def remaining(self) -> int | None:
         """New evaluations still allowed (None: no evaluation-count limit)."""
@@ -248,8 +263,8 @@ class Loop:
         """A new result: into the log first (durably), then the best file and the monitor."""
         with self.guard.critical():
             result.step = self.s.step
+            self.new += result.key not in self.log  # a later rung of a candidate is not a new evaluation
             self.log.append(result)
-            self.new += 1
             if (
                 result.ok
                 and result.fitness is not None
@@ -273,9 +288,11 @@ class Loop:
             return None
         return provenance.get("key") if isinstance(provenance, dict) else None
 
-    def run_batch(self) -> bool:
-        """Ask, evaluate, tell one batch. False when the batch was cut short by a limit (and not told)."""
-        genomes = self.s.strategy.ask()
+    def evaluate_batch(self, genomes: list[Genome]) -> tuple[bool, bool]:
+        """Evaluate what the log does not answer: (whole batch done, anything trained)."""
+        if self.rungs is not None:
+            todo = self.rungs.batch(genomes, self.s.step)
+            return self.rungs.run(self.evaluator, genomes, self.s.step, self.remaining()), bool(todo)
         misses: dict[str, Genome] = {}
         for g in genomes:
             if g.key not in self.log and g.key not in misses:
@@ -283,10 +300,17 @@ class Loop:
         remaining = self.remaining()
         todo = list(misses.values())[: remaining if remaining is not None else None]
         self.evaluator.evaluate(todo, lambda index, result: self.record(result))
-        if any(g.key not in self.log for g in genomes):
+        return all(g.key in self.log for g in genomes), bool(todo)
+
+    def run_batch(self) -> bool:
+        """Ask, evaluate, tell one batch. False when the batch was cut short by a limit (and not told)."""
+        genomes = self.s.strategy.ask()
+        complete, todo = self.evaluate_batch(genomes)
+        if not complete:
             return False
         results = [self.log.get(g.key) for g in genomes]
-        self.s.strategy.tell(results)  # type: ignore[arg-type]
+        told = results if self.rungs is None else [self.rungs.told(r) for r in results]  # type: ignore[arg-type]
+        self.s.strategy.tell(told)  # type: ignore[arg-type]
         self.s.step += 1
         self.s.stalled_steps = 0 if todo else self.s.stalled_steps + 1
         if self.s.stalled_steps == STALL_STEPS:

@@ -33,6 +33,7 @@ class EvaluationLog:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.results: dict[str, Result] = {}
+        self.rungs: dict[tuple[str, int | None], Result] = {}
         self.order: list[str] = []
         self._failed: DiskWriteError | None = None
         if self.path.exists():
@@ -71,7 +72,10 @@ class EvaluationLog:
     def _index(self, result: Result) -> None:
         if result.key not in self.results:
             self.order.append(result.key)
-        self.results[result.key] = result
+        known = self.results.get(result.key)
+        if known is None or result.ok or not known.ok:  # search.fidelity: the highest rung reached (logged in
+            self.results[result.key] = result  # order); a failure at a later rung does not undo an earlier one
+        self.rungs[(result.key, result.epochs)] = result
 
     def append(self, result: Result) -> None:
         """Write one result durably (flush + fsync), then index it."""
@@ -89,6 +93,10 @@ class EvaluationLog:
 
     def get(self, key: str) -> Result | None:
         return self.results.get(key)
+
+    def at(self, key: str, epochs: int | None) -> Result | None:
+        """The result of `key` at rung `epochs` (`search.fidelity`); None when it did not reach it."""
+        return self.rungs.get((key, epochs))
 
     def __contains__(self, key: str) -> bool:
         return key in self.results
@@ -144,6 +152,7 @@ FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "error": ((str,), True),
     "step": ((int,), True),
     "metrics": ((dict,), False),
+    "epochs": ((int,), True),
 }
 REQUIRED = ("key", "genome", "status", "fitness")
 
@@ -174,9 +183,12 @@ def why(exc: ValueError) -> str:
     return "not JSON" if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError) else str(exc)
 
 
-def rank_key(result: Result) -> tuple[float, int, str]:
-    """Sort key for "best first": higher fitness, then fewer parameters, then genome key (a total order)."""
-    return (-(result.fitness or 0.0), result.params if result.params is not None else 1 << 62, result.key)
+def rank_key(result: Result) -> tuple[int, float, int, str]:
+    """Sort key for "best first": higher rung (`search.fidelity`; equal without it), higher fitness, then fewer
+    parameters, then genome key (a total order). Accuracies after fewer epochs are not comparable with those
+    after the full budget, so a candidate stopped at a low rung never outranks one trained further."""
+    params = result.params if result.params is not None else 1 << 62
+    return (-(result.epochs or 0), -(result.fitness or 0.0), params, result.key)
 
 
 def ranked(results: list[Result] | Iterator[Result]) -> list[Result]:
