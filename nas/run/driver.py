@@ -328,6 +328,8 @@ class Loop:
         while not self.finished() and self.remaining() != 0:
             if not self.run_batch():
                 break
+        if self.rungs is not None and self.finished():
+            self.rungs.store.discard_all_but(set())  # a finished search promotes nothing more
 
     def close(self) -> None:
         """Close the monitor and the log. A monitor that cannot flush (the disk that stopped the search) is only

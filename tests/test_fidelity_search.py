@@ -1,0 +1,204 @@
+"""`search.fidelity` end to end: successive halving inside real searches (synthetic and real training), the
+rung lines of the log, the rung states under RUN_DIR/rungs/, a SIGKILL in the middle of a promotion, and Ray."""
+
+import collections
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT
+
+from nas.cli import main
+from nas.config import load_config
+from nas.data.loading import load_dataset
+from nas.errors import UserError
+from nas.evaluate.synthetic import build_synthetic, fidelity_fitness
+from nas.evaluate.train_objective import TrainObjective
+from nas.genome.genome import Genome
+from nas.genome.space import load_space
+from nas.run.fidelity import promote
+
+RUNGS = (1, 3, 9)
+THREADS_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@dataclass
+class Outcome:
+    code: int
+    stderr: str
+    exception: BaseException | None = None
+
+
+def cli(*argv: str) -> Outcome:
+    """`nas ARGV` in this process (stdout swallowed)."""
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        try:
+            return Outcome(main(list(argv)), err.getvalue())
+        except Exception as exc:  # noqa: BLE001  (reported by the assertion, not as a crash of the runner)
+            return Outcome(1, err.getvalue(), exc)
+
+
+def log_lines(run: Path) -> list[dict]:
+    """The complete lines of a run's log (a line still being written is left out)."""
+    path = run / "evaluations.jsonl"
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n") and line.strip()]
+
+
+def synthetic_fidelity(folder: Path, evaluations: int = 40, seconds: float = 0.0, name: str = "fid.yaml") -> Path:
+    data = yaml.safe_load((ROOT / "search_configs/smoke.yaml").read_text())
+    data["encoding"] = str(ROOT / "encodings/densenet_small.yaml")
+    data["fitness"].update({"epochs": 9, "seconds_per_evaluation": seconds})
+    data["search"].update({"budget": {"evaluations": evaluations}, "fidelity": {"min_epochs": 1, "eta": 3}})
+    path = folder / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def by_step(lines: list[dict]) -> dict[int, dict[int, list[dict]]]:
+    out: dict[int, dict[int, list[dict]]] = collections.defaultdict(lambda: collections.defaultdict(list))
+    for r in lines:
+        out[r["step"]][r["epochs"]].append(r)
+    return out
+
+
+def test_each_batch_promotes_its_best_third_to_the_full_budget(tmp_path):
+    cfg = synthetic_fidelity(tmp_path)
+    run = tmp_path / "run"
+    out = cli("search", str(cfg), "--run-dir", str(run), "--workers", "0")
+    assert out.code == 0 and out.exception is None, (out.stderr[-2000:], out.exception)
+    lines = log_lines(run)
+    assert len({r["key"] for r in lines}) == 40, "the budget counts candidates, not rungs"
+    assert len(lines) > 40 and {r["epochs"] for r in lines} == set(RUNGS)
+    config = load_config(cfg)
+    objective = build_synthetic(config, load_space(config.encoding))
+    for step, rungs in by_step(lines).items():
+        for low, high in zip(RUNGS, RUNGS[1:], strict=False):
+            below = rungs[low]
+            chosen = {below[i]["key"] for i in promote([r["fitness"] for r in below], 3)}
+            assert {r["key"] for r in rungs[high]} == chosen, (step, low)
+    for r in lines:
+        genome = Genome.from_dict(r["genome"])
+        exact = objective.fitness(genome)
+        assert r["fitness"] == fidelity_fitness(exact, r["key"], r["epochs"], 9)
+        if r["epochs"] == 9:
+            assert r["fitness"] == exact, "the top rung is the full-fidelity fitness"
+    keys = collections.Counter((r["key"], r["epochs"]) for r in lines)
+    assert max(keys.values()) == 1, "no rung trained twice"
+    assert not list((run / "rungs").glob("*")), "states are removed once a candidate can no longer be promoted"
+    best = yaml.safe_load((run / "best/architecture.yaml").read_text())["provenance"]["key"]
+    assert any(r["key"] == best and r["epochs"] == 9 for r in lines), "the best is ranked by rung first"
+
+
+def test_fidelity_keys_are_checked_with_their_path(tmp_path):
+    base = yaml.safe_load(synthetic_fidelity(tmp_path).read_text())
+    for fidelity, message in [
+        ({"min_epochs": 9, "eta": 3}, "search.fidelity.min_epochs: must be below fitness.epochs (9)"),
+        ({"min_epochs": 0}, "search.fidelity.min_epochs: must be >= 1"),
+        ({"eta": 1}, "search.fidelity.eta: must be >= 2"),
+        ({"eta": 2.5}, "search.fidelity.eta: must be an integer"),
+        ({"rungs": 3}, "search.fidelity.rungs: unknown key"),
+    ]:
+        path = tmp_path / "bad.yaml"
+        path.write_text(yaml.safe_dump({**base, "search": {**base["search"], "fidelity": fidelity}}))
+        with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            load_config(path)
+    path.write_text(yaml.safe_dump({**base, "search": {**base["search"], "fidelity": None}}))
+    assert load_config(path).search.fidelity is None
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1", **THREADS_ENV, "PYTHONPATH": str(ROOT)}
+
+
+def test_sigkill_during_a_promotion_then_resume_loses_nothing_and_trains_nothing_twice(tmp_path):
+    reference = tmp_path / "reference"
+    out = cli("search", str(synthetic_fidelity(tmp_path, 24)), "--run-dir", str(reference), "--workers", "0")
+    assert out.code == 0, out.stderr[-2000:]
+    cfg = synthetic_fidelity(tmp_path, 24, seconds=1.5, name="slow.yaml")  # a 3-epoch rung sleeps 0.33 s
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "nas", "search", str(cfg), "--run-dir", str(run), "--workers",
+                             "0"], env=env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(r.get("epochs") == 3 for r in log_lines(run)):
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    before = log_lines(run)
+    states = sorted(p.name for p in (run / "rungs").glob("*.safetensors"))
+    assert any(r["epochs"] == 3 for r in before) and states, "killed while a promotion was under way"
+    assert not any(r["epochs"] == 9 for r in before), "before the first batch reached its top rung"
+
+    out = cli("resume", str(run), "--workers", "0")
+    assert out.code == 0 and out.exception is None, (out.stderr[-2000:], out.exception)
+    after = log_lines(run)
+    assert after[: len(before)] == before, "nothing logged before the kill is lost"
+    rungs = collections.Counter((r["key"], r["epochs"]) for r in after)
+    assert max(rungs.values()) == 1, "no rung trained twice"
+    trained = collections.defaultdict(int)
+    for r in after:
+        trained[r["key"]] += r["metrics"]["epochs_trained"]
+    reached = {r["key"]: r["epochs"] for r in after}
+    assert trained == reached, "each candidate trained each of its epochs exactly once, resumed rungs included"
+    outcome = lambda lines: {(r["key"], r["epochs"], r["fitness"]) for r in lines}  # noqa: E731
+    assert outcome(after) == outcome(log_lines(reference)), "the same search as the uninterrupted one"
+    assert not list((run / "rungs").glob("*"))
+
+
+def tiny_digits(folder: Path) -> Path:
+    data = yaml.safe_load((ROOT / "search_configs/digits_quick.yaml").read_text())
+    data["encoding"] = str(ROOT / "encodings/densenet_small.yaml")
+    data["dataset"].update({"train_subset": 0.3, "validation_fraction": 0.2})
+    data["fitness"].update({"epochs": 3, "device": "cpu"})
+    data["search"].update({"fidelity": {"min_epochs": 1, "eta": 3}, "pso": {"swarm_size": 2},
+                           "ga": {"population": 3, "generations": 2, "tournament_size": 2, "elitism": 1}})  # fmt: skip
+    path = folder / "digits_fid.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_real_training_top_rung_is_the_full_training_bit_for_bit(tmp_path):
+    """One batch of 6 real candidates through rungs 1 and 3 of a 3-epoch budget: the candidate promoted to the
+    top has exactly the validation accuracy of an uninterrupted full training of its genome."""
+    import torch
+
+    torch.set_num_threads(1)
+    cfg = tiny_digits(tmp_path)
+    run = tmp_path / "run"
+    out = cli("search", str(cfg), "--run-dir", str(run), "--workers", "0", "--max-evaluations", "6")
+    assert out.code == 0 and out.exception is None, (out.stderr[-2000:], out.exception)
+    lines = log_lines(run)
+    assert [r["epochs"] for r in lines] == [1] * 6 + [3] * 2
+    assert all(r["metrics"]["epochs_trained"] == 2 for r in lines[6:]), "promoted candidates continued"
+    config = load_config(cfg)
+    space = load_space(config.encoding)
+    objective = TrainObjective(config, space, load_dataset(config.dataset, config.seed))
+    for top in lines[6:]:
+        full = objective(Genome.from_dict(top["genome"]))
+        assert full.fitness == top["fitness"]
+    checkpoint = json.loads((run / "checkpoint.json").read_text())
+    assert checkpoint["step"] == 1, "the whole batch was told"
+
+
+def test_rungs_through_ray_give_the_in_process_search(tmp_path):
+    cfg = synthetic_fidelity(tmp_path, 12)
+    local, ray_run = tmp_path / "local", tmp_path / "ray"
+    assert cli("search", str(cfg), "--run-dir", str(local), "--workers", "0").code == 0
+    out = subprocess.run([sys.executable, "-m", "nas", "search", str(cfg), "--run-dir", str(ray_run), "--workers",
+                          "2"], env=env(), cwd=ROOT, capture_output=True, text=True, timeout=240)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    outcome = lambda lines: sorted((r["key"], r["epochs"], r["fitness"], r["step"]) for r in lines)  # noqa: E731
+    assert outcome(log_lines(ray_run)) == outcome(log_lines(local))
+    assert all(r["worker"].startswith("ray:") for r in log_lines(ray_run))
