@@ -113,6 +113,9 @@ def test_fidelity_keys_are_checked_with_their_path(tmp_path):
         path.write_text(yaml.safe_dump({**base, "search": {**base["search"], "fidelity": fidelity}}))
         with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
             load_config(path)
+    path.write_text(yaml.safe_dump({**base, "search": {**base["search"], "mode": "async"}}))
+    with pytest.raises(UserError, match="search.fidelity: works with search.mode sync"):
+        load_config(path)
     path.write_text(yaml.safe_dump({**base, "search": {**base["search"], "fidelity": None}}))
     assert load_config(path).search.fidelity is None
 

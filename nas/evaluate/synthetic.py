@@ -14,12 +14,14 @@ fitness, so that dense-everywhere is not optimal:
   pattern.
 
 fitness = 0.6 * architecture score + 0.4 * pattern score, in [0, 1], exactly 1 at the optimum (`optimum()`).
-`fitness.seconds_per_evaluation` sleeps to emulate training cost. The network's fixed parts come from the
-dataset's known shape (`SHAPES`), so no data is loaded; params and FLOPs are exact (`analytic_cost`).
+It sleeps to emulate training cost: `fitness.seconds_per_evaluation + flops / 1e9 * fitness.seconds_per_gflop`,
+so with `seconds_per_gflop` set a big candidate costs more than a small one, as in real training (what the
+dispatch order and the async driver are measured against). The network's fixed parts come from the dataset's
+known shape (`SHAPES`), so no data is loaded; params and FLOPs are exact (`analytic_cost`).
 
 Under `search.fidelity` a rung of e of the E = `fitness.epochs` epochs sees `fidelity_fitness`: the fitness
-shrunk by a bias and blurred by a noise that both vanish at e = E, and it sleeps (e - e0) / E of
-`seconds_per_evaluation` when it continues from a rung state at e0 (cost proportional to epochs).
+shrunk by a bias and blurred by a noise that both vanish at e = E, and it sleeps (e - e0) / E of that cost
+when it continues from a rung state at e0 (cost proportional to epochs).
 """
 
 import math
@@ -54,10 +56,11 @@ def ideal_bits(layers: int) -> str:
 
 
 class SyntheticObjective:
-    def __init__(self, space: SearchSpace, shape: tuple[int, int, int], seconds: float):
+    def __init__(self, space: SearchSpace, shape: tuple[int, int, int], seconds: float, seconds_per_gflop: float = 0.0):
         self.space = space
         self.shape = shape
         self.seconds = seconds
+        self.seconds_per_gflop = seconds_per_gflop
         self.targets = [
             (round(lay[0] + 0.8 * (lay[1] - lay[0])), round(gro[0] + 0.2 * (gro[1] - gro[0])))
             for lay, gro in zip(space.layers, space.growth_rate, strict=True)
@@ -84,6 +87,10 @@ class SyntheticObjective:
         total = sum(len(block.shortcuts) for block in genome.blocks)
         return 0.6 * arch_score + 0.4 * matches / total
 
+    def cost_seconds(self, flops: int) -> float:
+        """The emulated training time of a candidate of `flops` FLOPs."""
+        return self.seconds + flops / 1e9 * self.seconds_per_gflop
+
     def optimum(self) -> Genome:
         """The genome of fitness exactly 1 (the targets are whole numbers)."""
         blocks = tuple(self.targets)
@@ -96,9 +103,10 @@ class SyntheticObjective:
 
     def __call__(self, genome: Genome, device: str | None = None) -> Result:
         start = time.perf_counter()
-        if self.seconds:
-            time.sleep(self.seconds)
         params, flops = analytic_cost(self.architecture(genome))
+        delay = self.cost_seconds(flops)
+        if delay:
+            time.sleep(delay)
         return Result(
             key=genome.key,
             genome=genome.to_dict(),
@@ -137,9 +145,10 @@ def synthetic_rung(
     if state is not None and (meta is None or meta.get("key") != genome.key):
         raise ValueError("the rung state is not this candidate's")
     done = meta["epochs_done"] if meta is not None else 0
-    if objective.seconds:
-        time.sleep(objective.seconds * max(epochs - done, 0) / full_epochs)
     params, flops = analytic_cost(objective.architecture(genome))
+    delay = objective.cost_seconds(flops) * max(epochs - done, 0) / full_epochs
+    if delay:
+        time.sleep(delay)
     return Result(
         key=genome.key,
         genome=genome.to_dict(),
@@ -158,6 +167,5 @@ def synthetic_rung(
 def build_synthetic(config: Config, space: SearchSpace) -> SyntheticObjective:
     name = config.dataset.name
     in_channels, num_classes, size = SHAPES.get(name, (3, 10, 32))
-    return SyntheticObjective(
-        space, (in_channels, num_classes, config.dataset.resize or size), config.fitness.seconds_per_evaluation
-    )
+    shape = (in_channels, num_classes, config.dataset.resize or size)
+    return SyntheticObjective(space, shape, config.fitness.seconds_per_evaluation, config.fitness.seconds_per_gflop)

@@ -8,7 +8,9 @@ whatever the number of workers or the order in which they finish. A checkpoint i
 answers what already finished.
 
 Budget: `search.budget.evaluations` counts distinct genomes trained in the run (lines of the log; repeats
-are free), `search.budget.hours` the summed wall time of all sessions (checked between batches).
+are free), `search.budget.hours` the summed wall time of all sessions, checked as each result arrives: once
+it is spent the candidates still in flight are cancelled, so a search stops within one candidate of its limit.
+The misses of a batch are submitted largest first (`nas.run.dispatch`); they are still told in ask order.
 `--max-evaluations N` stops after N new evaluations of this invocation; a batch cut short by either is not
 told, so the checkpoint stays at the batch's start and `nas resume` continues it exactly.
 
@@ -43,6 +45,7 @@ from nas.genome.architecture import FIXED_KEYS, Architecture, check_input_size, 
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace, load_space
 from nas.run.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from nas.run.dispatch import largest_first
 from nas.run.monitor import Monitor
 from nas.run.rundir import RunDir, create_run_dir, default_run_dir, open_run_dir
 from nas.run.rungs import SyncRungs
@@ -212,6 +215,10 @@ def save_state(session: Session, base: dict[str, Any], evaluations: int = 0) -> 
     )
 
 
+class OutOfTime(Exception):
+    """`search.budget.hours` ran out while results were arriving: stop, cancelling what is still in flight."""
+
+
 class Loop:
     """One invocation's pass over the ask/evaluate/tell cycle, with its budget and its outputs."""
 
@@ -232,11 +239,11 @@ class Loop:
         self.monitor = Monitor(session.run.tensorboard, budget, len(self.log), failures)
         self.started = time.monotonic()
         fidelity = session.config.search.fidelity
-        self.rungs = (
-            None
-            if fidelity is None
-            else SyncRungs(session.run.path, fidelity, session.config.fitness.epochs, self.log, self.record)
-        )
+        self.rungs = None
+        if fidelity is not None:
+            self.rungs = SyncRungs(
+                session.run.path, fidelity, session.config.fitness.epochs, self.log, lambda r: self.arrived(0, r)
+            )
 
     def remaining(self) -> int | None:
         """New evaluations still allowed (None: no evaluation-count limit)."""
@@ -251,13 +258,31 @@ class Loop:
     def elapsed(self) -> float:
         return self.s.elapsed_seconds + time.monotonic() - self.started
 
+    def out_of_time(self) -> bool:
+        hours = self.s.config.search.budget.hours
+        return hours is not None and self.elapsed() >= hours * 3600
+
     def finished(self) -> bool:
         budget = self.s.config.search.budget
         if budget.evaluations is not None and len(self.log) >= budget.evaluations:
             return True
-        if budget.hours is not None and self.elapsed() >= budget.hours * 3600:
+        if self.out_of_time():
             return True
         return self.s.strategy.done() or self.s.stalled_steps >= STALL_STEPS
+
+    def save_elapsed(self) -> None:
+        """Checkpoint the time spent without telling anything (the pending batch is part of the strategy's
+        state), so that a resumed run sees the hours budget spent."""
+        self.s.elapsed_seconds = self.elapsed()
+        self.started = time.monotonic()
+        with self.guard.critical():
+            save_state(self.s, self.base, len(self.log))
+
+    def arrived(self, index: int, result: Result) -> None:
+        """A result arrived: record it, then look at the clock (`search.budget.hours` is checked per result)."""
+        self.record(result)
+        if self.out_of_time():
+            raise OutOfTime
 
     def record(self, result: Result) -> None:
         """A new result: into the log first (durably), then the best file and the monitor."""
@@ -299,13 +324,17 @@ class Loop:
                 misses[g.key] = g
         remaining = self.remaining()
         todo = list(misses.values())[: remaining if remaining is not None else None]
-        self.evaluator.evaluate(todo, lambda index, result: self.record(result))
+        self.evaluator.evaluate(largest_first(todo, self.s.objective), self.arrived)
         return all(g.key in self.log for g in genomes), bool(todo)
 
     def run_batch(self) -> bool:
         """Ask, evaluate, tell one batch. False when the batch was cut short by a limit (and not told)."""
         genomes = self.s.strategy.ask()
-        complete, todo = self.evaluate_batch(genomes)
+        try:
+            complete, todo = self.evaluate_batch(genomes)
+        except OutOfTime:  # what is still in flight was cancelled; the batch is not told
+            self.save_elapsed()
+            return False
         if not complete:
             return False
         results = [self.log.get(g.key) for g in genomes]
@@ -345,8 +374,13 @@ def drive(session: Session, workers: int | None, address: str | None, limit: int
     """Run the loop until the budget, the limit or a signal; print where everything is."""
     evaluator = make_evaluator(session.objective, session.config, workers, address)
     code = 0
+    loop_type = Loop
+    if session.config.search.mode == "async":
+        from nas.run.async_loop import AsyncLoop  # it builds on this module's Loop, hence imported here
+
+        loop_type = AsyncLoop
     with SignalGuard() as guard:
-        loop = Loop(session, evaluator, limit, guard)
+        loop = loop_type(session, evaluator, limit, guard)
         try:
             loop.run()
         except Interrupted as exc:
