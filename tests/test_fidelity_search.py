@@ -205,3 +205,98 @@ def test_rungs_through_ray_give_the_in_process_search(tmp_path):
     outcome = lambda lines: sorted((r["key"], r["epochs"], r["fitness"], r["step"]) for r in lines)  # noqa: E731
     assert outcome(log_lines(ray_run)) == outcome(log_lines(local))
     assert all(r["worker"].startswith("ray:") for r in log_lines(ray_run))
+
+
+def asha_search(run: Path, candidates: int, stop_after: int | None = None):
+    """What the async driver does with `AsyncRungs`, on the in-process evaluator (one slot): when the slot
+    frees, a promotion if ASHA has one, else a new random candidate. Stops early after `stop_after` results,
+    leaving the job in flight (as a crash would). Returns (log, the job in flight or None)."""
+    import random
+
+    from nas.config import FidelityConfig
+    from nas.evaluate.evaluator import LocalEvaluator
+    from nas.evaluate.rungjob import RungObjective
+    from nas.run.rungs import AsyncRungs
+    from nas.run.runlog import EvaluationLog
+    from nas.strategies.random_search import random_genome
+
+    config = load_config(synthetic_fidelity(run.parent))
+    space = load_space(config.encoding)
+    run.mkdir(exist_ok=True)
+    log = EvaluationLog(run / "evaluations.jsonl")
+    rungs = AsyncRungs(run, FidelityConfig(min_epochs=1, eta=3), 9, log, log.append)
+    evaluator = LocalEvaluator(RungObjective(build_synthetic(config, space), 9))
+    rng = random.Random(0)
+    jobs: dict = {}
+    started = len(log)
+    arrived = 0
+
+    def fill() -> None:
+        nonlocal started
+        while evaluator.outstanding() < 1:
+            job = rungs.next_promotion({j.key for j in jobs.values()})
+            if job is None:
+                genome = random_genome(space, rng)
+                while genome.key in log:
+                    genome = random_genome(space, rng)
+                if started >= candidates:
+                    return
+                job, started = rungs.first_rung(genome), started + 1
+            jobs[evaluator.submit(job)] = job
+
+    fill()
+    while evaluator.outstanding():
+        if stop_after is not None and arrived == stop_after:
+            log.close()
+            return log, next(iter(jobs.values()))
+        for ticket, result in evaluator.wait():
+            rungs.arrived(jobs.pop(ticket), result)
+            arrived += 1
+        fill()
+    rungs.finish()
+    log.close()
+    return log, None
+
+
+def test_asha_promotes_from_the_top_of_each_rung_as_results_arrive(tmp_path):
+    run = tmp_path / "run"
+    asha_search(run, 30)
+    lines = log_lines(run)
+    assert len({r["key"] for r in lines}) == 30 and {r["epochs"] for r in lines} == set(RUNGS)
+    seen: dict[int, list[tuple[float, str]]] = {e: [] for e in RUNGS}
+    for r in lines:  # one slot: each promotion was decided on exactly the lines before it
+        if r["epochs"] != RUNGS[0]:
+            below = RUNGS[RUNGS.index(r["epochs"]) - 1]
+            ranked = sorted(seen[below], key=lambda m: -m[0])
+            assert r["key"] in {k for _, k in ranked[: len(ranked) // 3]}, "promoted from the top floor(n / eta)"
+        seen[r["epochs"]].append((r["fitness"], r["key"]))
+    trained = collections.defaultdict(int)
+    for r in lines:
+        trained[r["key"]] += r["metrics"]["epochs_trained"]
+    assert trained == {r["key"]: r["epochs"] for r in lines}, "each promotion continued from its saved state"
+    assert collections.Counter((r["key"], r["epochs"]) for r in lines).most_common(1)[0][1] == 1
+    assert not list((run / "rungs").glob("*")), "the finished search removed its states"
+
+
+def test_asha_after_a_crash_resumes_the_promotion_in_flight_from_its_state(tmp_path):
+    from nas.config import FidelityConfig
+    from nas.run.rungs import AsyncRungs
+    from nas.run.runlog import EvaluationLog
+
+    run = tmp_path / "run"
+    for stop in range(8, 30):  # the first stop with a promotion in flight
+        if run.exists():
+            import shutil
+
+            shutil.rmtree(run)
+        _, job = asha_search(run, 30, stop_after=stop)
+        if job is not None and job.epochs > RUNGS[0]:
+            break
+    assert job.state is not None
+    kept = {p.name for p in (run / "rungs").glob("*")}
+    assert f"{job.key}.e{RUNGS[RUNGS.index(job.epochs) - 1]}.safetensors" in kept
+    log = EvaluationLog(run / "evaluations.jsonl")
+    resumed = AsyncRungs(run, FidelityConfig(min_epochs=1, eta=3), 9, log, log.append)
+    again = resumed.next_promotion(set())
+    assert (again.key, again.epochs, again.state) == (job.key, job.epochs, job.state)
+    log.close()

@@ -32,12 +32,22 @@ from nas.evaluate.result import Result
 from nas.evaluate.rungfile import read_header
 from nas.evaluate.rungjob import RungJob
 from nas.genome.genome import Genome
-from nas.run.fidelity import promote, rung_epochs, told_fitness
+from nas.run.fidelity import Asha, promote, rung_epochs, told_fitness
 from nas.run.runlog import EvaluationLog
 
 log = logging.getLogger(__name__)
 
 NAME = re.compile(r"^(?P<key>[0-9a-f]{64})\.e(?P<epochs>\d+)\.safetensors$")
+
+
+def told_result(result: Result, rungs: list[int]) -> Result:
+    """A copy of `result` whose fitness is `told_fitness` of its rung (failures as they are)."""
+    if not result.ok or result.fitness is None:
+        return result
+    level = rungs.index(result.epochs) if result.epochs in rungs else len(rungs) - 1
+    told = Result.from_dict(result.to_dict())
+    told.fitness = told_fitness(result.fitness, level, len(rungs))
+    return told
 
 
 class RungStore:
@@ -163,9 +173,73 @@ class SyncRungs:
 
     def told(self, result: Result) -> Result:
         """The result a strategy is told: fitness ranked by rung, then accuracy (`told_fitness`)."""
-        if not result.ok or result.fitness is None:
-            return result
-        level = self.rungs.index(result.epochs) if result.epochs in self.rungs else len(self.rungs) - 1
-        told = Result.from_dict(result.to_dict())
-        told.fitness = told_fitness(result.fitness, level, len(self.rungs))
-        return told
+        return told_result(result, self.rungs)
+
+
+class AsyncRungs:
+    """ASHA for the async driver: what to run when a slot frees, over a submit/wait evaluator.
+
+    When a slot frees, the driver asks `next_promotion`; a job means a candidate continues from its saved state
+    to the next rung, None means a new candidate from the strategy (`first_rung`). Each result goes through
+    `arrived` (state to disk, log line, `Asha.record`). The ASHA state is rebuilt from the log on construction
+    (every rung line, in the log's key order), never checkpointed: a promotion in flight when the run stopped
+    has no line at its rung yet, so after a resume ASHA picks it again and it continues from its saved state,
+    training nothing twice. A candidate's states stay on disk while it may still be promoted (`Asha.promotable`)
+    and are removed when it reaches the top, fails, or the search ends (`finish`).
+    """
+
+    def __init__(
+        self,
+        run_path: Path,
+        fidelity: FidelityConfig,
+        full_epochs: int,
+        log: EvaluationLog,
+        record: Callable[[Result], None],
+    ):
+        self.rungs = rung_epochs(fidelity.min_epochs, fidelity.eta, full_epochs)
+        self.asha = Asha(len(self.rungs), fidelity.eta)
+        self.store = RungStore(run_path)
+        self.log = log
+        self.record = record
+        for key in log.order:
+            for level, epochs in enumerate(self.rungs):
+                result = log.at(key, epochs)
+                if result is None:
+                    break
+                if level:
+                    self.asha.mark_promoted(key, level)
+                self.asha.record(key, level, result.fitness if result.ok else None)
+
+    def first_rung(self, genome: Genome) -> RungJob:
+        """The job of a new candidate: the first rung, from scratch."""
+        return RungJob(genome, self.rungs[0])
+
+    def next_promotion(self, busy: set[str]) -> RungJob | None:
+        """The promotion to run now (reserved at once), or None; `busy` are the keys in flight."""
+        pick = self.asha.next_promotion(frozenset(busy))
+        if pick is None:
+            return None
+        key, level = pick
+        self.asha.mark_promoted(key, level)
+        genome = Genome.from_dict(self.log.get(key).genome)  # type: ignore[union-attr]
+        return RungJob(genome, self.rungs[level], self.store.load(key, self.rungs[level - 1]))
+
+    def arrived(self, job: RungJob, result: Result) -> None:
+        """A rung result: state to disk, log line, ASHA; states that can no longer serve are removed."""
+        level = self.rungs.index(job.epochs)
+        result.epochs = job.epochs
+        state, result.state = result.state, None
+        keep = result.ok and state is not None and level < len(self.rungs) - 1
+        if keep:
+            self.store.save(job.key, job.epochs, state)  # type: ignore[arg-type]
+        self.record(result)
+        self.asha.record(job.key, level, result.fitness if result.ok else None)
+        self.store.discard(job.key, below=job.epochs if keep else None)
+
+    def told(self, result: Result) -> Result:
+        """What the strategy is told for a rung result (as in sync: rung, then accuracy)."""
+        return told_result(result, self.rungs)
+
+    def finish(self) -> None:
+        """The search ended: nothing will be promoted any more."""
+        self.store.discard_all_but(set())
