@@ -98,6 +98,12 @@ def test_each_batch_promotes_its_best_third_to_the_full_budget(tmp_path):
     assert not list((run / "rungs").glob("*")), "states are removed once a candidate can no longer be promoted"
     best = yaml.safe_load((run / "best/architecture.yaml").read_text())["provenance"]["key"]
     assert any(r["key"] == best and r["epochs"] == 9 for r in lines), "the best is ranked by rung first"
+    from nas.run.runlog import ranked, read_results
+
+    order = ranked(read_results(run / "evaluations.jsonl"))
+    assert len(order) == len({r.key for r in order}) == 40, "one entry a candidate, at its highest rung"
+    assert order[0].key == best and [r.epochs for r in order] == sorted((r.epochs for r in order), reverse=True)
+    assert cli("export", str(run), "--out", str(tmp_path / "export")).code == 0
 
 
 def test_fidelity_keys_are_checked_with_their_path(tmp_path):

@@ -192,5 +192,10 @@ def rank_key(result: Result) -> tuple[int, float, int, str]:
 
 
 def ranked(results: list[Result] | Iterator[Result]) -> list[Result]:
-    """The `ok` results, best first, in an order that does not depend on completion order."""
-    return sorted((r for r in results if r.ok and r.fitness is not None), key=rank_key)
+    """The `ok` results, best first, in an order that does not depend on completion order; one per genome (its
+    highest rung under `search.fidelity`, whose log has a line per rung reached)."""
+    best: dict[str, Result] = {}
+    for r in results:
+        if r.ok and r.fitness is not None and (r.key not in best or rank_key(r) < rank_key(best[r.key])):
+            best[r.key] = r
+    return sorted(best.values(), key=rank_key)
