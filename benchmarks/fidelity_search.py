@@ -3,8 +3,10 @@
 Both arms run the same config (`search_configs/cifar10_jpeg_lowfi.yaml` by default, real training) over the
 same seeds; the fidelity arm adds `search.fidelity: {min_epochs, eta}` and, so that the comparison is at equal
 compute, a larger candidate budget (`--fidelity-budget`). Compute is the sum of the `seconds` of every log line
-(each candidate's, or each rung's, training and validation on one torch thread): CPU-seconds, the same
-measure for both arms, insensitive to how long a run waited between candidates. The best accuracy counts only
+(each candidate's, or each rung's, training and validation on one torch thread), or with `--compute epochs`
+the training epochs themselves (a rung continued from epoch e0 to e counts e - e0): on a CPU shared with other
+work a candidate's seconds vary with the load (2x here), its epochs do not, but epochs leave out the model
+build and the validation pass that every rung repeats. The best accuracy counts only
 full-budget results (the top rung of the fidelity arm), since lower rungs are not comparable. Prints a table
 (best accuracy at fractions of the baseline's compute, mean over seeds) and one JSON line with the machine and
 the date; the runs stay under `--out`, and a benchmark stopped halfway resumes them.
@@ -65,12 +67,15 @@ def run_one(config: Path, run: Path, seed: int) -> None:
         raise SystemExit(f"search {run} failed with exit code {code}")
 
 
-def curve(run: Path, full_epochs: int) -> list[tuple[float, float]]:
+def curve(run: Path, full_epochs: int, compute: str = "seconds") -> list[tuple[float, float]]:
     """(compute so far, best full-budget accuracy so far) after every log line."""
     out, spent, best = [], 0.0, 0.0
     for line in (run / "evaluations.jsonl").read_text().splitlines():
         r = json.loads(line)
-        spent += r["seconds"]
+        if compute == "epochs":
+            spent += r["metrics"].get("epochs_trained", r.get("epochs", full_epochs))
+        else:
+            spent += r["seconds"]
         if r["status"] == "ok" and r.get("epochs", full_epochs) == full_epochs:
             best = max(best, r["fitness"])
         out.append((spent, best))
@@ -91,6 +96,7 @@ def main() -> None:
     parser.add_argument("--min-epochs", type=int, default=1)
     parser.add_argument("--eta", type=int, default=3)
     parser.add_argument("--arms", nargs="+", default=["full", "fidelity"])
+    parser.add_argument("--compute", choices=["seconds", "epochs"], default="seconds")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides, dotted.key=yaml_value")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "fidelity-search")
     args = parser.parse_args()
@@ -108,9 +114,9 @@ def main() -> None:
                                   budgets[arm][1])  # fmt: skip
             full_epochs = yaml.safe_load(config.read_text())["fitness"]["epochs"]
             run_one(config, run, seed)
-            curves[arm].append(curve(run, full_epochs))
+            curves[arm].append(curve(run, full_epochs, args.compute))
             spent, best = curves[arm][-1][-1]
-            print(f"  {arm:<9} seed {seed}: best {best:.4f} after {spent:.0f} s of compute", file=sys.stderr)
+            print(f"  {arm:<9} seed {seed}: best {best:.4f} after {spent:.0f} {args.compute}", file=sys.stderr)
     rows = []
     if "full" in curves and curves["full"]:
         reference = statistics.fmean(c[-1][0] for c in curves["full"])
@@ -124,8 +130,9 @@ def main() -> None:
                 "final_best_std": statistics.pstdev(c[-1][1] for c in runs),
                 "best_at_fraction_of_full_compute": at,
             })  # fmt: skip
-        print(f"\nbest validation accuracy (mean over seeds) within a fraction of the full arm's {reference:.0f} s")
-        print(f"{'arm':<10}" + "".join(f"{f'x{f:.2f}':>9}" for f in FRACTIONS) + f"{'final':>9}{'compute s':>11}")
+        print(f"\nbest validation accuracy (mean over seeds) within a fraction of the full arm's {reference:.0f} "
+              f"{args.compute}")  # fmt: skip
+        print(f"{'arm':<10}" + "".join(f"{f'x{f:.2f}':>9}" for f in FRACTIONS) + f"{'final':>9}{args.compute:>11}")
         for r in rows:
             cells = "".join(f"{v:>9.4f}" for v in r["best_at_fraction_of_full_compute"].values())
             print(f"{r['arm']:<10}{cells}{r['final_best']:>9.4f}{r['compute_s']:>11.0f}")
@@ -135,6 +142,7 @@ def main() -> None:
         "budget": args.budget,
         "fidelity_budget": args.fidelity_budget,
         "fidelity": fidelity,
+        "compute": args.compute,
         "overrides": overrides,
         "results": rows,
         "seconds": round(time.time() - started, 1),
