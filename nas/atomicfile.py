@@ -47,7 +47,20 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     On any failure the temporary file is removed and `path` is exactly as it was; an `OSError` is raised as a
     `DiskWriteError`.
     """
-    atomic_write_bytes(path, text.encode("utf-8"))
+    p = Path(path)
+    with writing(p):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, p)
+        except BaseException:
+            with suppress(OSError):  # the error to report is the one that stopped the write
+                Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
