@@ -121,7 +121,7 @@ class SyntheticObjective:
 # At 0 of E epochs the observed fitness would be (1 - BIAS) of the true one plus noise of NOISE standard
 # deviation; both shrink linearly to zero at E. NOISE is set from the rank-fidelity measurement on low-fidelity
 # CIFAR-10 (benchmarks/RESULTS.md, multi-fidelity): over random genomes of `densenet_small` (fitness spread
-# 0.12) it gives Kendall's tau 0.28 after 1 of 9 epochs and 0.46 after 3, where real training gave 0.30 and 0.43.
+# 0.12) it gives Kendall's tau 0.28 after 1 of 9 epochs and 0.46 after 3, where real training gave 0.27 and 0.36.
 FIDELITY_BIAS = 0.3
 FIDELITY_NOISE = 0.15
 
