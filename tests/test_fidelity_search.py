@@ -310,3 +310,26 @@ def test_asha_after_a_crash_resumes_the_promotion_in_flight_from_its_state(tmp_p
     again = resumed.next_promotion(set())
     assert (again.key, again.epochs, again.state) == (job.key, job.epochs, job.state)
     log.close()
+
+
+def test_a_damaged_rung_state_is_a_warning_and_that_candidate_trains_from_epoch_zero(tmp_path, caplog):
+    cfg = synthetic_fidelity(tmp_path, 12)
+    reference, run = tmp_path / "reference", tmp_path / "run"
+    assert cli("search", str(cfg), "--run-dir", str(reference), "--workers", "0").code == 0
+    assert cli("search", str(cfg), "--run-dir", str(run), "--workers", "0", "--max-evaluations", "4").code == 0
+    states = sorted((run / "rungs").glob("*.safetensors"))
+    assert len(states) == 4, "the cut batch keeps its first-rung states for the resume"
+    promoted = {r["key"] for r in log_lines(reference) if r["step"] == 0 and r["epochs"] == 3}
+    damaged = [p for p in states if p.name.split(".")[0] in promoted]
+    assert damaged, "the seed promotes one of the first four (else pick another seed)"
+    damaged[0].write_bytes(damaged[0].read_bytes()[:40])  # torn
+    for p in damaged[1:]:
+        p.unlink()
+    with caplog.at_level("WARNING"):
+        assert cli("resume", str(run), "--workers", "0").code == 0
+    assert "trains again from epoch 0" in caplog.text
+    lines = log_lines(run)
+    outcome = lambda lines: {(r["key"], r["epochs"], r["fitness"]) for r in lines}  # noqa: E731
+    assert outcome(lines) == outcome(log_lines(reference)), "the same numbers, only retrained"
+    keys = {p.name.split(".")[0] for p in damaged}
+    assert all(r["metrics"]["epochs_trained"] == 3 for r in lines if r["key"] in keys and r["epochs"] == 3)

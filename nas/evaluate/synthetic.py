@@ -98,8 +98,11 @@ class SyntheticObjective:
         return self.space.genome(self.space.encode(blocks, lr), tuple(ideal_bits(layers) for layers, _ in blocks))
 
     def train_rung(self, genome: Genome, epochs: int, full_epochs: int, state: bytes | None, device: str | None):
-        """`search.fidelity`: see `synthetic_rung`."""
-        return synthetic_rung(self, genome, epochs, full_epochs, state)
+        """`search.fidelity`: see `synthetic_rung`; a state that is not this candidate's is a failed result."""
+        try:
+            return synthetic_rung(self, genome, epochs, full_epochs, state)
+        except ValueError as exc:
+            return Result.failure(genome.key, genome.to_dict(), f"ValueError: {exc}", epochs=epochs)
 
     def __call__(self, genome: Genome, device: str | None = None) -> Result:
         start = time.perf_counter()
