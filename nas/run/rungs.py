@@ -18,6 +18,10 @@ done and the scheduler recomputes the same promotions from them, so a resumed pr
 saved states and nothing is trained twice). Candidates the log knows from an earlier step are cache hits at the
 highest rung they reached. A batch cut short by the budget trains its first rung only, without promoting, and
 is not told (the driver's rule for any cut batch), so the resumed run promotes over the whole batch.
+
+Async (`AsyncRungs`): ASHA for `search.mode: async`, built on the evaluators' submit/wait; see its docstring.
+The async driver does not call it yet (its strategies' partial ask/tell is still to come), so the config
+refuses `search.fidelity` with `search.mode: async` for now.
 """
 
 import logging
