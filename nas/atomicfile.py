@@ -61,3 +61,21 @@ def atomic_write_text(path: str | Path, text: str) -> None:
             with suppress(OSError):  # the error to report is the one that stopped the write
                 Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """`atomic_write_text` for bytes (the rung states of `search.fidelity`)."""
+    p = Path(path)
+    with writing(p):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, p)
+        except BaseException:
+            with suppress(OSError):  # the error to report is the one that stopped the write
+                Path(tmp).unlink(missing_ok=True)
+            raise

@@ -1,13 +1,23 @@
 """The evaluator contract: genomes in, results streamed back as each finishes. Knows nothing of strategies.
 
-`evaluate(genomes, on_result)` calls `on_result(index, result)` once per genome, the moment that genome's result
-exists (in completion order, which need not be ask order): the driver appends it to the log right there, so a
-crash loses only what was still in flight. `LocalEvaluator` runs candidates one after another in this process
-(`--workers 0`, debugging); `RayEvaluator` (`nas.evaluate.ray_evaluator`) runs them as Ray tasks.
+Two ways in, one machinery underneath:
+- `evaluate(genomes, on_result)` (the sync driver): calls `on_result(index, result)` once per genome, the moment
+  that genome's result exists (in completion order, which need not be ask order): the driver appends it to the
+  log right there, so a crash loses only what was still in flight.
+- `submit(genome) -> ticket` and `wait(timeout) -> [(ticket, result), ...]` (the async driver): submit one
+  candidate at a time, and take back whichever have finished (at least one, unless `timeout` seconds pass
+  first; an empty list also when nothing is outstanding). `outstanding()` counts submitted candidates whose
+  result has not been taken yet, `slots()` how many candidates can run at the same time (what the async
+  driver keeps busy), and `cancel()` abandons every outstanding candidate.
+
+`evaluate` is `submit` for each genome, then `wait` until none is outstanding: the two cannot disagree.
+`LocalEvaluator` runs candidates one after another in this process (`--workers 0`, debugging);
+`RayEvaluator` (`nas.evaluate.ray_evaluator`) runs them as Ray tasks.
 """
 
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -16,6 +26,7 @@ from nas.evaluate.result import Result
 from nas.genome.genome import Genome
 
 ResultCallback = Callable[[int, Result], None]
+Finished = list[tuple[int, Result]]  # (ticket, result) pairs, in completion order
 
 
 class Evaluator(Protocol):
@@ -24,29 +35,79 @@ class Evaluator(Protocol):
 
     safe_point: Callable[[], None] | None
 
+    def submit(self, genome: Genome) -> int: ...
+
+    def wait(self, timeout: float | None = None) -> Finished: ...
+
+    def outstanding(self) -> int: ...
+
+    def slots(self) -> int: ...
+
+    def cancel(self) -> None: ...
+
     def evaluate(self, genomes: Sequence[Genome], on_result: ResultCallback) -> None: ...
 
     def close(self) -> None: ...
 
 
+def evaluate_all(evaluator: Evaluator, genomes: Sequence[Genome], on_result: ResultCallback) -> None:
+    """`evaluate` in terms of submit/wait: every genome, `on_result(index, result)` as each finishes.
+
+    Whatever is still outstanding when this unwinds (an exception in `on_result`, a signal) is cancelled.
+    """
+    index = {evaluator.submit(genome): i for i, genome in enumerate(genomes)}
+    try:
+        while evaluator.outstanding():
+            for ticket, result in evaluator.wait():
+                on_result(index[ticket], result)
+    finally:
+        if evaluator.outstanding():
+            evaluator.cancel()
+
+
 class LocalEvaluator:
-    """In-process, sequential evaluation: the reference every other evaluator must agree with."""
+    """In-process, sequential evaluation: the reference every other evaluator must agree with.
+
+    One slot: `submit` only queues, and each `wait` trains the oldest queued candidate and returns its result.
+    """
 
     def __init__(self, objective: Objective, device: str | None = None):
         self.objective = objective
         self.device = device
         self.worker = f"local:{socket.gethostname()}"
         self.safe_point: Callable[[], None] | None = None
+        self._queue: deque[tuple[int, Genome]] = deque()
+        self._tickets = 0
+
+    def submit(self, genome: Genome) -> int:
+        self._tickets += 1
+        self._queue.append((self._tickets, genome))
+        return self._tickets
+
+    def wait(self, timeout: float | None = None) -> Finished:
+        if not self._queue:
+            return []
+        if self.safe_point is not None:
+            self.safe_point()
+        ticket, genome = self._queue[0]
+        start = time.perf_counter()
+        result = self.objective(genome, self.device)
+        self._queue.popleft()  # only once it ran: an interrupted candidate stays outstanding
+        result.worker = result.worker or self.worker
+        result.seconds = result.seconds or time.perf_counter() - start
+        return [(ticket, result)]
+
+    def outstanding(self) -> int:
+        return len(self._queue)
+
+    def slots(self) -> int:
+        return 1
+
+    def cancel(self) -> None:
+        self._queue.clear()
 
     def evaluate(self, genomes: Sequence[Genome], on_result: ResultCallback) -> None:
-        for index, genome in enumerate(genomes):
-            if self.safe_point is not None:
-                self.safe_point()
-            start = time.perf_counter()
-            result = self.objective(genome, self.device)
-            result.worker = result.worker or self.worker
-            result.seconds = result.seconds or time.perf_counter() - start
-            on_result(index, result)
+        evaluate_all(self, genomes, on_result)
 
     def close(self) -> None:
-        pass
+        self._queue.clear()

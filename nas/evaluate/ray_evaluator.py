@@ -11,11 +11,12 @@ The evaluator contract (`nas.evaluate.evaluator`) with Ray underneath (DESIGN.md
   task gets it by reference, so a node fetches it once and its tasks read it from there. The task hands the
   objective the device Ray assigned: "cuda" when `ray.get_gpu_ids()` is non-empty (Ray has set
   `CUDA_VISIBLE_DEVICES` to the card(s) it granted), "cpu" otherwise.
-- `ray.wait` streams results back in completion order; each goes to `on_result` at once. `workers` caps the
-  candidates in flight (None: submit all and let Ray queue them, which is also what lets an autoscaling
-  cluster see the demand and add GPU nodes).
-- Faults. A worker process or node that dies (`WorkerCrashedError`, `NodeDiedError`, `ObjectLostError`, ...) is
-  retried here, not by Ray (tasks run with `max_retries=0`), so `attempts` counts exactly; after
+- `ray.wait` streams results back in completion order: `wait()` returns them as they finish (and `evaluate`
+  hands each to `on_result` at once). `workers` caps the candidates in flight, the rest queue here (None:
+  submit all and let Ray queue them, which is also what lets an autoscaling cluster see the demand and add GPU
+  nodes). `slots()` is `workers`, or else what the cluster's declared resources hold at once.
+- Faults. A worker process or node that dies (`WorkerCrashedError`, `NodeDiedError`, `ObjectLostError`, ...)
+  is retried here, not by Ray (tasks run with `max_retries=0`), so `attempts` counts exactly; after
   `resources.max_retries` retries the candidate is a failed result carrying the error. An exception inside the
   objective is already a failed `Result`; one that still escapes as a `RayTaskError` is recorded failed (`oom` for
   an out-of-memory) at once, never retried (it would fail again). `resources.trial_timeout_s` counts from the
@@ -66,7 +67,7 @@ from ray.exceptions import (
 )
 
 from nas.config import RayConfig, ResourcesConfig
-from nas.evaluate.evaluator import ResultCallback
+from nas.evaluate.evaluator import Finished, ResultCallback, evaluate_all
 from nas.evaluate.objective import Objective
 from nas.evaluate.ray_cluster import connect
 from nas.evaluate.result import Result, Status
@@ -78,6 +79,7 @@ log = logging.getLogger(__name__)
 RETRYABLE = (WorkerCrashedError, NodeDiedError, LocalRayletDiedError, ObjectLostError, OutOfMemoryError, RaySystemError)
 POLL_S = 1.0  # longest blocking wait, so signals and timeouts are looked at least this often
 START_POLL_S = 0.25  # how often the start log is read while a timeout is set
+SLOTS_REFRESH_S = 10.0  # how often `slots()` reads the cluster's resources again
 ERROR_CHARS = 2000
 
 
@@ -152,11 +154,20 @@ class StartLog:
         return marks
 
 
+def cluster_slots(resources: ResourcesConfig, available: dict[str, float]) -> int:
+    """How many candidates of `resources` fit at once on a cluster holding `available` (at least 1)."""
+    fits = [available.get("CPU", 0.0) / resources.cpus_per_trial]
+    if resources.gpus_per_trial > 0:
+        fits.append(available.get("GPU", 0.0) / resources.gpus_per_trial)
+    return max(1, int(min(fits) + 1e-9))
+
+
 @dataclass
 class Flight:
     """One submitted attempt of one candidate (`whole`: on a whole card, after an out-of-memory while packed)."""
 
-    index: int
+    ticket: int
+    genome: Genome
     attempt: int
     token: int
     submitted: float
@@ -188,8 +199,14 @@ class RayEvaluator:
         self._whole_task: Any = None
         self._start_log = self._make_start_log() if resources.trial_timeout_s is not None else None
         self._tokens = 0
+        self._tickets = 0
         self._polled = 0.0
         self.safe_point: Callable[[], None] | None = None
+        # (ticket, genome, attempt, whole card) not yet submitted
+        self._queue: deque[tuple[int, Genome, int, bool]] = deque()
+        self._flights: dict[ray.ObjectRef, Flight] = {}
+        self._slots: int | None = None
+        self._slots_read = 0.0
 
     @staticmethod
     def _make_task(resources: ResourcesConfig, num_gpus: float | None = None) -> Any:
@@ -222,63 +239,109 @@ class RayEvaluator:
         ray.get(actor.take.remote())  # up and reachable before the first task reports to it
         return actor
 
+    # --- submit one, wait for any (the evaluator contract) ---------------------------------------------------
+
+    def submit(self, genome: Genome) -> int:
+        """Queue one candidate (dispatched at once while fewer than `workers` run); returns its ticket."""
+        self._tickets += 1
+        self._queue.append((self._tickets, genome, 1, False))
+        self._dispatch()
+        return self._tickets
+
+    def wait(self, timeout: float | None = None) -> Finished:
+        """The candidates that finished: blocks for the first one, or `timeout` seconds, whichever is first.
+
+        Lost workers are retried here and never returned; timed-out tasks come back as `timeout` results.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._queue or self._flights:
+            self._safe_point()
+            self._dispatch()
+            ready = self._ready(deadline)
+            self._safe_point()  # before collecting: a task the same Ctrl-C interrupted is not a failure
+            self._note_starts(self._flights)
+            finished: Finished = []
+            for ref in ready:
+                flight = self._flights[ref]
+                result = self._collect(ref, self._flights, flight.genome)
+                del self._flights[ref]
+                if result is None:
+                    self._queue.appendleft((flight.ticket, flight.genome, flight.attempt + 1, flight.whole))
+                elif self._retry_whole(result, flight):
+                    self._queue.appendleft((flight.ticket, flight.genome, flight.attempt + 1, True))
+                else:
+                    finished.append((flight.ticket, result))
+            finished += self._expire(self._flights)
+            if finished or (deadline is not None and time.monotonic() >= deadline):
+                return finished
+        return []
+
+    def outstanding(self) -> int:
+        return len(self._queue) + len(self._flights)
+
+    def slots(self) -> int:
+        """Candidates that can run at once: `workers` when given, else what the cluster's resources hold now
+        (GPUs / `gpus_per_trial`, CPUs / `cpus_per_trial`, the smaller), read again every `SLOTS_REFRESH_S`
+        so that nodes that join or leave are seen."""
+        if self.workers is not None:
+            return self.workers
+        now = time.monotonic()
+        if self._slots is None or now - self._slots_read > SLOTS_REFRESH_S:
+            self._slots, self._slots_read = cluster_slots(self.resources, ray.cluster_resources()), now
+        return self._slots
+
+    def cancel(self) -> None:
+        """Abandon every outstanding candidate (best effort: a failing cancel must not hide why we unwind)."""
+        for ref in self._flights:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+        self._flights.clear()
+        self._queue.clear()
+
     def evaluate(self, genomes: Sequence[Genome], on_result: ResultCallback) -> None:
         """Run every genome; `on_result(index, result)` as each finishes. In-flight tasks are cancelled on error."""
-        queue: deque[tuple[int, int, bool]] = deque((index, 1, False) for index in range(len(genomes)))
-        flights: dict[ray.ObjectRef, Flight] = {}
-        try:
-            while queue or flights:
-                self._safe_point()
-                while queue and (self.workers is None or len(flights) < self.workers):
-                    index, attempt, whole = queue.popleft()
-                    ref, flight = self._submit(genomes[index], index, attempt, whole)
-                    flights[ref] = flight
-                ready = self._ready(flights)
-                self._safe_point()  # before collecting: a task the same Ctrl-C interrupted is not a failure
-                self._note_starts(flights)
-                for ref in ready:
-                    flight = flights[ref]
-                    result = self._collect(ref, flights, genomes[flight.index])
-                    del flights[ref]
-                    if result is None:
-                        queue.appendleft((flight.index, flight.attempt + 1, flight.whole))
-                    elif self._retry_whole(result, flight):
-                        queue.appendleft((flight.index, flight.attempt + 1, True))
-                    else:
-                        on_result(flight.index, result)
-                self._expire(flights, genomes, on_result)
-        finally:
-            for ref in flights:  # best effort: a failing cancel must not hide why evaluate is unwinding
-                with contextlib.suppress(Exception):
-                    ray.cancel(ref, force=True)
+        evaluate_all(self, genomes, on_result)
+
+    # --- the machinery --------------------------------------------------------------------------------------
 
     def _safe_point(self) -> None:
         if self.safe_point is not None:
             self.safe_point()
 
-    def _submit(self, genome: Genome, index: int, attempt: int, whole: bool = False) -> tuple[ray.ObjectRef, Flight]:
+    def _dispatch(self) -> None:
+        """Submit queued candidates (retries first) while fewer than `workers` are in flight."""
+        while self._queue and (self.workers is None or len(self._flights) < self.workers):
+            ticket, genome, attempt, whole = self._queue.popleft()
+            ref, flight = self._submit(genome, ticket, attempt, whole)
+            self._flights[ref] = flight
+
+    def _submit(self, genome: Genome, ticket: int, attempt: int, whole: bool = False) -> tuple[ray.ObjectRef, Flight]:
         self._tokens += 1
         gpus = self.resources.gpus_per_trial
         if whole and self._whole_task is None:
             self._whole_task = self._make_task(self.resources, num_gpus=1)
         task, fraction = (self._whole_task, 1.0) if whole else (self._task, gpus if gpus else 1.0)
         ref = task.remote(self._objective_ref, genome, self._start_log, self._tokens, fraction)
-        return ref, Flight(index, attempt, self._tokens, submitted=time.monotonic(), whole=whole)
+        return ref, Flight(ticket, genome, attempt, self._tokens, submitted=time.monotonic(), whole=whole)
 
     def _retry_whole(self, result: Result, flight: Flight) -> bool:
         """An out-of-memory while packed on a shared card: try once more on a whole one."""
         if result.status != "oom" or flight.whole or not 0 < self.resources.gpus_per_trial < 1:
             return False
-        log.warning("candidate %d ran out of memory on %g of a GPU; retrying it once on a whole GPU", flight.index,
+        log.warning("candidate %d ran out of memory on %g of a GPU; retrying it once on a whole GPU", flight.ticket,
                     self.resources.gpus_per_trial)  # fmt: skip
         return True
 
-    def _ready(self, flights: dict[ray.ObjectRef, Flight]) -> list[ray.ObjectRef]:
-        """Refs finished now: block for the first (at most one poll period), then take all others ready."""
-        if not flights:
+    def _ready(self, deadline: float | None) -> list[ray.ObjectRef]:
+        """Refs finished now: block for the first (at most one poll period, never past `deadline`), then take
+        all others ready."""
+        if not self._flights:
             return []
-        refs = list(flights)
-        ready, rest = ray.wait(refs, num_returns=1, timeout=self._poll_timeout(flights))
+        refs = list(self._flights)
+        timeout = self._poll_timeout(self._flights)
+        if deadline is not None:
+            timeout = max(0.0, min(timeout, deadline - time.monotonic()))
+        ready, rest = ray.wait(refs, num_returns=1, timeout=timeout)
         if ready and rest:
             more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
             ready += more
@@ -304,7 +367,7 @@ class RayEvaluator:
             return self._failure(genome, flights, flight, f"{type(cause).__name__}: {cause}", status)
         except RETRYABLE as exc:
             if flight.attempt <= self.resources.max_retries:
-                log.warning("candidate %d lost its worker (%s); attempt %d", flight.index, type(exc).__name__,
+                log.warning("candidate %d lost its worker (%s); attempt %d", flight.ticket, type(exc).__name__,
                             flight.attempt + 1)  # fmt: skip
                 return None
             return self._failure(genome, flights, flight, f"{type(exc).__name__}: {exc}")
@@ -338,17 +401,18 @@ class RayEvaluator:
             if flight.token in marks and flight.started is None:
                 flight.started, flight.worker = now, marks[flight.token]
 
-    def _expire(self, flights: dict[ray.ObjectRef, Flight], genomes: Sequence[Genome], on_result: ResultCallback):
-        """Cancel the tasks running longer than `trial_timeout_s` and record them as `timeout`."""
+    def _expire(self, flights: dict[ray.ObjectRef, Flight]) -> Finished:
+        """Cancel the tasks running longer than `trial_timeout_s`; their `timeout` results."""
         timeout = self.resources.trial_timeout_s
+        expired: Finished = []
         if timeout is None:
-            return
+            return expired
         now = time.monotonic()
         for ref, flight in list(flights.items()):
             if flight.started is not None and now - flight.started > timeout:
                 ray.cancel(ref, force=True)
                 del flights[ref]
-                genome = genomes[flight.index]
+                genome = flight.genome
                 result = Result(
                     genome.key,
                     genome.to_dict(),
@@ -359,10 +423,12 @@ class RayEvaluator:
                     worker=flight.worker,
                     metrics={"trial_timeout_s": timeout},
                 )
-                on_result(flight.index, result)
+                expired.append((flight.ticket, result))
+        return expired
 
     def close(self) -> None:
         """Drop the objective from the object store and shut down an embedded Ray this evaluator started."""
+        self.cancel()
         self._objective_ref = None
         if self._start_log is not None and ray.is_initialized():
             ray.kill(self._start_log)

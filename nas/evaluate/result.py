@@ -8,8 +8,13 @@ accuracy in [0, 1], None unless ok), `params`, `flops`, `seconds`, `attempts`, `
 GPU may be a neighbour's doing rather than its own. It is logged (with its error) and told to the strategy as
 a failure for this step, but it is not a finished evaluation: resume and the log's cache lookup treat the
 genome as not done, so it is trained again when asked again.
+
+Under `search.fidelity` a line is one rung a candidate reached: `epochs` says which (absent otherwise, so a log
+without fidelity reads as before), and the log's cache is keyed by (key, epochs). `state` is the rung's training
+state on its way from the worker to the driver (`RUN_DIR/rungs/`); it is never part of a log line.
 """
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -32,6 +37,8 @@ class Result:
     error: str | None = None
     step: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    epochs: int | None = None
+    state: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -43,14 +50,19 @@ class Result:
         return self.status in TRANSIENT
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The log line: no state, and `epochs` only when it is a rung of `search.fidelity`."""
+        out = asdict(dataclasses.replace(self, state=None))
+        del out["state"]
+        if out["epochs"] is None:
+            del out["epochs"]
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Result":
-        names = set(cls.__dataclass_fields__)
+        names = set(cls.__dataclass_fields__) - {"state"}
         return cls(**{k: v for k, v in data.items() if k in names})
 
     @classmethod

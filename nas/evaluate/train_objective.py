@@ -26,6 +26,7 @@ from nas.errors import UserError
 from nas.evaluate.objective import OBJECTIVES
 from nas.evaluate.recipe import recipe
 from nas.evaluate.result import Result
+from nas.evaluate.rungfile import read_header
 from nas.evaluate.threads import use_given_cores
 from nas.evaluate.trainer import seeded_model, train_model
 from nas.genome.architecture import Architecture
@@ -67,9 +68,23 @@ class TrainObjective:
         return Architecture.from_space(self.space, genome, d.in_channels, d.num_classes, d.input_size)
 
     def __call__(self, genome: Genome, device: str | None = None) -> Result:
+        return self.guarded(genome, device)
+
+    def train_rung(
+        self, genome: Genome, epochs: int, full_epochs: int, state: bytes | None, device: str | None
+    ) -> Result:
+        """One rung of `search.fidelity`: train to epoch `epochs` of the `full_epochs` budget, from `state` (the
+        previous rung's, None at the first); the result carries the new state and `epochs`. Never raises."""
+        result = self.guarded(genome, device, rung=(epochs, full_epochs, state))
+        if result.epochs is None:
+            result.epochs = epochs
+        return result
+
+    def guarded(self, genome: Genome, device: str | None, rung: tuple[int, int, bytes | None] | None = None) -> Result:
+        """`evaluate` under the contract: a failed (or `oom`) result, never an exception."""
         start = time.perf_counter()
         try:
-            return self.evaluate(genome, device, start)
+            return self.evaluate(genome, device, start, rung=rung)
         except UserError as exc:  # over the limits: never built
             return Result.failure(genome.key, genome.to_dict(), str(exc), seconds=time.perf_counter() - start)
         except Exception as exc:  # the contract: a failed result, never an exception
@@ -80,15 +95,20 @@ class TrainObjective:
             release_memory()  # here, not in the except block, whose traceback still holds the frames' tensors
         return result
 
-    def evaluate(self, genome: Genome, device: str | None, start: float) -> Result:
+    def evaluate(
+        self, genome: Genome, device: str | None, start: float, rung: tuple[int, int, bytes | None] | None = None
+    ) -> Result:
         arch = self.architecture(genome)
         fitness = self.config.fitness
         params, flops = check_cost(arch, self.config.limits, fitness.batch_size, "this candidate")
         threads = use_given_cores(self.config.resources.cpus_per_trial)
         model = seeded_model(arch, self.config.seed)
         evaluate = ("val", "test") if fitness.test else ("val",)
+        target, full, state = rung if rung is not None else (None, None, None)
+        stop = target if target is not None and full is not None and target < full else None  # the top: no state
         report = train_model(
-            model, self.data, fitness, seed=self.config.seed, lr=genome.learning_rate, device=device, evaluate=evaluate,
+            model, self.data, fitness, seed=self.config.seed, epochs=full, lr=genome.learning_rate, device=device,
+            evaluate=evaluate, resume_from=state, stop_after=stop,
             **recipe(fitness, self.config.dataset.name, self.data),
         )  # fmt: skip
         accuracy = finite_or_none(report.val_accuracy)
@@ -103,6 +123,8 @@ class TrainObjective:
         }
         if fitness.test:
             metrics["test_accuracy"] = finite_or_none(report.test_accuracy)
+        if rung is not None:
+            metrics["epochs_trained"] = report.epochs - (read_header(state)["epochs_done"] if state else 0)
         return Result(
             key=genome.key,
             genome=genome.to_dict(),
@@ -112,6 +134,8 @@ class TrainObjective:
             flops=flops,
             seconds=time.perf_counter() - start,
             metrics=metrics,
+            epochs=target,
+            state=report.state,
         )
 
 

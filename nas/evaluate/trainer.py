@@ -38,6 +38,7 @@ from torch import nn
 from nas.config import FitnessConfig
 from nas.data.aggregate import grouped_accuracy
 from nas.data.dataset import ImageData
+from nas.evaluate import trainstate
 from nas.evaluate.augment import Augmentation, augment_batch
 from nas.evaluate.determinism import set_deterministic
 from nas.evaluate.schedules import learning_rate
@@ -59,10 +60,11 @@ class TrainReport:
     images_per_second: float
     peak_memory_mb: float
     probs: dict[str, np.ndarray] = field(default_factory=dict)
+    state: bytes | None = field(default=None, repr=False)  # the rung state when stopped early (`stop_after`)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-safe metrics (no probabilities; NaN and infinities become None)."""
-        out = {k: v for k, v in asdict(self).items() if k != "probs"}
+        """The JSON-safe metrics (no probabilities, no state; NaN and infinities become None)."""
+        out = {k: v for k, v in asdict(self).items() if k not in ("probs", "state")}
         return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in out.items()}
 
 
@@ -263,12 +265,18 @@ def train_model(
     class_weights: np.ndarray | None = None,
     keep_probs: bool = False,
     progress: bool = False,
+    resume_from: bytes | None = None,
+    stop_after: int | None = None,
 ) -> TrainReport:
     """Train `model` on `data` for `epochs` (default `fitness.epochs`) and score the splits in `evaluate`.
 
     `lr` overrides `fitness.lr` (a genome's learning rate); `full` trains on train plus validation and scores
     the test split. Accuracy is `grouped_accuracy` over the split's groups (plain accuracy when it has none).
     Exceptions propagate: turning them into failed results is the objective's job.
+
+    Rungs (`search.fidelity`): `stop_after` E ends the training after epoch E of the `epochs` budget (whose
+    learning-rate schedule it follows) and returns its whole state in `report.state`; `resume_from` (such a
+    state) continues from there, in a model built as the first one was (`nas.evaluate.trainstate`).
     """
     start = time.perf_counter()
     set_deterministic(fitness.deterministic)
@@ -294,8 +302,10 @@ def train_model(
         lr=base_lr,
         values=schedule_values(fitness, lr),
     )
+    first = trainstate.restore(resume_from, model, runner.optimizer, runner.generator) if resume_from else 0
+    last = epochs if stop_after is None else min(stop_after, epochs)
     loss, images, train_seconds = float("nan"), 0, 0.0
-    for epoch in epoch_range(epochs, progress):
+    for epoch in epoch_range(last, progress, start=first):
         tick = time.perf_counter()
         loss = runner.run(epoch)
         train_seconds += time.perf_counter() - tick
@@ -310,21 +320,22 @@ def train_model(
         val_accuracy=scores.get("val"),
         test_accuracy=scores.get("test"),
         train_loss=loss,
-        epochs=epochs,
+        epochs=last,
         seconds=time.perf_counter() - start,
         images_per_second=images / train_seconds if train_seconds > 0 else 0.0,
         peak_memory_mb=peak_memory_mb(dev),
         probs=probs,
+        state=None if stop_after is None else trainstate.capture(model, runner.optimizer, runner.generator, last),
     )
 
 
-def epoch_range(epochs: int, progress: bool):
-    """range(epochs), with a progress bar on stderr when asked and stderr is a terminal."""
+def epoch_range(epochs: int, progress: bool, start: int = 0):
+    """range(start, epochs), with a progress bar on stderr when asked and stderr is a terminal."""
     if progress and sys.stderr.isatty():
         from tqdm import tqdm
 
-        return tqdm(range(epochs), desc="train", unit="epoch", file=sys.stderr, leave=False)
-    return range(epochs)
+        return tqdm(range(start, epochs), desc="train", unit="epoch", file=sys.stderr, leave=False)
+    return range(start, epochs)
 
 
 def seeded_model(arch: Architecture, seed: int) -> nn.Module:

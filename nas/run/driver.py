@@ -8,7 +8,9 @@ whatever the number of workers or the order in which they finish. A checkpoint i
 answers what already finished.
 
 Budget: `search.budget.evaluations` counts distinct genomes trained in the run (lines of the log; repeats
-are free), `search.budget.hours` the summed wall time of all sessions (checked between batches).
+are free), `search.budget.hours` the summed wall time of all sessions, checked as each result arrives: once
+it is spent the candidates still in flight are cancelled, so a search stops within one candidate of its limit.
+The misses of a batch are submitted largest first (`nas.run.dispatch`); they are still told in ask order.
 `--max-evaluations N` stops after N new evaluations of this invocation; a batch cut short by either is not
 told, so the checkpoint stays at the batch's start and `nas resume` continues it exactly.
 
@@ -17,6 +19,9 @@ names the file and says what is safe: every result that arrived before is in the
 before anything else happens) and `checkpoint.json` still holds the last step (see `nas.run.checkpoint`), so
 `nas resume` continues exactly once the disk is back. A run stopped before its first checkpoint (killed or out
 of disk at start-up, so no log either) has told its strategy nothing: `nas resume` starts it from its config.
+
+`search.fidelity` (successive halving): `nas.run.rungs.SyncRungs` trains each batch rung by rung and the strategy
+is told each candidate at the highest rung it reached; the budget still counts distinct genomes.
 """
 
 import argparse
@@ -40,6 +45,7 @@ from nas.genome.architecture import FIXED_KEYS, Architecture, check_input_size, 
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace, load_space
 from nas.run.checkpoint import has_checkpoint, load_checkpoint, read_one, save_checkpoint
+from nas.run.dispatch import largest_first
 from nas.run.monitor import Monitor
 from nas.run.rundir import (
     RunDir,
@@ -50,6 +56,7 @@ from nas.run.rundir import (
     input_digests,
     open_run_dir,
 )
+from nas.run.rungs import SyncRungs
 from nas.run.runlock import run_lock
 from nas.run.runlog import EvaluationLog, check_log_complete, rank_key, ranked
 from nas.run.signals import Interrupted, SignalGuard
@@ -124,7 +131,12 @@ def uses_ray(config: Config, workers: int | None) -> bool:
 
 
 def make_evaluator(objective: Objective, config: Config, workers: int | None, address: str | None) -> Evaluator:
-    """`--workers 0`: in-process. Otherwise Ray: an existing cluster at `address`, or an embedded local one."""
+    """`--workers 0`: in-process. Otherwise Ray: an existing cluster at `address`, or an embedded local one.
+    Under `search.fidelity` the evaluator runs rungs (`nas.evaluate.rungjob`) instead of whole trainings."""
+    if config.search.fidelity is not None:
+        from nas.evaluate.rungjob import RungObjective
+
+        objective = RungObjective(objective, config.fitness.epochs)  # type: ignore[assignment]
     if workers == 0:
         return LocalEvaluator(objective)
     from nas.evaluate.ray_evaluator import RayEvaluator
@@ -277,6 +289,10 @@ def save_state(session: Session, base: dict[str, Any], evaluations: int = 0) -> 
     )
 
 
+class OutOfTime(Exception):
+    """`search.budget.hours` ran out while results were arriving: stop, cancelling what is still in flight."""
+
+
 class Loop:
     """One invocation's pass over the ask/evaluate/tell cycle, with its budget and its outputs."""
 
@@ -296,6 +312,12 @@ class Loop:
         failures = sum(1 for r in self.log if not r.ok)
         self.monitor = Monitor(session.run.tensorboard, budget, len(self.log), failures)
         self.started = time.monotonic()
+        fidelity = session.config.search.fidelity
+        self.rungs = None
+        if fidelity is not None:
+            self.rungs = SyncRungs(
+                session.run.path, fidelity, session.config.fitness.epochs, self.log, lambda r: self.arrived(0, r)
+            )
 
     def remaining(self) -> int | None:
         """New evaluations still allowed (None: no evaluation-count limit)."""
@@ -310,20 +332,38 @@ class Loop:
     def elapsed(self) -> float:
         return self.s.elapsed_seconds + time.monotonic() - self.started
 
+    def out_of_time(self) -> bool:
+        hours = self.s.config.search.budget.hours
+        return hours is not None and self.elapsed() >= hours * 3600
+
     def finished(self) -> bool:
         budget = self.s.config.search.budget
         if budget.evaluations is not None and len(self.log) >= budget.evaluations:
             return True
-        if budget.hours is not None and self.elapsed() >= budget.hours * 3600:
+        if self.out_of_time():
             return True
         return self.s.strategy.done() or self.s.stalled_steps >= STALL_STEPS
+
+    def save_elapsed(self) -> None:
+        """Checkpoint the time spent without telling anything (the pending batch is part of the strategy's
+        state), so that a resumed run sees the hours budget spent."""
+        self.s.elapsed_seconds = self.elapsed()
+        self.started = time.monotonic()
+        with self.guard.critical():
+            save_state(self.s, self.base, len(self.log))
+
+    def arrived(self, index: int, result: Result) -> None:
+        """A result arrived: record it, then look at the clock (`search.budget.hours` is checked per result)."""
+        self.record(result)
+        if self.out_of_time():
+            raise OutOfTime
 
     def record(self, result: Result) -> None:
         """A new result: into the log first (durably), then the best file and the monitor."""
         with self.guard.critical():
             result.step = self.s.step
+            self.new += result.key not in self.log  # a later rung of a candidate is not a new evaluation
             self.log.append(result)
-            self.new += 1
             if (
                 result.ok
                 and result.fitness is not None
@@ -347,9 +387,11 @@ class Loop:
             return None
         return provenance.get("key") if isinstance(provenance, dict) else None
 
-    def run_batch(self) -> bool:
-        """Ask, evaluate, tell one batch. False when the batch was cut short by a limit (and not told)."""
-        genomes = self.s.strategy.ask()
+    def evaluate_batch(self, genomes: list[Genome]) -> tuple[bool, bool]:
+        """Evaluate what the log does not answer: (whole batch done, anything trained)."""
+        if self.rungs is not None:
+            todo = self.rungs.batch(genomes, self.s.step)
+            return self.rungs.run(self.evaluator, genomes, self.s.step, self.remaining()), bool(todo)
         misses: dict[str, Genome] = {}
         for g in genomes:
             if g.key not in self.log and g.key not in misses:
@@ -357,12 +399,28 @@ class Loop:
         remaining = self.remaining()
         todo = list(misses.values())[: remaining if remaining is not None else None]
         assert self.evaluator is not None, "run_batch before the evaluator is connected"
-        fresh: set[str] = set()
-        self.evaluator.evaluate(todo, lambda index, result: (self.record(result), fresh.add(result.key)))
-        if any(g.key not in self.log and g.key not in fresh for g in genomes):  # an `oom` of this batch counts
+        fresh: set[str] = set()  # an `oom` of this batch is an answer for this step, though not a finished one
+
+        def arrived(index: int, result: Result) -> None:
+            fresh.add(result.key)
+            self.arrived(index, result)
+
+        self.evaluator.evaluate(largest_first(todo, self.s.objective), arrived)
+        return all(g.key in self.log or g.key in fresh for g in genomes), bool(todo)
+
+    def run_batch(self) -> bool:
+        """Ask, evaluate, tell one batch. False when the batch was cut short by a limit (and not told)."""
+        genomes = self.s.strategy.ask()
+        try:
+            complete, todo = self.evaluate_batch(genomes)
+        except OutOfTime:  # what is still in flight was cancelled; the batch is not told
+            self.save_elapsed()
+            return False
+        if not complete:
             return False
         results = [self.log.get(g.key) for g in genomes]
-        self.s.strategy.tell(results)  # type: ignore[arg-type]
+        told = results if self.rungs is None else [self.rungs.told(r) for r in results]  # type: ignore[arg-type]
+        self.s.strategy.tell(told)  # type: ignore[arg-type]
         self.s.step += 1
         self.s.stalled_steps = 0 if todo else self.s.stalled_steps + 1
         if self.s.stalled_steps == STALL_STEPS:
@@ -381,6 +439,8 @@ class Loop:
             self.guard.check()
             if not self.run_batch():
                 break
+        if self.rungs is not None and self.finished():
+            self.rungs.store.discard_all_but(set())  # a finished search promotes nothing more
 
     def close(self) -> None:
         """Close the monitor and the log. A monitor that cannot flush (the disk that stopped the search) is only
@@ -402,8 +462,13 @@ def drive(
     turn into `Interrupted` at their next safe point, never inside a Ray call.
     """
     code = 0
+    loop_type = Loop
+    if session.config.search.mode == "async":
+        from nas.run.async_loop import AsyncLoop  # it builds on this module's Loop, hence imported here
+
+        loop_type = AsyncLoop
     with SignalGuard(deferred=uses_ray(session.config, workers)) as guard:
-        loop = Loop(session, None, limit, guard)
+        loop = loop_type(session, None, limit, guard)
         try:
             loop.evaluator = connect_evaluator(session, workers, address, guard, evaluator)
             loop.run()

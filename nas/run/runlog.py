@@ -41,6 +41,7 @@ class EvaluationLog:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.results: dict[str, Result] = {}
+        self.rungs: dict[tuple[str, int | None], Result] = {}
         self.order: list[str] = []
         self.finished = 0
         self._failed: DiskWriteError | None = None
@@ -81,8 +82,11 @@ class EvaluationLog:
         previous = self.results.get(result.key)
         if previous is None:
             self.order.append(result.key)
-        self.finished += (not result.transient) - (previous is not None and not previous.transient)
-        self.results[result.key] = result
+        replace = previous is None or result.ok or not previous.ok  # search.fidelity: the highest rung reached
+        if replace:  # (logged in order); a failure at a later rung does not undo an earlier one
+            self.finished += (not result.transient) - (previous is not None and not previous.transient)
+            self.results[result.key] = result
+        self.rungs[(result.key, result.epochs)] = result
 
     def append(self, result: Result) -> None:
         """Write one result durably (flush + fsync), then index it."""
@@ -100,6 +104,12 @@ class EvaluationLog:
 
     def get(self, key: str) -> Result | None:
         return self.results.get(key)
+
+    def at(self, key: str, epochs: int | None) -> Result | None:
+        """The result of `key` at rung `epochs` (`search.fidelity`); None when it did not reach it (an `oom` at that
+        rung did not reach it either: it is trained again)."""
+        result = self.rungs.get((key, epochs))
+        return None if result is None or result.transient else result
 
     def __contains__(self, key: str) -> bool:
         """Whether the log answers `key` (a finished evaluation; an `oom` line is not one)."""
@@ -186,6 +196,7 @@ FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "error": ((str,), True),
     "step": ((int,), True),
     "metrics": ((dict,), False),
+    "epochs": ((int,), True),
 }
 REQUIRED = ("key", "genome", "status", "fitness")
 
@@ -255,11 +266,19 @@ def why(exc: ValueError) -> str:
     return "not JSON" if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError) else str(exc)
 
 
-def rank_key(result: Result) -> tuple[float, int, str]:
-    """Sort key for "best first": higher fitness, then fewer parameters, then genome key (a total order)."""
-    return (-(result.fitness or 0.0), result.params if result.params is not None else 1 << 62, result.key)
+def rank_key(result: Result) -> tuple[int, float, int, str]:
+    """Sort key for "best first": higher rung (`search.fidelity`; equal without it), higher fitness, then fewer
+    parameters, then genome key (a total order). Accuracies after fewer epochs are not comparable with those
+    after the full budget, so a candidate stopped at a low rung never outranks one trained further."""
+    params = result.params if result.params is not None else 1 << 62
+    return (-(result.epochs or 0), -(result.fitness or 0.0), params, result.key)
 
 
 def ranked(results: list[Result] | Iterator[Result]) -> list[Result]:
-    """The `ok` results, best first, in an order that does not depend on completion order."""
-    return sorted((r for r in results if r.ok and r.fitness is not None), key=rank_key)
+    """The `ok` results, best first, in an order that does not depend on completion order; one per genome (its
+    highest rung under `search.fidelity`, whose log has a line per rung reached)."""
+    best: dict[str, Result] = {}
+    for r in results:
+        if r.ok and r.fitness is not None and (r.key not in best or rank_key(r) < rank_key(best[r.key])):
+            best[r.key] = r
+    return sorted(best.values(), key=rank_key)

@@ -269,6 +269,37 @@ def test_run_directory_holds_no_pickle(tmp_path, record_property):
     record_property("tried", len(files))
 
 
+def test_run_directory_with_rungs_holds_no_pickle(tmp_path, record_property):
+    """A real-training search under `search.fidelity` cut by --max-evaluations in its first batch keeps the rung
+    states of that batch under RUN_DIR/rungs/ (weights, optimizer, RNGs) for the resume: none is a pickle, each
+    is safetensors that loads without unpickling anything, and nothing else in the run is a pickle either."""
+    from safetensors import safe_open
+
+    data = yaml.safe_load((ROOT / "search_configs/digits_quick.yaml").read_text())
+    data["encoding"] = str(ROOT / "encodings/densenet_small.yaml")
+    data["fitness"].update({"epochs": 2, "device": "cpu"})
+    data["dataset"]["train_subset"] = 0.1
+    data["search"].update({"fidelity": {"min_epochs": 1, "eta": 2}, "pso": {"swarm_size": 2}})
+    cfg = tmp_path / "digits_rungs.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    run = tmp_path / "run"
+    out = cli("search", str(cfg), "--run-dir", str(run), "--workers", "0", "--max-evaluations", "2")
+    assert out.code == 0 and out.exception is None, (out.stderr[-2000:], out.exception)
+    states = sorted((run / "rungs").glob("*.safetensors"))
+    assert len(states) == 2, "the cut batch's first-rung states wait for the resume"
+    files = [p for p in run.rglob("*") if p.is_file()]
+    for path in files:
+        assert path.suffix not in (".pkl", ".pickle", ".pt"), path
+        with path.open("rb") as handle:
+            assert not is_pickle_header(handle.read(2)), f"{path} is a pickle"
+    for path in states:
+        with safe_open(str(path), framework="pt") as f:
+            names = set(f.keys())
+            assert f.metadata()["nas"].startswith("{")
+        assert {"rng.batch", "rng.torch", "rng.numpy"} <= names and any(n.startswith("optim.") for n in names)
+    record_property("tried", len(files))
+
+
 # --- behaviour: the embedded Ray --------------------------------------------------------------------------------
 
 # A fresh process starts the embedded Ray the way `nas search` does, then lists every TCP port the Ray processes

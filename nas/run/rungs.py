@@ -1,0 +1,249 @@
+"""`search.fidelity` in the driver: rung states under `RUN_DIR/rungs/` and the sync scheduler of one batch.
+
+Files. `RUN_DIR/rungs/<key>.e<epochs>.safetensors` is the whole training state of candidate `key` after
+`epochs` epochs (`nas.evaluate.trainstate`; safetensors tensors plus a JSON header, no pickle). A state is
+written atomically (temp file, fsync, rename) before the rung's log line, and the previous rung's state is
+removed only after that line, so at every instant the log and the folder agree: a rung in the log has its
+state on disk until the candidate can no longer be promoted, which is when it is removed. The driver checks a
+file's header (format, key, epochs) without torch and ships the bytes to the worker, which loads them with
+safetensors (`nas.evaluate.rungfile`). A missing or damaged state is a warning, and the candidate then trains
+that rung from epoch 0, which gives the same numbers on the CPU, only slower.
+
+Sync (`SyncRungs`). One batch of a `sync` search goes through successive halving: every new candidate trains
+the first rung; when the whole batch has it, the best of the rung (`nas.run.fidelity.promote`) continue from
+their states to the next rung, and so on to `fitness.epochs`. Every rung result is logged the moment it arrives.
+A candidate is new to the batch when the log does not know it, or knows it only from this same step (a batch
+that was in flight when the run stopped: the resumed strategy re-asks it, the log answers the rungs already
+done and the scheduler recomputes the same promotions from them, so a resumed promotion continues from the
+saved states and nothing is trained twice). Candidates the log knows from an earlier step are cache hits at the
+highest rung they reached. A batch cut short by the budget trains its first rung only, without promoting, and
+is not told (the driver's rule for any cut batch), so the resumed run promotes over the whole batch.
+
+Async (`AsyncRungs`): ASHA for `search.mode: async`, built on the evaluators' submit/wait; see its docstring.
+The async driver does not call it yet (its strategies' partial ask/tell is still to come), so the config
+refuses `search.fidelity` with `search.mode: async` for now.
+"""
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from nas.atomicfile import atomic_write_bytes, writing
+from nas.config import FidelityConfig
+from nas.evaluate.evaluator import Evaluator
+from nas.evaluate.result import Result
+from nas.evaluate.rungfile import read_header
+from nas.evaluate.rungjob import RungJob
+from nas.genome.genome import Genome
+from nas.run.fidelity import Asha, promote, rung_epochs, told_fitness
+from nas.run.runlog import EvaluationLog
+
+log = logging.getLogger(__name__)
+
+NAME = re.compile(r"^(?P<key>[0-9a-f]{64})\.e(?P<epochs>\d+)\.safetensors$")
+
+
+def told_result(result: Result, rungs: list[int]) -> Result:
+    """A copy of `result` whose fitness is `told_fitness` of its rung (failures as they are)."""
+    if not result.ok or result.fitness is None:
+        return result
+    level = rungs.index(result.epochs) if result.epochs in rungs else len(rungs) - 1
+    told = Result.from_dict(result.to_dict())
+    told.fitness = told_fitness(result.fitness, level, len(rungs))
+    return told
+
+
+class RungStore:
+    """The run's `rungs/` folder: one state file per (candidate, rung) kept."""
+
+    def __init__(self, run_path: Path):
+        self.path = run_path / "rungs"
+
+    def file(self, key: str, epochs: int) -> Path:
+        return self.path / f"{key}.e{epochs}.safetensors"
+
+    def save(self, key: str, epochs: int, state: bytes) -> None:
+        """Write a state atomically; `DiskWriteError` when the disk refuses."""
+        atomic_write_bytes(self.file(key, epochs), state)
+
+    def load(self, key: str, epochs: int) -> bytes | None:
+        """The state of `key` after `epochs`, checked; None (with a warning) when missing or not that state."""
+        path = self.file(key, epochs)
+        try:
+            blob = path.read_bytes()
+        except OSError as exc:
+            log.warning("rung state %s unreadable (%s); that candidate trains again from epoch 0", path, exc.strerror)
+            return None
+        meta = read_header(blob)
+        if meta is None or meta.get("epochs_done") != epochs:
+            log.warning("rung state %s is damaged; that candidate trains again from epoch 0", path)
+            return None
+        return blob
+
+    def kept(self) -> dict[str, list[int]]:
+        """{key: [epochs of each state on disk]}."""
+        out: dict[str, list[int]] = {}
+        if self.path.is_dir():
+            for p in self.path.iterdir():
+                m = NAME.match(p.name)
+                if m:
+                    out.setdefault(m["key"], []).append(int(m["epochs"]))
+        return out
+
+    def discard(self, key: str, below: int | None = None) -> None:
+        """Remove the states of `key` (only those of fewer than `below` epochs, when given)."""
+        for epochs in self.kept().get(key, []):
+            if below is None or epochs < below:
+                with writing(self.file(key, epochs)):
+                    self.file(key, epochs).unlink(missing_ok=True)
+
+    def discard_all_but(self, keys: set[str]) -> None:
+        """Remove the states of every candidate not in `keys` (they can no longer be promoted)."""
+        for key in self.kept():
+            if key not in keys:
+                self.discard(key)
+
+
+class SyncRungs:
+    """Successive halving of one batch at a time (see the module docstring); the driver calls `run`."""
+
+    def __init__(
+        self,
+        run_path: Path,
+        fidelity: FidelityConfig,
+        full_epochs: int,
+        log: EvaluationLog,
+        record: Callable[[Result], None],
+    ):
+        self.rungs = rung_epochs(fidelity.min_epochs, fidelity.eta, full_epochs)
+        self.eta = fidelity.eta
+        self.store = RungStore(run_path)
+        self.log = log
+        self.record = record
+
+    def batch(self, genomes: Sequence[Genome], step: int) -> list[Genome]:
+        """The batch's candidates to train: distinct, in ask order, unknown to the log or known from `step`."""
+        out: dict[str, Genome] = {}
+        for g in genomes:
+            known = self.log.get(g.key)
+            if g.key not in out and (known is None or known.step == step):
+                out[g.key] = g
+        return list(out.values())
+
+    def run(self, evaluator: Evaluator, genomes: Sequence[Genome], step: int, remaining: int | None) -> bool:
+        """Train the batch through its rungs; False when `remaining` new candidates cut it short (not told)."""
+        batch = self.batch(genomes, step)
+        self.store.discard_all_but({g.key for g in batch})  # states of told batches: never promoted again
+        new = [g for g in batch if g.key not in self.log]
+        if remaining is not None and len(new) > remaining:
+            allowed = {g.key for g in new[:remaining]}
+            self.train(evaluator, [g for g in batch if g.key in allowed or g.key in self.log], 0)
+            return False
+        alive = batch
+        for level in range(len(self.rungs)):
+            self.train(evaluator, alive, level)
+            if level == len(self.rungs) - 1:
+                break
+            results = [self.log.at(g.key, self.rungs[level]) for g in alive]
+            chosen = set(promote([r.fitness if r is not None and r.ok else None for r in results], self.eta))
+            for i, g in enumerate(alive):
+                if i not in chosen:
+                    self.store.discard(g.key)
+            alive = [alive[i] for i in sorted(chosen)]
+        for g in alive:
+            self.store.discard(g.key)
+        return True
+
+    def train(self, evaluator: Evaluator, candidates: Sequence[Genome], level: int) -> None:
+        """Train each candidate that has not reached rung `level` yet, from its previous rung's state."""
+        epochs = self.rungs[level]
+        jobs = []
+        for g in candidates:
+            if self.log.at(g.key, epochs) is None:
+                previous = self.rungs[level - 1] if level else None
+                jobs.append(RungJob(g, epochs, self.store.load(g.key, previous) if previous else None))
+        evaluator.evaluate(jobs, lambda index, result: self.arrived(jobs[index], result))
+
+    def arrived(self, job: RungJob, result: Result) -> None:
+        """A rung result: its state to disk, then its log line, then the previous state away."""
+        result.epochs = job.epochs
+        state, result.state = result.state, None
+        top = job.epochs == self.rungs[-1]
+        if result.ok and state is not None and not top:
+            self.store.save(job.key, job.epochs, state)
+        self.record(result)
+        self.store.discard(job.key, below=job.epochs if result.ok and not top else None)
+
+    def told(self, result: Result) -> Result:
+        """The result a strategy is told: fitness ranked by rung, then accuracy (`told_fitness`)."""
+        return told_result(result, self.rungs)
+
+
+class AsyncRungs:
+    """ASHA for the async driver: what to run when a slot frees, over a submit/wait evaluator.
+
+    When a slot frees, the driver asks `next_promotion`; a job means a candidate continues from its saved state
+    to the next rung, None means a new candidate from the strategy (`first_rung`). Each result goes through
+    `arrived` (state to disk, log line, `Asha.record`). The ASHA state is rebuilt from the log on construction
+    (every rung line, in the log's key order), never checkpointed: a promotion in flight when the run stopped
+    has no line at its rung yet, so after a resume ASHA picks it again and it continues from its saved state,
+    training nothing twice. A candidate's states stay on disk while it may still be promoted (`Asha.promotable`)
+    and are removed when it reaches the top, fails, or the search ends (`finish`).
+    """
+
+    def __init__(
+        self,
+        run_path: Path,
+        fidelity: FidelityConfig,
+        full_epochs: int,
+        log: EvaluationLog,
+        record: Callable[[Result], None],
+    ):
+        self.rungs = rung_epochs(fidelity.min_epochs, fidelity.eta, full_epochs)
+        self.asha = Asha(len(self.rungs), fidelity.eta)
+        self.store = RungStore(run_path)
+        self.log = log
+        self.record = record
+        for key in log.order:
+            for level, epochs in enumerate(self.rungs):
+                result = log.at(key, epochs)
+                if result is None:
+                    break
+                if level:
+                    self.asha.mark_promoted(key, level)
+                self.asha.record(key, level, result.fitness if result.ok else None)
+
+    def first_rung(self, genome: Genome) -> RungJob:
+        """The job of a new candidate: the first rung, from scratch."""
+        return RungJob(genome, self.rungs[0])
+
+    def next_promotion(self, busy: set[str]) -> RungJob | None:
+        """The promotion to run now (reserved at once), or None; `busy` are the keys in flight."""
+        pick = self.asha.next_promotion(frozenset(busy))
+        if pick is None:
+            return None
+        key, level = pick
+        self.asha.mark_promoted(key, level)
+        genome = Genome.from_dict(self.log.get(key).genome)  # type: ignore[union-attr]
+        return RungJob(genome, self.rungs[level], self.store.load(key, self.rungs[level - 1]))
+
+    def arrived(self, job: RungJob, result: Result) -> None:
+        """A rung result: state to disk, log line, ASHA; states that can no longer serve are removed."""
+        level = self.rungs.index(job.epochs)
+        result.epochs = job.epochs
+        state, result.state = result.state, None
+        keep = result.ok and state is not None and level < len(self.rungs) - 1
+        if keep:
+            self.store.save(job.key, job.epochs, state)  # type: ignore[arg-type]
+        self.record(result)
+        self.asha.record(job.key, level, result.fitness if result.ok else None)
+        self.store.discard(job.key, below=job.epochs if keep else None)
+
+    def told(self, result: Result) -> Result:
+        """What the strategy is told for a rung result (as in sync: rung, then accuracy)."""
+        return told_result(result, self.rungs)
+
+    def finish(self) -> None:
+        """The search ended: nothing will be promoted any more."""
+        self.store.discard_all_but(set())
