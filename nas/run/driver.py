@@ -190,7 +190,8 @@ def resumable_on_disk_error(run: RunDir) -> Iterator[None]:
         raise exc.with_hint(hint) from None
 
 
-def save_state(session: Session, base: dict[str, Any], evaluations: int = 0) -> None:
+def save_state(session: Session, base: dict[str, Any], evaluations: int = 0, **extra: Any) -> None:
+    """The checkpoint; `extra` is what a driver mode keeps of its own (the async loop: its slot count)."""
     save_checkpoint(
         session.run.path,
         {
@@ -202,6 +203,7 @@ def save_state(session: Session, base: dict[str, Any], evaluations: int = 0) -> 
             "evaluations": evaluations,
             "seed": session.config.seed,
             "architecture_base": base,
+            **extra,
         },
     )
 
@@ -271,18 +273,23 @@ class Loop:
 
     def record(self, result: Result) -> None:
         """A new result: into the log first (durably), then the best file and the monitor."""
+        self.record_many([result])
+
+    def record_many(self, results: list[Result]) -> None:
+        """New results that arrived together: into the log first (durably, one fsync), then the best file (once)
+        and the monitor."""
         with self.guard.critical():
-            result.step = self.s.step
-            self.log.append(result)
-            self.new += 1
-            if (
-                result.ok
-                and result.fitness is not None
-                and (self.best is None or rank_key(result) < rank_key(self.best))
-            ):
-                self.best = result
-                self.write_best(result)
-        self.monitor.evaluated(result)
+            for result in results:
+                result.step = self.s.step
+            self.log.append_many(results)
+            self.new += len(results)
+            better = [r for r in results if r.ok and r.fitness is not None]
+            top = min(better, key=rank_key, default=None)
+            if top is not None and (self.best is None or rank_key(top) < rank_key(self.best)):
+                self.best = top
+                self.write_best(top)
+        for result in results:
+            self.monitor.evaluated(result)
 
     def write_best(self, result: Result) -> None:
         """`best/architecture.yaml` for `result`, with where it came from."""
