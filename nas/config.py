@@ -71,6 +71,10 @@ class FitnessConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     test: bool = False
     seconds_per_evaluation: float = bounds(0.0, 0, 86_400)
+    # Which function the synthetic objective is (`nas.evaluate.landscapes`): `bump` (deep and narrow, input and
+    # output links), `epistatic` (shallow and wide, interacting shortcut bits), `noisy` (bump plus seed-like
+    # noise), `cost` (accuracy minus a parameter cost). Ignored by the `train` objective.
+    landscape: Literal["bump", "epistatic", "noisy", "cost"] = "bump"
 
 
 @dataclass

@@ -53,7 +53,7 @@ def test_velocity_and_position_stay_within_their_clamps(case, steps):
     for _ in range(steps):
         particle = pso.fly(particle, guide, dims, params, rng)
         for d, x, v, vmax in zip(dims, particle.position, particle.velocity, limits, strict=True):
-            assert d.low <= x <= d.high
+            assert d.span[0] <= x <= d.span[1]
             assert -vmax <= v <= vmax
 
 

@@ -1,11 +1,12 @@
 """Particle swarm optimisation over the architecture level: the math only, on plain tuples of floats.
 
-A particle moves over the search space's real-valued dimensions (`SearchSpace.dimensions`; the space decodes a
-position by rounding and clamping). The update is the standard global-best PSO with Clerc's constriction
-defaults (DESIGN.md section 3):
+A particle moves over the search space's real-valued dimensions (`SearchSpace.dimensions`), inside each one's
+`span` (an integer range [low, high] spans [low - 0.5, high + 0.5], so every value, the ends included, owns a
+cell of the same width); the space decodes a position by rounding and clamping. The update is the standard
+global-best PSO with Clerc's constriction defaults (DESIGN.md section 3):
 
     v <- clamp(w v + c1 r1 (personal - x) + c2 r2 (global - x), +-fraction * width)
-    x <- x + v, clamped to [low, high]
+    x <- x + v, clamped to the span
 
 with r1, r2 uniform per dimension. A coordinate that hits a wall is clamped there and its velocity component
 set to zero (an absorbing wall): the particle stops pushing outward instead of sticking to the wall for many
@@ -86,12 +87,12 @@ class Swarm:
 
 def velocity_limits(dims: Sequence[Dimension], fraction: float) -> tuple[float, ...]:
     """The largest step per dimension: `fraction` of its width, so every range is crossed at the same pace."""
-    return tuple(fraction * d.width for d in dims)
+    return tuple(fraction * d.span_width for d in dims)
 
 
 def spawn(dims: Sequence[Dimension], fraction: float, rng: random.Random) -> Particle:
     """A particle at a uniform random position with a uniform random velocity inside the clamp."""
-    position = tuple(rng.uniform(d.low, d.high) for d in dims)
+    position = tuple(rng.uniform(*d.span) for d in dims)
     velocity = tuple(rng.uniform(-vmax, vmax) for vmax in velocity_limits(dims, fraction))
     return Particle(position, velocity)
 
@@ -133,8 +134,9 @@ def fly(particle: Particle, guide: BestPoint | None, dims: Sequence[Dimension], 
         raw = pso.w * v + pso.c1 * r1 * (personal[i] - x) + pso.c2 * r2 * (social[i] - x)
         v = min(max(raw, -limits[i]), limits[i])
         x_new = x + v
-        if x_new < dim.low or x_new > dim.high:
-            x_new, v = float(dim.clamp(x_new)), 0.0
+        low, high = dim.span
+        if x_new < low or x_new > high:
+            x_new, v = float(dim.clamp_span(x_new)), 0.0
         position.append(x_new)
         velocity.append(v)
     return replace(particle, position=tuple(position), velocity=tuple(velocity))
