@@ -7,7 +7,7 @@ One round of the loop:
     for each, in completion order (`arrived`):
         tell the strategy that one result                   strategy.tell([r])
         top up: ask for enough new genomes to have          top_up
-            `target` in flight (cache hits told at once)
+            `target` in flight
     submit what the strategy has in flight and the          submit_new
         evaluator does not (largest first, by analytic
         FLOPs, when they cannot all start at once)
@@ -49,7 +49,7 @@ from nas.evaluate.result import Result
 from nas.genome.genome import Genome
 from nas.run.checkpoint import load_checkpoint
 from nas.run.dispatch import largest_first
-from nas.run.driver import STALL_STEPS, Loop, save_state
+from nas.run.driver import Loop, save_state
 from nas.strategies.strategy import Strategy
 
 log = logging.getLogger(__name__)
@@ -63,24 +63,19 @@ CHECKPOINT_EVERY_S = 1.0
 def top_up(strategy: Strategy, want: Callable[[], int], known: Callable[[str], Result | None]) -> None:
     """Ask until the strategy has as many genomes in flight as `want()` allows (or it has none to give).
 
-    `want()` is how many more may be in flight now. A genome the log already holds is told its logged result at
-    once (no new evaluation); a strategy that keeps proposing only such genomes has converged, and after
-    `STALL_STEPS` asks in a row it is asked no more.
+    `want()` is how many more may be in flight now. Strategies never ask a genome they were told, so the log
+    answers an ask only when it holds a line the strategy never saw (a log not written by this run's
+    strategy): that genome is told its logged result at once, never trained again.
     """
-    repeats = 0
-    while not strategy.done() and repeats < STALL_STEPS:
+    while not strategy.done():
         n = want()
         if n <= 0:
             return
         asked = strategy.ask(n)
         if not asked:
             return  # the strategy waits for results
-        hits = [r for r in (known(g.key) for g in asked) if r is not None]
-        for result in hits:
+        for result in (r for r in (known(g.key) for g in asked) if r is not None):
             strategy.tell([result])
-        repeats = repeats + 1 if len(hits) == len(asked) else 0
-    if repeats >= STALL_STEPS:
-        log.warning("the last %d asks held only genomes already evaluated: the search has converged", STALL_STEPS)
 
 
 def in_flight_room(target: int, budget: int | None, logged: int) -> int:
@@ -126,6 +121,8 @@ class AsyncLoop(Loop):
         self.submitted: dict[int, Genome] = {}  # ticket -> genome: what the evaluator holds
         self.told_since_checkpoint: list[Result] = []
         self.checkpointed = time.monotonic()
+        total = self.s.strategy.repeats_total
+        self.repeats = (total.avoided, total.unfilled)  # the strategy's repeat counts at the last scalars
 
     def want(self) -> int:
         """How many more genomes the strategy may be asked for now (what the budget leaves of the slots)."""
@@ -206,3 +203,6 @@ class AsyncLoop(Loop):
             best = self.best.fitness if self.best else None
             self.monitor.step(self.s.step, self.told_since_checkpoint, best)
             self.told_since_checkpoint = []
+            total = self.s.strategy.repeats_total
+            self.monitor.repeats(self.s.step, total.avoided - self.repeats[0], total.unfilled - self.repeats[1])
+            self.repeats = (total.avoided, total.unfilled)
