@@ -2,9 +2,9 @@
 
 Each candidate is the synthetic objective sleeping in proportion to its analytic FLOPs
 (`fitness.seconds_per_evaluation` + `fitness.seconds_per_gflop`, set so that the candidates of
-`encodings/densenet_cifar.yaml` at 32x32 take 0.1 s to 1 s, the 9-37x spread of real trainings), one declared GPU
-each. Every search runs the real driver (`nas search`, in this process) for the same wall time
-(`search.budget.hours`), after a warm-up search that starts the Ray workers. Figures per search:
+`encodings/densenet_cifar.yaml` at 32x32 take 0.1 s to 1 s), one declared GPU each. Every search runs the
+real driver (`nas search`, in this process) for the same wall time (`search.budget.hours`), after a warm-up
+search that starts the Ray workers. Figures per search:
 - busy fraction: the candidates' summed seconds / (slots x the search's own wall time, `elapsed_seconds` of its
   last checkpoint); candidates cancelled at the time limit count as idle;
 - evaluations per minute;
