@@ -120,13 +120,15 @@ class AsyncLoop(Loop):
         self.replay_target = int(checkpoint.get("async_target", self.target))  # the session that wrote it
         self.submitted: dict[int, Genome] = {}  # ticket -> genome: what the evaluator holds
         self.told_since_checkpoint: list[Result] = []
+        self.untold: set[str] = set()  # logged in this round, not told yet
         self.checkpointed = time.monotonic()
         total = self.s.strategy.repeats_total
         self.repeats = (total.avoided, total.unfilled)  # the strategy's repeat counts at the last scalars
 
     def want(self) -> int:
         """How many more genomes the strategy may be asked for now (what the budget leaves of the slots)."""
-        room = in_flight_room(self.target, self.s.config.search.budget.evaluations, len(self.log))
+        told = len(self.log) - len(self.untold)  # the log as the strategy has heard it, as in `replay`
+        room = in_flight_room(self.target, self.s.config.search.budget.evaluations, told)
         return room - len(self.s.strategy.in_flight())
 
     # --- the loop ---------------------------------------------------------------------------------------------
@@ -172,12 +174,12 @@ class AsyncLoop(Loop):
         if not results:
             return
         self.record_many(results)
-        untold = {r.key for r in results}
+        self.untold = {r.key for r in results}
         for result in results:
-            untold.discard(result.key)
+            self.untold.discard(result.key)
             self.s.strategy.tell([result])
             self.told_since_checkpoint.append(result)
-            top_up(self.s.strategy, self.want, lambda key: None if key in untold else self.log.get(key))
+            top_up(self.s.strategy, self.want, lambda key: None if key in self.untold else self.log.get(key))
 
     def submit_new(self) -> None:
         """Submit, largest first, the genomes in flight for the strategy that the evaluator does not hold yet
