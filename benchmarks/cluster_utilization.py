@@ -11,7 +11,7 @@ search that starts the Ray workers. Figures per search:
 - best fitness at that equal wall time (the synthetic optimum is 1).
 
     .venv/bin/python benchmarks/cluster_utilization.py [--sizes 8 32] [--seconds 30]
-        [--strategies hgapso regularized-evolution] [--modes sync async]
+        [--strategies hgapso regularized-evolution] [--modes sync async] [--scale 1]
 """
 
 import argparse
@@ -50,7 +50,14 @@ def strategy_section(strategy: str, slots: int) -> dict:
 
 
 def write_config(
-    folder: Path, name: str, strategy: str, mode: str, slots: int, seconds: float | None, evaluations: int = 1_000_000
+    folder: Path,
+    name: str,
+    strategy: str,
+    mode: str,
+    slots: int,
+    seconds: float | None,
+    evaluations: int = 1_000_000,
+    scale: float = 1.0,
 ) -> Path:
     data = {
         "name": name,
@@ -59,8 +66,8 @@ def write_config(
         "dataset": {"name": "cifar10"},
         "fitness": {
             "objective": "synthetic",
-            "seconds_per_evaluation": SECONDS_PER_EVALUATION,
-            "seconds_per_gflop": SECONDS_PER_GFLOP,
+            "seconds_per_evaluation": SECONDS_PER_EVALUATION * scale,
+            "seconds_per_gflop": SECONDS_PER_GFLOP * scale,
         },
         "search": {
             "strategy": strategy,
@@ -98,6 +105,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="wall time of each search")
     parser.add_argument("--strategies", nargs="+", default=["hgapso", "regularized-evolution"])
     parser.add_argument("--modes", nargs="+", default=["sync", "async"])
+    parser.add_argument("--scale", type=float, default=1.0, help="candidate times x this (default 0.1-1 s)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     import ray
@@ -116,8 +124,8 @@ def main() -> None:
                 for mode in args.modes:
                     name = f"{strategy}-{mode}-{slots}"
                     started = time.perf_counter()
-                    figures = run_search(write_config(folder, name, strategy, mode, slots, args.seconds),
-                                         folder / name)  # fmt: skip
+                    config = write_config(folder, name, strategy, mode, slots, args.seconds, scale=args.scale)
+                    figures = run_search(config, folder / name)
                     row = {"strategy": strategy, "mode": mode, "slots": slots, **figures}
                     row["busy_fraction"] = round(figures["busy_seconds"] / (slots * figures["wall_s"]), 3)
                     row["evaluations_per_minute"] = round(60 * figures["evaluations"] / figures["wall_s"], 1)
@@ -125,13 +133,15 @@ def main() -> None:
                     print(f"  {name:<36} busy {row['busy_fraction']:.3f}  {row['evaluations']:>5} evaluations  "
                           f"{time.perf_counter() - started:5.1f} s", file=sys.stderr)  # fmt: skip
             ray.shutdown()
-    print(f"\ncluster utilization ({args.seconds:g} s a search, candidates 0.1-1 s by FLOPs, one GPU each)")
+    low, high = 0.1 * args.scale, 1.0 * args.scale
+    print(f"\ncluster utilization ({args.seconds:g} s a search, candidates {low:g}-{high:g} s by FLOPs, one GPU each)")
     print(f"{'strategy':<24}{'mode':<7}{'slots':>6}{'busy':>7}{'evals/min':>11}{'evals':>7}{'best':>8}")
     for r in rows:
         best = f"{r['best_fitness']:.4f}" if r["best_fitness"] is not None else "-"
         print(f"{r['strategy']:<24}{r['mode']:<7}{r['slots']:>6}{r['busy_fraction']:>7.3f}"
               f"{r['evaluations_per_minute']:>11.1f}{r['evaluations']:>7}{best:>8}")  # fmt: skip
-    print(json.dumps({"benchmark": "cluster_utilization", "seconds": args.seconds, "rows": rows, **machine()}))
+    summary = {"benchmark": "cluster_utilization", "seconds": args.seconds, "scale": args.scale, "rows": rows}
+    print(json.dumps({**summary, **machine()}))
 
 
 if __name__ == "__main__":
