@@ -12,6 +12,7 @@ Budget: `search.budget.evaluations` counts distinct genomes trained in the run (
 are free), `search.budget.hours` the summed wall time of all sessions, checked as each result arrives: once
 it is spent the candidates still in flight are cancelled, so a search stops within one candidate of its limit.
 The misses of a batch are submitted largest first (`nas.run.dispatch`); they are still told in ask order.
+This is `search.mode: sync`; `async` runs `nas.run.async_loop.AsyncLoop`, which builds on this module's `Loop`.
 `--max-evaluations N` stops after N new evaluations of this invocation; a batch cut short by either is not
 told, so the checkpoint stays at the batch's start and `nas resume` continues it exactly.
 
