@@ -280,7 +280,7 @@ class Loop:
         with self.guard.critical():
             for result in results:
                 result.step = self.s.step
-            self.log.append_many(results)
+            self.log.append(*results)
             self.new += len(results)
             better = [r for r in results if r.ok and r.fitness is not None]
             top = min(better, key=rank_key, default=None)

@@ -74,13 +74,10 @@ class EvaluationLog:
             self.order.append(result.key)
         self.results[result.key] = result
 
-    def append(self, result: Result) -> None:
-        """Write one result durably (flush + fsync), then index it."""
-        self.append_many([result])
-
-    def append_many(self, results: list[Result]) -> None:
-        """Write results that arrived together durably with one fsync (a line each), then index them: each is
-        in the file before anything else happens to it, at one disk flush for the lot instead of one a line."""
+    def append(self, *results: Result) -> None:
+        """Write results durably (flush + fsync), then index them. Several results that arrived together go in
+        one write and one fsync: each is in the file before anything else happens to it, at one disk flush for
+        the lot instead of one a line."""
         if self._failed is not None:
             raise self._failed
         try:
