@@ -12,9 +12,10 @@ Writes, into one folder published all at once (`nas.stagedir`):
 - `preprocess.json`: class names, channel order, input size and dtype, resize, mean and std (BBBC021: the plate
   statistics), dataset kind, evonas version.
 
-Ranking is `nas.run.runlog.ranked`: `ok` results only, higher fitness first, then fewer parameters. The
-search keeps no trained weights (each candidate is trained only to be scored), so nothing here is trained;
-`nas train EXPORT/architecture.yaml --config RUN_DIR/config.yaml --full --save DIR` retrains it.
+Ranking is `nas.run.runlog.ranked`: `ok` results only, by the one ranking rule (higher fitness, then fewer
+parameters, then key). The search keeps no trained weights (each candidate is trained only to be scored), so
+nothing here is trained; `nas train EXPORT/architecture.yaml --config RUN_DIR/config.yaml --full --save DIR`
+retrains it.
 
 Where it goes: `--out` defaults to `RUN_DIR/export/` (a new folder in the run directory, which is an append).
 Running export again refreshes that default folder as a whole, as long as it holds only export's own files;

@@ -7,6 +7,7 @@ keys, no spaces), so two genomes are the same candidate exactly when their keys 
 order of the file they came from.
 """
 
+import functools
 import hashlib
 import json
 import sys
@@ -45,8 +46,9 @@ class Genome:
     def canonical_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
+        """Computed once per genome (a frozen value): drivers and strategies look keys up per candidate."""
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
     @property

@@ -1,37 +1,48 @@
 """The async driver (`search.mode: async`): every slot stays busy, each result is told the moment it arrives.
 
-One round of the loop, in this order (the order is what makes it crash-safe):
+One round of the loop:
 
     wait for any finished candidate(s)                      evaluator.wait
-    for each, in completion order:
-        record: append to the log (fsync), best file        Loop.record        <- a finished result is safe
+    record them: append to the log (one fsync), best file   Loop.record_many   <- the results are safe from here
+    for each, in completion order (`arrived`):
         tell the strategy that one result                   strategy.tell([r])
         top up: ask for enough new genomes to have          top_up
-            `target` in flight (cache hits told at once)
-    checkpoint (strategy state, log position)               save_state          <- the asks are safe
+            `target` in flight
     submit what the strategy has in flight and the          submit_new
-        evaluator does not, largest first
+        evaluator does not (largest first, by analytic
+        FLOPs, when they cannot all start at once)
+    once a second (`CHECKPOINT_EVERY_S`): checkpoint,       checkpoint
+        TensorBoard scalars
 
-`target` is the number of candidates the evaluator can run at once (`Evaluator.slots()`, read once per
-session). The strategy is asked after every single tell, for `target - len(in_flight)` genomes (fewer when the
-budget is nearly spent), so what it is asked and told is a function of the order of the log alone: replaying
-the log in order through a fresh strategy with the same `target` (`replay`) gives exactly the state of the run.
+`target` is the number of candidates the evaluator can run at once (`Evaluator.slots()`, read once per session
+and kept in the checkpoint), plus a short queue (`QUEUED`) so that a slot that frees up never waits for the
+driver. The strategy is asked after every single tell, for `target - len(in_flight)`
+genomes (fewer when the evaluation budget is nearly spent), so everything it is asked and told is a function of
+the order of the log alone: `replay`, the log told in order with the same top-ups, brings a strategy from any
+checkpoint to exactly the state the run had at the last logged result. A fresh strategy replayed through the
+whole log ends in the run's final state.
 
-Crash safety. Every genome is in a checkpoint's in-flight list before it is submitted, and every result is in
-the log before it is told, so after a crash at any instant `resume` restores the last checkpoint and replays
-the log lines written after it (the checkpoint's `evaluations` is their position), one at a time and in logged
-order, with the same top-ups: the strategy reaches the state it had before the crash. The genomes it then
-holds in flight are the trainings the crash lost: they are submitted again (none is retrained that the log
-already holds), and the run continues. Unlike `sync`, the search depends on the order in which results arrive
-(that is the point: nobody waits for the slowest), so `async` promises that a resumed run continues the same
-run, not that two runs with the same seed agree.
+Crash safety. Every result is in the log before it is told, and the asks that followed it are re-derived by the
+replay, so a checkpoint is needed only to keep the replay short (one a second). After a crash at
+any instant, `nas resume` restores the last checkpoint and replays the log lines written after it (the
+checkpoint's `evaluations` is their position) in logged order, with the checkpoint's `target`: the strategy
+reaches the state it had before the crash. The genomes it then holds in flight are the trainings the crash lost;
+they are submitted again, and no genome the log holds is trained again. The search depends on the order in which
+results arrive (that is the point: nobody waits for the slowest), so two runs with one seed need not agree:
+`async` promises that a resumed run continues the same run, where `sync` promises the same search whatever the
+number of workers.
 
-Budget: `search.budget.evaluations` and `--max-evaluations` cap what is asked (candidates in flight count);
-`search.budget.hours` is checked as each result arrives and at every poll (`POLL_S`): once spent, what is in
-flight is cancelled and the search stops (in flight in the checkpoint, never lost from the log).
+Budget: `search.budget.evaluations` caps what is asked (genomes in flight count); `--max-evaluations` caps what
+is submitted in this invocation, not what is asked, so that where an invocation stopped never changes the search
+(what was asked and not submitted stays in flight in the checkpoint). `search.budget.hours` is checked as each
+result arrives and at every poll (`POLL_S`): once spent, what is in flight is cancelled and the search stops.
+
+Multi-fidelity hooks in at `arrived` (a result that earns another rung is submitted again instead of told) and
+at `submit_new`; the replay must then re-derive the same decisions from the log, as it does the asks.
 """
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -40,35 +51,43 @@ from nas.evaluate.result import Result
 from nas.genome.genome import Genome
 from nas.run.checkpoint import load_checkpoint
 from nas.run.dispatch import largest_first
-from nas.run.driver import STALL_STEPS, Loop, save_state
+from nas.run.driver import Loop, save_state
 from nas.strategies.strategy import Strategy
 
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0  # longest wait for a result before the clock is looked at again
+# Candidates kept queued beyond the slots, as a fraction of them: a slot that frees up starts a queued candidate
+# at once (Ray hands the finished task's worker straight to the next one of the same kind) instead of waiting for
+# the driver to log, tell, ask and submit. On 32 simulated GPUs this raised the busy fraction from 0.65 to 0.78
+# (benchmarks/RESULTS.md); the price is that a queued genome is asked a few results earlier.
+QUEUED = 0.25
+# A checkpoint only shortens the replay of a resume (module docstring), so one a second is plenty; each costs a
+# few fsyncs, which at one per result would take a good part of the driver's time on a busy cluster.
+CHECKPOINT_EVERY_S = 1.0
 
 
 def top_up(strategy: Strategy, want: Callable[[], int], known: Callable[[str], Result | None]) -> None:
     """Ask until the strategy has as many genomes in flight as `want()` allows (or it has none to give).
 
-    `want()` is how many more may be in flight now. A genome the log already holds is told its logged result at
-    once (no new evaluation); a strategy that keeps proposing only such genomes has converged, and after
-    `STALL_STEPS` asks in a row it is asked no more.
+    `want()` is how many more may be in flight now. Strategies never ask a genome they were told, so the log
+    answers an ask only when it holds a line the strategy never saw (a log not written by this run's
+    strategy): that genome is told its logged result at once, never trained again.
     """
-    repeats = 0
-    while not strategy.done() and repeats < STALL_STEPS:
+    while not strategy.done():
         n = want()
         if n <= 0:
             return
         asked = strategy.ask(n)
         if not asked:
             return  # the strategy waits for results
-        hits = [r for r in (known(g.key) for g in asked) if r is not None]
-        for result in hits:
+        for result in (r for r in (known(g.key) for g in asked) if r is not None):
             strategy.tell([result])
-        repeats = repeats + 1 if len(hits) == len(asked) else 0
-    if repeats >= STALL_STEPS:
-        log.warning("the last %d asks held only genomes already evaluated: the search has converged", STALL_STEPS)
+
+
+def in_flight_room(target: int, budget: int | None, logged: int) -> int:
+    """How many genomes may be in flight: the slots, or fewer when the evaluation budget is nearly spent."""
+    return target if budget is None else max(0, min(target, budget - logged))
 
 
 def replay(strategy: Strategy, prior: dict[str, Result], results: list[Result], target: int, budget: int | None) -> int:
@@ -97,57 +116,56 @@ def replay(strategy: Strategy, prior: dict[str, Result], results: list[Result], 
     return told
 
 
-def in_flight_room(target: int, budget: int | None, logged: int) -> int:
-    """How many genomes may be in flight: the slots, or fewer when the evaluation budget is nearly spent."""
-    return target if budget is None else max(0, min(target, budget - logged))
-
-
 class AsyncLoop(Loop):
     """The sync `Loop`'s log, budget, best file and monitor, driven one result at a time (module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._target: int | None = None
-        self.position = int(load_checkpoint(self.s.run.path).get("evaluations", 0))
-        self.submitted: dict[int, Genome] = {}  # ticket -> genome, what the evaluator holds
-        self.unscaled: list[Result] = []  # told since the last TensorBoard scalars
-
-    @property
-    def target(self) -> int:
-        """The slots of the evaluator, read once (the evaluator connects after the loop is built)."""
-        if self._target is None:
-            assert self.evaluator is not None, "the async loop runs only once its evaluator is connected"
-            self._target = max(1, self.evaluator.slots())
-        return self._target
+        self.target = 0  # set by `connected`: the evaluator is connected after the loop is built
+        checkpoint = load_checkpoint(self.s.run.path)
+        # the log keys the checkpoint has told (`evaluations` counts finished ones only, without `oom` lines)
+        self.position = int(checkpoint.get("async_position", checkpoint.get("evaluations", 0)))
+        self.replay_target: int | None = checkpoint.get("async_target")  # the session that wrote it
+        self.submitted: dict[int, Genome] = {}  # ticket -> genome: what the evaluator holds
+        self.told_since_checkpoint: list[Result] = []
+        self.untold: set[str] = set()  # logged in this round, not told yet
+        self.checkpointed = time.monotonic()
+        total = self.s.strategy.repeats_total
+        self.repeats = (total.avoided, total.unfilled)  # the strategy's repeat counts at the last scalars
 
     def want(self) -> int:
-        """How many more genomes the strategy may be asked for now (what the budget leaves of the slots).
-
-        `--max-evaluations` is not in here but in `submit_new`: it caps what is trained in this invocation, not
-        what is asked, so that where an invocation stopped never changes the search."""
-        room = in_flight_room(self.target, self.s.config.search.budget.evaluations, len(self.log))
+        """How many more genomes the strategy may be asked for now (what the budget leaves of the slots)."""
+        told = len(self.log) - len(self.untold)  # the log as the strategy has heard it, as in `replay`
+        room = in_flight_room(self.target, self.s.config.search.budget.evaluations, told)
         return room - len(self.s.strategy.in_flight())
 
     # --- the loop ---------------------------------------------------------------------------------------------
 
+    def connected(self) -> None:
+        """Read the evaluator's slots, once: in flight, every slot busy and a short queue."""
+        assert self.evaluator is not None, "the async loop runs only once its evaluator is connected"
+        slots = max(1, self.evaluator.slots())
+        self.target = slots + math.ceil(slots * QUEUED)
+        if self.replay_target is None:
+            self.replay_target = self.target
+
     def run(self) -> None:
+        self.connected()
         self.replay_after_checkpoint()
         if self.finished():
             return
         top_up(self.s.strategy, self.want, self.log.get)
-        self.checkpoint()
+        self.checkpoint()  # this session's target, from here on
         self.submit_new()
         while self.evaluator.outstanding():
-            arrived = self.evaluator.wait(timeout=POLL_S)
-            for ticket, result in arrived:
-                self.arrived_async(ticket, result)
+            self.arrived(self.evaluator.wait(timeout=POLL_S))
             if self.out_of_time():
                 self.evaluator.cancel()
+                break
+            self.submit_new()
+            if self.told_since_checkpoint and time.monotonic() - self.checkpointed >= CHECKPOINT_EVERY_S:
                 self.checkpoint()
-                return
-            if arrived:
-                self.checkpoint()
-                self.submit_new()
+        self.checkpoint()
 
     def replay_after_checkpoint(self) -> None:
         """Tell the strategy what the log holds beyond the checkpoint, as the crashed run had (module docstring)."""
@@ -156,39 +174,54 @@ class AsyncLoop(Loop):
             return
         prior = {key: self.log.results[key] for key in keys[: self.position]}
         after = [self.log.results[key] for key in keys[self.position :]]
-        told = replay(self.s.strategy, prior, after, self.target, self.s.config.search.budget.evaluations)
+        budget = self.s.config.search.budget.evaluations
+        told = replay(self.s.strategy, prior, after, int(self.replay_target or self.target), budget)
         log.info("told the strategy the %d results logged after the checkpoint", told)
 
-    def arrived_async(self, ticket: int, result: Result) -> None:
-        """A result arrived: record it (the log, first), tell it, top up. Where multi-fidelity rungs would decide
-        whether a candidate continues, this is the place: after the record, before the tell."""
-        genome = self.submitted.pop(ticket)
-        if genome.key != result.key:
-            raise RuntimeError(f"ticket {ticket} came back with {result.key[:12]}, not {genome.key[:12]}")
-        self.record(result)
-        self.s.strategy.tell([result])
-        self.unscaled.append(result)
-        top_up(self.s.strategy, self.want, self.log.get)
-
-    def checkpoint(self) -> None:
-        """The strategy (with its in-flight genomes) and the log position it has been told through; the scalars
-        once per `target` results."""
-        self.s.step += 1
-        self.s.elapsed_seconds = self.elapsed()
-        self.started = time.monotonic()
-        with self.guard.critical():
-            save_state(self.s, self.base, len(self.log))
-        if len(self.unscaled) >= self.target:
-            best = self.best.fitness if self.best else None
-            self.monitor.step(self.s.step, self.unscaled, best)
-            self.unscaled = []
+    def arrived(self, finished: list[tuple[int, Result]]) -> None:  # type: ignore[override]
+        """Results arrived: record them (into the log, first, one fsync for those that came together), then for
+        each in completion order tell it and top up. A top-up sees the log only up to the result just told, as
+        the replay does."""
+        results = []
+        for ticket, result in finished:
+            genome = self.submitted.pop(ticket)
+            if genome.key != result.key:
+                raise RuntimeError(f"ticket {ticket} came back with {result.key[:12]}, not {genome.key[:12]}")
+            results.append(result)
+        if not results:
+            return
+        self.record_many(results)
+        self.untold = {r.key for r in results}
+        for result in results:
+            self.untold.discard(result.key)
+            self.s.strategy.tell([result])
+            self.told_since_checkpoint.append(result)
+            top_up(self.s.strategy, self.want, lambda key: None if key in self.untold else self.log.get(key))
 
     def submit_new(self) -> None:
         """Submit, largest first, the genomes in flight for the strategy that the evaluator does not hold yet
         (after a crash: the trainings it lost), as many as `--max-evaluations` still allows."""
         held = {g.key for g in self.submitted.values()}
-        new = [g for g in self.s.strategy.in_flight() if g.key not in held]
+        new = list({g.key: g for g in self.s.strategy.in_flight() if g.key not in held}.values())  # each once
         if self.limit is not None:
             new = new[: max(0, self.limit - self.new - len(self.submitted))]
-        for genome in largest_first(new, self.s.objective):
+        if len(new) > self.target - self.evaluator.outstanding():  # not all start at once: the biggest first
+            new = largest_first(new, self.s.objective)
+        for genome in new:
             self.submitted[self.evaluator.submit(genome)] = genome
+
+    def checkpoint(self) -> None:
+        """The strategy (in-flight genomes included), the log position it has been told through, this session's
+        target; then the TensorBoard scalars of the results told since the last one."""
+        self.s.step += 1
+        self.s.elapsed_seconds = self.elapsed()
+        self.started = self.checkpointed = time.monotonic()
+        with self.guard.critical():
+            save_state(self.s, self.base, len(self.log), async_target=self.target, async_position=len(self.log.order))
+        if self.told_since_checkpoint:
+            best = self.best.fitness if self.best else None
+            self.monitor.step(self.s.step, self.told_since_checkpoint, best)
+            self.told_since_checkpoint = []
+            total = self.s.strategy.repeats_total
+            self.monitor.repeats(self.s.step, total.avoided - self.repeats[0], total.unfilled - self.repeats[1])
+            self.repeats = (total.avoided, total.unfilled)

@@ -5,12 +5,14 @@ moment it arrives -> tell the strategy in ask order -> checkpoint -> log scalars
 order and the strategy's RNG lives in its state, so the same seed and fitness values give the same trajectory
 whatever the number of workers or the order in which they finish. A checkpoint is written after every tell
 (and one before the first ask), so after a crash the restored strategy re-asks the same batch and the log
-answers what already finished.
+answers what already finished. Strategies never ask a genome they were told (their state records them), so
+the cache answers only such re-asked batches; each step logs how many repeats the strategy avoided.
 
 Budget: `search.budget.evaluations` counts distinct genomes trained in the run (lines of the log; repeats
 are free), `search.budget.hours` the summed wall time of all sessions, checked as each result arrives: once
 it is spent the candidates still in flight are cancelled, so a search stops within one candidate of its limit.
 The misses of a batch are submitted largest first (`nas.run.dispatch`); they are still told in ask order.
+This is `search.mode: sync`; `async` runs `nas.run.async_loop.AsyncLoop`, which builds on this module's `Loop`.
 `--max-evaluations N` stops after N new evaluations of this invocation; a batch cut short by either is not
 told, so the checkpoint stays at the batch's start and `nas resume` continues it exactly.
 
@@ -64,10 +66,6 @@ from nas.strategies.strategy import Strategy, build_strategy
 from nas.yamlfile import load_yaml_mapping
 
 log = logging.getLogger(__name__)
-
-# Steps in a row whose whole batch the log answered before the search counts as converged: a strategy whose
-# asks are all repeats would otherwise loop without spending budget (the budget counts only new evaluations).
-STALL_STEPS = 50
 
 
 @dataclass
@@ -272,7 +270,8 @@ def disk_error_hint(run: RunDir) -> str:
     return f"{held}; once the disk is writable again, continue with: nas resume {run.path}"
 
 
-def save_state(session: Session, base: dict[str, Any], evaluations: int = 0) -> None:
+def save_state(session: Session, base: dict[str, Any], evaluations: int = 0, **extra: Any) -> None:
+    """The checkpoint; `extra` is what a driver mode keeps of its own (the async loop: its slot count)."""
     save_checkpoint(
         session.run.path,
         {
@@ -285,6 +284,7 @@ def save_state(session: Session, base: dict[str, Any], evaluations: int = 0) -> 
             "inputs": session.inputs if session.inputs is not None else input_digests(session.config),
             "seed": session.config.seed,
             "architecture_base": base,
+            **extra,
         },
     )
 
@@ -342,7 +342,8 @@ class Loop:
             return True
         if self.out_of_time():
             return True
-        return self.s.strategy.done() or self.s.stalled_steps >= STALL_STEPS
+        stall = self.s.config.search.stall_batches
+        return self.s.strategy.done() or (stall is not None and self.s.stalled_steps >= stall)
 
     def save_elapsed(self) -> None:
         """Checkpoint the time spent without telling anything (the pending batch is part of the strategy's
@@ -360,18 +361,24 @@ class Loop:
 
     def record(self, result: Result) -> None:
         """A new result: into the log first (durably), then the best file and the monitor."""
+        self.record_many([result])
+
+    def record_many(self, results: list[Result]) -> None:
+        """New results that arrived together: into the log first (durably, one fsync), then the best file (once)
+        and the monitor."""
         with self.guard.critical():
-            result.step = self.s.step
-            self.new += result.key not in self.log  # a later rung of a candidate is not a new evaluation
-            self.log.append(result)
-            if (
-                result.ok
-                and result.fitness is not None
-                and (self.best is None or rank_key(result) < rank_key(self.best))
-            ):
-                self.best = result
-                self.write_best(result)
-        self.monitor.evaluated(result)
+            for result in results:
+                result.step = self.s.step
+            new_keys = {r.key for r in results if r.key not in self.log}
+            self.log.append(*results)
+            self.new += len(new_keys)  # a later rung of a candidate is not a new evaluation
+            better = [r for r in results if r.ok and r.fitness is not None]
+            top = min(better, key=rank_key, default=None)
+            if top is not None and (self.best is None or rank_key(top) < rank_key(self.best)):
+                self.best = top
+                self.write_best(top)
+        for result in results:
+            self.monitor.evaluated(result)
 
     def write_best(self, result: Result) -> None:
         """`best/architecture.yaml` for `result`, with where it came from."""
@@ -411,27 +418,38 @@ class Loop:
     def run_batch(self) -> bool:
         """Ask, evaluate, tell one batch. False when the batch was cut short by a limit (and not told)."""
         genomes = self.s.strategy.ask()
+        if not genomes:  # the strategy found nothing new to ask: it is done
+            if self.s.strategy.exhausted:
+                log.warning("the strategy found no genome it has not evaluated: the search has converged")
+            return False
         try:
             complete, todo = self.evaluate_batch(genomes)
         except OutOfTime:  # what is still in flight was cancelled; the batch is not told
             self.save_elapsed()
             return False
         if not complete:
+            if self.best is not None:  # the batch is not told, but a best it found belongs on the curve
+                self.monitor.best(self.s.step, self.best.fitness)  # type: ignore[arg-type]
             return False
         results = [self.log.get(g.key) for g in genomes]
         told = results if self.rungs is None else [self.rungs.told(r) for r in results]  # type: ignore[arg-type]
         self.s.strategy.tell(told)  # type: ignore[arg-type]
         self.s.step += 1
         self.s.stalled_steps = 0 if todo else self.s.stalled_steps + 1
-        if self.s.stalled_steps == STALL_STEPS:
+        if self.s.stalled_steps == self.s.config.search.stall_batches:
             log.warning(
-                "the last %d batches held only genomes already evaluated: the search has converged", STALL_STEPS
+                "the last %d batches held only genomes already evaluated: the search has converged",
+                self.s.stalled_steps,
             )
         self.s.elapsed_seconds = self.elapsed()
         self.started = time.monotonic()
         with self.guard.critical():
             save_state(self.s, self.base, len(self.log))
+        repeats = self.s.strategy.repeats
+        log.info("step %d: %d asked, %d new, repeats avoided %d, slots left empty %d", self.s.step, len(genomes),
+                 len(todo), repeats.avoided, repeats.unfilled)  # fmt: skip
         self.monitor.step(self.s.step, results, self.best.fitness if self.best else None)  # type: ignore[arg-type]
+        self.monitor.repeats(self.s.step, repeats.avoided, repeats.unfilled)
         return True
 
     def run(self) -> None:

@@ -31,6 +31,7 @@ from nas.atomicfile import DiskWriteError, writing
 from nas.errors import UserError, shown
 from nas.evaluate.result import Result
 from nas.genome.genome import Genome
+from nas.strategies.ranking import fitness_of, order
 
 log = logging.getLogger(__name__)
 
@@ -88,19 +89,22 @@ class EvaluationLog:
             self.results[result.key] = result
         self.rungs[(result.key, result.epochs)] = result
 
-    def append(self, result: Result) -> None:
-        """Write one result durably (flush + fsync), then index it."""
+    def append(self, *results: Result) -> None:
+        """Write results durably (flush + fsync), then index them. Several results that arrived together go in
+        one write and one fsync: each is in the file before anything else happens to it, at one disk flush for
+        the lot instead of one a line."""
         if self._failed is not None:
             raise self._failed
         try:
             with writing(self.path):
-                self._file.write(result.to_json() + "\n")
+                self._file.write("".join(r.to_json() + "\n" for r in results))
                 self._file.flush()
                 os.fsync(self._file.fileno())
         except DiskWriteError as exc:
             self._failed = exc
             raise
-        self._index(result)
+        for result in results:
+            self._index(result)
 
     def get(self, key: str) -> Result | None:
         return self.results.get(key)
@@ -267,11 +271,11 @@ def why(exc: ValueError) -> str:
 
 
 def rank_key(result: Result) -> tuple[int, float, int, str]:
-    """Sort key for "best first": higher rung (`search.fidelity`; equal without it), higher fitness, then fewer
-    parameters, then genome key (a total order). Accuracies after fewer epochs are not comparable with those
-    after the full budget, so a candidate stopped at a low rung never outranks one trained further."""
-    params = result.params if result.params is not None else 1 << 62
-    return (-(result.epochs or 0), -(result.fitness or 0.0), params, result.key)
+    """Sort key for "best first": higher rung first (`search.fidelity`; equal without it: accuracies after fewer
+    epochs are not comparable with those after the full budget, so a candidate stopped at a low rung never
+    outranks one trained further), then the project's one ranking rule (`nas.strategies.ranking.order`: higher
+    fitness, then fewer parameters, then genome key), the same the strategies and the swarm use."""
+    return (-(result.epochs or 0), *order(fitness_of(result), result.params, result.key))
 
 
 def ranked(results: list[Result] | Iterator[Result]) -> list[Result]:
