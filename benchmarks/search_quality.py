@@ -371,6 +371,8 @@ def main_synthetic(args: argparse.Namespace, overrides: dict) -> None:
             f"{r['redrawn_fraction']:>9.3f}{r['unfilled_per_run']:>14.1f}"
         )
     print(f"plot: {png}")
+    if args.markdown is not None:
+        args.markdown.write_text(markdown_tables(args, rows, repeats))
     record = {
         "benchmark": "search_quality",
         "objective": "synthetic",
@@ -385,6 +387,39 @@ def main_synthetic(args: argparse.Namespace, overrides: dict) -> None:
         **machine(),
     }
     print(json.dumps(record))
+
+
+def markdown_tables(args: argparse.Namespace, rows: list[dict], repeats: list[dict]) -> str:
+    """The tables of RESULTS.md: one per landscape (methods x budgets), then the repeat counts."""
+    out = []
+    for landscape in args.landscapes:
+        block = [r for r in rows if r["landscape"] == landscape]
+        if not block:
+            continue
+        out += [f"**{landscape}**", "", "| method | seeds | " + " | ".join(
+            f"{b}: mean | std | min | max" for b in args.budgets) + " |"]  # fmt: skip
+        out.append("|---|---:|" + "---:|---:|---:|---:|" * len(args.budgets))
+        methods = dict.fromkeys(r["method"] for r in block)
+        top = {b: max(r["mean"] for r in block if r["budget"] == b) for b in args.budgets}
+        for method in methods:
+            cells = []
+            for b in args.budgets:
+                r = next(x for x in block if x["method"] == method and x["budget"] == b)
+                mean = f"**{r['mean']:.3f}**" if r["mean"] == top[b] else f"{r['mean']:.3f}"
+                cells.append(f"{mean} | {r['std']:.3f} | {r['min']:.3f} | {r['max']:.3f}")
+            seeds = next(x["seeds"] for x in block if x["method"] == method)
+            out.append(f"| {method} | {seeds} | " + " | ".join(cells) + " |")
+        out.append("")
+    out += [
+        "| landscape | strategy | genomes asked | repeats asked | candidates drawn again | slots left empty a run |"
+    ]
+    out.append("|---|---|---:|---:|---:|---:|")
+    for r in repeats:
+        out.append(
+            f"| {r['landscape']} | {r['method']} | {r['asked']} | {r['repeat_fraction_asked']:.3f} | "
+            f"{r['redrawn_fraction']:.3f} | {r['unfilled_per_run']:.1f} |"
+        )
+    return "\n".join(out) + "\n"
 
 
 def main_real(args: argparse.Namespace, overrides: dict) -> None:
@@ -438,6 +473,7 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], help="config overrides, dotted.key=yaml_value")
     parser.add_argument("--out", type=Path, help="folder for configs, runs and the PNG")
     parser.add_argument("--png", type=Path, help="where the PNG goes (default: in --out)")
+    parser.add_argument("--markdown", type=Path, help="also write the tables as Markdown (for RESULTS.md)")
     parser.add_argument("--peer-cache", type=Path, help="folder keeping the peers' runs (reused when present)")
     parser.add_argument("--cached-peers-only", action="store_true", help="skip peer runs not in --peer-cache")
     args = parser.parse_args()
