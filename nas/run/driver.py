@@ -336,10 +336,19 @@ class Loop:
         hours = self.s.config.search.budget.hours
         return hours is not None and self.elapsed() >= hours * 3600
 
+    def promotions_pending(self) -> bool:
+        """Under `search.fidelity`, a batch asked before a stop whose candidates are all logged may still owe
+        promotions (a kill in the middle of one): that is work of the budget already spent, so the budget does
+        not stop it, and resume finishes it exactly as the uninterrupted run would have."""
+        if self.rungs is None:
+            return False
+        pending = self.s.strategy.ask()  # sync: the batch the stopped run asked (the same until told)
+        return bool(pending) and all(g.key in self.log for g in pending)
+
     def finished(self) -> bool:
         budget = self.s.config.search.budget
         if budget.evaluations is not None and len(self.log) >= budget.evaluations:
-            return True
+            return not self.promotions_pending()
         if self.out_of_time():
             return True
         stall = self.s.config.search.stall_batches
@@ -394,11 +403,11 @@ class Loop:
             return None
         return provenance.get("key") if isinstance(provenance, dict) else None
 
-    def evaluate_batch(self, genomes: list[Genome]) -> tuple[bool, bool]:
-        """Evaluate what the log does not answer: (whole batch done, anything trained)."""
+    def evaluate_batch(self, genomes: list[Genome]) -> tuple[bool, int]:
+        """Evaluate what the log does not answer: (whole batch done, how many candidates were trained)."""
         if self.rungs is not None:
             todo = self.rungs.batch(genomes, self.s.step)
-            return self.rungs.run(self.evaluator, genomes, self.s.step, self.remaining()), bool(todo)
+            return self.rungs.run(self.evaluator, genomes, self.s.step, self.remaining()), len(todo)
         misses: dict[str, Genome] = {}
         for g in genomes:
             if g.key not in self.log and g.key not in misses:
@@ -413,7 +422,7 @@ class Loop:
             self.arrived(index, result)
 
         self.evaluator.evaluate(largest_first(todo, self.s.objective), arrived)
-        return all(g.key in self.log or g.key in fresh for g in genomes), bool(todo)
+        return all(g.key in self.log or g.key in fresh for g in genomes), len(todo)
 
     def run_batch(self) -> bool:
         """Ask, evaluate, tell one batch. False when the batch was cut short by a limit (and not told)."""
@@ -447,13 +456,13 @@ class Loop:
             save_state(self.s, self.base, len(self.log))
         repeats = self.s.strategy.repeats
         log.info("step %d: %d asked, %d new, repeats avoided %d, slots left empty %d", self.s.step, len(genomes),
-                 len(todo), repeats.avoided, repeats.unfilled)  # fmt: skip
+                 todo, repeats.avoided, repeats.unfilled)  # fmt: skip
         self.monitor.step(self.s.step, results, self.best.fitness if self.best else None)  # type: ignore[arg-type]
         self.monitor.repeats(self.s.step, repeats.avoided, repeats.unfilled)
         return True
 
     def run(self) -> None:
-        while not self.finished() and self.remaining() != 0:
+        while (not self.finished() and self.remaining() != 0) or self.promotions_pending():
             self.guard.check()
             if not self.run_batch():
                 break
