@@ -1,0 +1,180 @@
+"""Mutation testing of evonas with mutmut, one group of modules at a time, each against the tests that cover it.
+
+mutmut reads its settings from `pyproject.toml` in the directory it runs in and keeps its work in `mutants/`
+there. To run a group against its own tests (the network's mutants against the network's tests, not against
+every training test that happens to build a network), each group gets a directory `mutants/<group>/` with links
+to the sources and tests and a generated `pyproject.toml`; mutmut's copy and its cache live in
+`mutants/<group>/mutants/`, so a second run of the same group only tests what changed.
+
+    python tests/mutation/run.py                  # every group (make mutation)
+    python tests/mutation/run.py network pso      # some groups
+    python tests/mutation/run.py fast --min-score 0.9 --workdir /tmp/m   # the subset make test runs
+
+It prints one line a module (killed, survived, score) and, with `--min-score`, exits 1 when a group scores below
+it. Survivors are listed with `mutmut results` inside `mutants/<group>/`; `mutmut show NAME` prints the diff.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LINKED = ("nas", "tests", "encodings", "examples", "search_configs")
+
+
+@dataclass(frozen=True)
+class Group:
+    """Modules mutated together and the test files that are meant to kill their mutants."""
+
+    modules: tuple[str, ...]
+    tests: tuple[str, ...]
+
+
+GROUPS: dict[str, Group] = {
+    "genome": Group(
+        ("nas/genome/*",),
+        ("tests/test_genome.py", "tests/test_model.py"),
+    ),
+    "network": Group(
+        ("nas/model/network.py",),
+        ("tests/test_model.py", "tests/test_network_golden.py"),
+    ),
+    "schedules": Group(
+        ("nas/evaluate/schedules.py",),
+        ("tests/test_schedules.py",),
+    ),
+    "augment": Group(
+        ("nas/evaluate/augment.py",),
+        ("tests/test_augment.py",),
+    ),
+    "aggregation": Group(
+        ("nas/data/aggregate.py", "nas/evaluate/protocols.py"),
+        ("tests/test_protocols.py", "tests/test_aggregate.py"),
+    ),
+    "trainer": Group(
+        ("nas/evaluate/trainer.py",),
+        ("tests/test_trainer.py", "tests/test_trainer_behaviour.py"),
+    ),
+    "strategies": Group(
+        ("nas/strategies/*",),
+        (
+            "tests/test_strategies.py",
+            "tests/test_swarm.py",
+            "tests/test_shortcut_ga.py",
+            "tests/test_search_rng.py",
+        ),
+    ),
+}
+
+# What `make test` runs: the network's mutants (a few seconds each) and the strategies' (pure Python).
+FAST = ("network", "strategies")
+
+
+def mutmut_config(group: Group) -> str:
+    """The `[tool.mutmut]` table of a group, plus the project's pytest settings."""
+    tests = ", ".join(f'"{t}"' for t in group.tests if (ROOT / t).exists())
+    modules = ", ".join(f'"{m}"' for m in group.modules)
+    also = ", ".join(f'"{p}"' for p in LINKED[2:])
+    return f"""[tool.mutmut]
+source_paths = ["nas"]
+only_mutate = [{modules}]
+pytest_add_cli_args_test_selection = [{tests}]
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"]
+also_copy = [{also}]
+use_git_change_detection = false
+
+[tool.pytest.ini_options]
+timeout = 300
+markers = ["slow: longer real-training tests"]
+"""
+
+
+def prepare(workdir: Path, name: str, group: Group) -> Path:
+    """`workdir/name` with links to the tree and the group's `pyproject.toml`."""
+    here = workdir / name
+    here.mkdir(parents=True, exist_ok=True)
+    for entry in LINKED:
+        link = here / entry
+        if not link.is_symlink():
+            link.symlink_to(ROOT / entry, target_is_directory=True)
+    config = here / "pyproject.toml"
+    text = mutmut_config(group)
+    if not config.exists() or config.read_text() != text:
+        config.write_text(text)
+    return here
+
+
+def run_group(workdir: Path, name: str, group: Group, children: int) -> dict[str, dict[str, int]]:
+    """Run mutmut over one group; returns {module path: counts by status}."""
+    here = prepare(workdir, name, group)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    env.pop("PYTHONPATH", None)  # the mutated copy must be the `nas` the tests import
+    mutmut = [sys.executable, "-c", "from mutmut.__main__ import cli; cli()"]
+    with open(here / "mutmut.log", "w") as log:
+        done = subprocess.run([*mutmut, "run", "--max-children", str(children)], cwd=here, env=env, stdout=log,
+                              stderr=subprocess.STDOUT, check=False)  # fmt: skip
+    if done.returncode != 0:
+        print((here / "mutmut.log").read_text()[-3000:], file=sys.stderr)
+        raise SystemExit(f"mutmut failed on group {name} (exit {done.returncode}); log: {here / 'mutmut.log'}")
+    results = subprocess.run([*mutmut, "results", "--all", "true"], cwd=here, env=env, capture_output=True, text=True)
+    return tally(results.stdout)
+
+
+def tally(results: str) -> dict[str, dict[str, int]]:
+    """Counts by status per module from `mutmut results --all true` lines (`    nas.x.x_f__mutmut_3: killed`)."""
+    out: dict[str, dict[str, int]] = {}
+    for line in results.splitlines():
+        name, _, status = line.strip().rpartition(": ")
+        if "__mutmut_" not in name:
+            continue
+        module = name.split(".x_")[0].split(".x\u01c1")[0]
+        counts = out.setdefault(module, {})
+        counts[status] = counts.get(status, 0) + 1
+    return out
+
+
+def score(counts: dict[str, int]) -> float:
+    """Killed (or timed out) over every mutant that ran; mutants no test reaches count as survivors."""
+    killed = counts.get("killed", 0) + counts.get("timeout", 0)
+    total = sum(counts.values()) - counts.get("skipped", 0)
+    return killed / total if total else 1.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("groups", nargs="*", help=f"groups to run ({', '.join(GROUPS)}, or fast); default all")
+    parser.add_argument("--workdir", type=Path, default=ROOT / "mutants")
+    parser.add_argument("--min-score", type=float, default=None, help="exit 1 when a group scores below this")
+    parser.add_argument("--children", type=int, default=2, help="mutants tested at once")
+    parser.add_argument("--json", type=Path, default=None, help="write the counts per module here")
+    args = parser.parse_args(argv)
+    names = [n for g in (args.groups or list(GROUPS)) for n in (FAST if g == "fast" else (g,))]
+    unknown = [n for n in names if n not in GROUPS]
+    if unknown:
+        parser.error(f"unknown group {unknown[0]!r} (known: {', '.join(GROUPS)}, fast)")
+    failed, report = [], {}
+    for name in names:
+        modules = run_group(args.workdir, name, GROUPS[name], args.children)
+        total: dict[str, int] = {}
+        for module, counts in sorted(modules.items()):
+            print(f"{name:12} {module:40} {counts} score {score(counts):.1%}")
+            for k, v in counts.items():
+                total[k] = total.get(k, 0) + v
+        print(f"{name:12} {'(group)':40} {total} score {score(total):.1%}")
+        report[name] = {"modules": modules, "score": score(total)}
+        if args.min_score is not None and score(total) < args.min_score:
+            failed.append(name)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, sort_keys=True))
+    if failed:
+        print(f"mutation score below {args.min_score:.0%}: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
