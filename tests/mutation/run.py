@@ -15,6 +15,7 @@ it. Survivors are listed with `mutmut results` inside `mutants/<group>/`; `mutmu
 """
 
 import argparse
+import fnmatch
 import json
 import os
 import subprocess
@@ -32,6 +33,7 @@ class Group:
 
     modules: tuple[str, ...]
     tests: tuple[str, ...]
+    mutants: tuple[str, ...] = ()  # mutant name globs to test (all of the modules' mutants when empty)
 
 
 GROUPS: dict[str, Group] = {
@@ -70,8 +72,10 @@ GROUPS: dict[str, Group] = {
     ),
 }
 
-# What `make test` runs: the network's mutants (a few seconds each) and the strategies' (pure Python).
-FAST = ("network", "strategies")
+# What `make test` runs (tests/test_mutation.py): the network's mutants against the golden forward passes alone,
+# which take a second a mutant, and the strategies' against their fast tests.
+GROUPS["fast-network"] = Group(("nas/model/network.py",), ("tests/test_network_golden.py",))
+FAST = ("fast-network",)
 
 
 def mutmut_config(group: Group) -> str:
@@ -108,30 +112,57 @@ def prepare(workdir: Path, name: str, group: Group) -> Path:
     return here
 
 
-def run_group(workdir: Path, name: str, group: Group, children: int) -> dict[str, dict[str, int]]:
-    """Run mutmut over one group; returns {module path: counts by status}."""
+def run_group(workdir: Path, name: str, group: Group, children: int, run: bool = True) -> dict[str, dict[str, int]]:
+    """Run mutmut over one group (or, without `run`, read its last results); returns {module: counts by status}."""
     here = prepare(workdir, name, group)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
     env["NAS_HYPOTHESIS_PROFILE"] = "mutation"
     env.pop("PYTHONPATH", None)  # the mutated copy must be the `nas` the tests import
     mutmut = [sys.executable, "-c", "from mutmut.__main__ import cli; cli()"]
+    if run:
+        run_mutmut(here, name, group, children, mutmut, env)
+    results = subprocess.run([*mutmut, "results", "--all", "true"], cwd=here, env=env, capture_output=True, text=True)
+    statuses = parse_results(results.stdout, group.mutants)
+    write_survivors(here, statuses, mutmut, env)
+    return tally(statuses)
+
+
+def run_mutmut(here: Path, name: str, group: Group, children: int, mutmut: list[str], env: dict[str, str]) -> None:
+    """`mutmut run` in the group's directory, its progress output in `mutmut.log` there."""
     with open(here / "mutmut.log", "w") as log:
-        done = subprocess.run([*mutmut, "run", "--max-children", str(children)], cwd=here, env=env, stdout=log,
-                              stderr=subprocess.STDOUT, check=False)  # fmt: skip
+        done = subprocess.run([*mutmut, "run", "--max-children", str(children), *group.mutants], cwd=here, env=env,
+                              stdout=log, stderr=subprocess.STDOUT, check=False)  # fmt: skip
     if done.returncode != 0:
         print((here / "mutmut.log").read_text()[-3000:], file=sys.stderr)
         raise SystemExit(f"mutmut failed on group {name} (exit {done.returncode}); log: {here / 'mutmut.log'}")
-    results = subprocess.run([*mutmut, "results", "--all", "true"], cwd=here, env=env, capture_output=True, text=True)
-    return tally(results.stdout)
 
 
-def tally(results: str) -> dict[str, dict[str, int]]:
-    """Counts by status per module from `mutmut results --all true` lines (`    nas.x.x_f__mutmut_3: killed`)."""
-    out: dict[str, dict[str, int]] = {}
+def parse_results(results: str, patterns: tuple[str, ...]) -> dict[str, str]:
+    """{mutant name: status} from `mutmut results --all true` lines (`    nas.m.x_f__mutmut_3: killed`)."""
+    out = {}
     for line in results.splitlines():
         name, _, status = line.strip().rpartition(": ")
-        if "__mutmut_" not in name:
+        if "__mutmut_" in name and (not patterns or any(fnmatch.fnmatch(name, p) for p in patterns)):
+            out[name] = status
+    return out
+
+
+def write_survivors(here: Path, statuses: dict[str, str], mutmut: list[str], env: dict[str, str]) -> None:
+    """`survivors.txt` beside the group's log: each mutant that lived, with the lines it changed."""
+    lines = []
+    for name, status in sorted(statuses.items()):
+        if status in ("killed", "timeout", "not checked"):
             continue
+        shown = subprocess.run([*mutmut, "show", name], cwd=here, env=env, capture_output=True, text=True).stdout
+        diff = [d for d in shown.splitlines() if d[:2] in ("- ", "+ ") or d[:1] in "-+" and d[:3] not in ("---", "+++")]
+        lines += [f"{name}: {status}", *(f"    {d}" for d in diff), ""]
+    (here / "survivors.txt").write_text("\n".join(lines))
+
+
+def tally(statuses: dict[str, str]) -> dict[str, dict[str, int]]:
+    """Counts by status per module."""
+    out: dict[str, dict[str, int]] = {}
+    for name, status in statuses.items():
         module = name.split(".x_")[0].split(".x\u01c1")[0]
         counts = out.setdefault(module, {})
         counts[status] = counts.get(status, 0) + 1
@@ -151,15 +182,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=ROOT / "mutants")
     parser.add_argument("--min-score", type=float, default=None, help="exit 1 when a group scores below this")
     parser.add_argument("--children", type=int, default=2, help="mutants tested at once")
+    parser.add_argument("--report", action="store_true", help="only read the last run's results")
     parser.add_argument("--json", type=Path, default=None, help="write the counts per module here")
     args = parser.parse_args(argv)
-    names = [n for g in (args.groups or list(GROUPS)) for n in (FAST if g == "fast" else (g,))]
+    every = [n for n in GROUPS if not n.startswith("fast-")]
+    names = [n for g in (args.groups or every) for n in (FAST if g == "fast" else (g,))]
     unknown = [n for n in names if n not in GROUPS]
     if unknown:
         parser.error(f"unknown group {unknown[0]!r} (known: {', '.join(GROUPS)}, fast)")
     failed, report = [], {}
     for name in names:
-        modules = run_group(args.workdir, name, GROUPS[name], args.children)
+        modules = run_group(args.workdir, name, GROUPS[name], args.children, run=not args.report)
         total: dict[str, int] = {}
         for module, counts in sorted(modules.items()):
             print(f"{name:12} {module:40} {counts} score {score(counts):.1%}")
