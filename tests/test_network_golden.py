@@ -135,4 +135,18 @@ def test_each_target_takes_its_sources_concatenated_in_ascending_node_order(bits
         expected = torch.cat([nodes[s] for s in sources], dim=1)
         got = seen_in[target - 1] if target <= block.layers else out
         assert torch.equal(got, expected), f"target {target} of {bits}"
+        if len(sources) == 1:
+            assert got is nodes[sources[0]], "a single source is passed on as it is, without a copy"
     assert module.out_channels == out.shape[1]
+
+
+def test_initialisation_is_kaiming_normal_with_unit_batchnorm_and_zero_biases():
+    torch.manual_seed(0)
+    model = build_model(arch_of([(2, 16, "111")], in_ch=3, size=8, classes=5))
+    conv = model.features[0].layers[1][2]  # 1x1 conv of layer 2: fan_in 4 + 16 = 20 channels
+    assert conv.weight.std().item() == pytest.approx((2 / 20) ** 0.5, rel=0.1)
+    assert abs(conv.weight.mean().item()) < 0.05
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            assert torch.equal(m.weight, torch.ones_like(m.weight)) and torch.equal(m.bias, torch.zeros_like(m.bias))
+    assert torch.equal(model.classifier.bias, torch.zeros(5))
