@@ -1,20 +1,22 @@
 """The fast mutation subset (tests/mutation/run.py fast): a change that stops the tests catching planted bugs in
 the network fails the suite, not only `make mutation`.
 
-mutmut plants each mutant of `nas/model/network.py` in a copy of the tree and runs the golden forward-pass tests
-against it; the suite passes while they kill at least `MIN_SCORE` of the mutants. The survivors at the time of
-writing are all equivalent (listed in tests/MUTATION.md), so the floor sits just under the measured score.
+mutmut plants each mutant of the network's dense block (`nas/model/network.py`: `ShortcutBlock`, `gather`, the
+forward pass) in a copy of the tree and runs the golden forward-pass tests against it; the suite passes while
+they kill at least `MIN_SCORE` of them. The two survivors are equivalent (tests/MUTATION.md lists them).
 """
 
 import json
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
-MIN_SCORE = 0.88
+MIN_SCORE = 0.9
 
 
+@pytest.mark.timeout(900)
 def test_the_tests_kill_the_fast_mutation_subset(tmp_path):
     report = tmp_path / "score.json"
     cmd = [sys.executable, str(ROOT / "tests/mutation/run.py"), "fast", "--workdir", str(tmp_path / "work")]

@@ -72,9 +72,18 @@ GROUPS: dict[str, Group] = {
     ),
 }
 
-# What `make test` runs (tests/test_mutation.py): the network's mutants against the golden forward passes alone,
-# which take a second a mutant, and the strategies' against their fast tests.
-GROUPS["fast-network"] = Group(("nas/model/network.py",), ("tests/test_network_golden.py",))
+# What `make test` runs (tests/test_mutation.py), a few minutes at most: the mutants of the network's dense block
+# (its wiring, the concatenation, the forward pass) against the golden forward passes alone.
+# (mutmut names a method's mutants module.xǁClassǁmethod__mutmut_N, a function's module.x_function__mutmut_N.)
+GROUPS["fast-network"] = Group(
+    ("nas/model/network.py",),
+    ("tests/test_network_golden.py",),
+    (
+        "nas.model.network.x_gather*",
+        "nas.model.network.x\u01c1ShortcutBlock\u01c1*",
+        "nas.model.network.x\u01c1SearchedNet\u01c1forward*",
+    ),
+)
 FAST = ("fast-network",)
 
 
