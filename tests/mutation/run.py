@@ -132,7 +132,7 @@ def run_group(workdir: Path, name: str, group: Group, children: int, run: bool =
         run_mutmut(here, name, group, children, mutmut, env)
     results = subprocess.run([*mutmut, "results", "--all", "true"], cwd=here, env=env, capture_output=True, text=True)
     statuses = parse_results(results.stdout, group.mutants)
-    write_survivors(here, statuses, mutmut, env)
+    write_survivors(here, statuses, env)
     return tally(statuses)
 
 
@@ -156,15 +156,23 @@ def parse_results(results: str, patterns: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def write_survivors(here: Path, statuses: dict[str, str], mutmut: list[str], env: dict[str, str]) -> None:
-    """`survivors.txt` beside the group's log: each mutant that lived, with the lines it changed."""
+SHOW = """
+import json, sys
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+print(json.dumps({name: get_diff_for_mutant(name) for name in json.load(sys.stdin)}))
+"""
+
+
+def write_survivors(here: Path, statuses: dict[str, str], env: dict[str, str]) -> None:
+    """`survivors.txt` beside the group's log: each mutant that lived, with the lines it changed (one process)."""
+    names = sorted(n for n, status in statuses.items() if status not in ("killed", "timeout", "not checked"))
+    shown = subprocess.run([sys.executable, "-c", SHOW], cwd=here, env=env, input=json.dumps(names),
+                           capture_output=True, text=True)  # fmt: skip
+    diffs = json.loads(shown.stdout) if shown.returncode == 0 else {}
     lines = []
-    for name, status in sorted(statuses.items()):
-        if status in ("killed", "timeout", "not checked"):
-            continue
-        shown = subprocess.run([*mutmut, "show", name], cwd=here, env=env, capture_output=True, text=True).stdout
-        diff = [d for d in shown.splitlines() if d[:2] in ("- ", "+ ") or d[:1] in "-+" and d[:3] not in ("---", "+++")]
-        lines += [f"{name}: {status}", *(f"    {d}" for d in diff), ""]
+    for name in names:
+        diff = [d for d in diffs.get(name, "").splitlines() if d[:1] in "-+" and d[:3] not in ("---", "+++")]
+        lines += [f"{name}: {statuses[name]}", *(f"    {d}" for d in diff), ""]
     (here / "survivors.txt").write_text("\n".join(lines))
 
 
