@@ -6,7 +6,9 @@ computation of the protocol (median over a well's images, median over a treatmen
 
 import csv
 import dataclasses
+import logging
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ from torch import nn
 
 from nas.data.dataset import ImageData
 from nas.data.folds import Fold
-from nas.evaluate.protocols import CrossValReport, cross_validate, csv_text, score_fold
+from nas.evaluate.protocols import CrossValReport, cross_validate, csv_text, plain, score_fold
 
 CLASSES = ["a", "b", "c"]
 
@@ -131,17 +133,19 @@ def test_rows_of_a_fold_worked_out_by_hand():
                   "p_a": 0.45, "p_b": 0.275, "p_c": 0.275}  # fmt: skip
     assert (t1["images"], t1["true"], t1["predicted"], t1["correct"]) == (1, "b", "c", False)
     assert report.accuracy == 0.5 and report.image_accuracy == 0.5
-    assert report.confusion().tolist() == [[1, 0, 0], [0, 0, 1], [0, 0, 0]]
+    assert report.confusion().tolist() == [[1, 0, 0], [0, 0, 1], [0, 0, 0]] and report.confusion().dtype == np.int64
 
 
-def test_summary_of_a_cross_validation(tmp_path):
+def test_summary_of_a_cross_validation(tmp_path, caplog):
     (f1, p1), (f2, _) = small_fold("one"), small_fold("two")
     seen = []
-    report = cross_validate(iter([f1, f2]), lambda f: nn.Identity(), lambda m, f: p1, total=2, on_fold=seen.append)
+    with caplog.at_level(logging.INFO, logger="nas.evaluate.protocols"):
+        report = cross_validate(iter([f1, f2]), lambda f: nn.Identity(), lambda m, f: p1, total=2, on_fold=seen.append)
+    assert caplog.messages == [f"fold {n}: treatment accuracy 0.500 (2), image accuracy 0.500" for n in ("one", "two")]
     assert [s.name for s in seen] == ["one", "two"] and seen == report.folds
     score = report.folds[0]
     assert (score.images, score.groups, score.accuracy, score.image_accuracy) == (4, 2, 0.5, 0.5)
-    assert 0 <= score.seconds < 60 and score.seconds == round(score.seconds, 3)
+    assert type(score.seconds) is float and 0 <= score.seconds < 60 and score.seconds == round(score.seconds, 3)
     summary = report.to_dict()
     assert {k: v for k, v in summary.items() if k != "folds"} == {
         "level": "treatment",
@@ -166,10 +170,13 @@ def test_summary_of_a_cross_validation(tmp_path):
 
 def test_an_empty_report_and_bad_folds():
     empty = CrossValReport("well", ["a", "b"])
-    assert math.isnan(empty.accuracy) and math.isnan(empty.image_accuracy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no mean of an empty list behind the NaN
+        assert math.isnan(empty.accuracy) and math.isnan(empty.image_accuracy)
     assert empty.to_dict()["accuracy"] is None and empty.to_dict()["image_accuracy"] is None
-    assert csv_text([]) == ""
-    with pytest.raises(ValueError, match="no folds to cross-validate"):
+    assert csv_text([]) == "" and csv_text([{"a": 1, "b": "x"}]) == "a,b\n1,x\n"
+    assert plain("x") == "x" and plain(np.int64(3)) == 3 and type(plain(np.float32(0.5))) is float
+    with pytest.raises(ValueError, match="^no folds to cross-validate$"):
         cross_validate([], lambda f: nn.Identity(), lambda m, f: None)
     fold, probs = small_fold("x")
     with pytest.raises(ValueError, match=r"^fold x: test probabilities of shape \(4, 2\), expected \(4, 3\)$"):
@@ -177,3 +184,16 @@ def test_an_empty_report_and_bad_folds():
     no_groups = Fold("g", dataclasses.replace(fold.data, test_groups=None), fold.test_table, ("treatment",))
     with pytest.raises(ValueError, match="^fold g has no test split with groups$"):
         score_fold(no_groups, probs)
+
+
+def test_a_fold_reduced_by_the_mean_with_one_group_level():
+    """BBBC014-like: the tiles of one well, reduced by the mean (the median would call it class b)."""
+    data = ImageData(x_train=np.zeros((2, 1, 2, 2)), y_train=np.zeros(2, dtype=int), x_val=None, y_val=None,
+                     x_test=np.zeros((3, 1, 2, 2)), y_test=np.zeros(3, dtype=int), num_classes=3, class_names=CLASSES,
+                     mean=(0.0,), std=(1.0,), test_groups=np.array([[4], [4], [4]]), group_reduce="mean")  # fmt: skip
+    fold = Fold("m", data, {"well": np.array([4, 4, 4])}, ("well",), level="well")
+    probs = np.array([[0.9, 0.05, 0.05], [0.2, 0.7, 0.1], [0.3, 0.6, 0.1]])
+    report = cross_validate([fold], lambda f: nn.Identity(), lambda m, f: probs)
+    (row,) = report.group_rows
+    assert (row["well"], row["images"], row["predicted"], row["correct"]) == (4, 3, "a", True)
+    assert row["p_a"] == pytest.approx(1.4 / 3, abs=1e-6)
