@@ -5,8 +5,11 @@ is computed but never applied fails here; expected values are worked out by hand
 checked against the network in eval mode with a model whose BatchNorm makes train and eval outputs differ.
 """
 
+import io
 import math
 import resource
+import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -15,13 +18,17 @@ from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from nas.config import FitnessConfig
+from nas.data.aggregate import grouped_accuracy
 from nas.data.dataset import ImageData
 from nas.evaluate.trainer import (
     TrainReport,
+    batch_bounds,
+    epoch_range,
     evaluated_splits,
     logits_of,
     predict,
     resolve_device,
+    shared_tensor,
     train_model,
     training_split,
     use_bf16,
@@ -255,3 +262,83 @@ def test_logits_of_tensors_and_inception_outputs():
         logits = t
 
     assert logits_of(t) is t and logits_of(WithLogits()) is t and logits_of((t, torch.zeros(1))) is t
+
+
+def test_batches_of_an_epoch_by_hand():
+    assert batch_bounds(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert batch_bounds(9, 4) == [(0, 4), (4, 8)], "a last batch of one image is dropped"
+    assert batch_bounds(3, 2) == [(0, 2)]
+    assert batch_bounds(1, 4) == [(0, 1)], "a single image is still an epoch"
+    assert batch_bounds(3, 1) == [(0, 1), (1, 2), (2, 3)], "batch size 1 keeps every image"
+
+
+def test_an_unknown_split_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"^cannot evaluate split 'train' \(known: val, test\)$"):
+        evaluated_splits(tiny_data(), ("zz", "train", "val"), full=False)
+
+
+def test_same_seed_same_training_other_seed_other_one():
+    def run(seed: int, **kw) -> torch.Tensor:
+        model = tiny_net()
+        train_model(model, tiny_data(n_train=12), fitness(epochs=2, augment=True, **kw), seed=seed)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    torch.manual_seed(123)
+    a = run(0)
+    torch.manual_seed(456)  # the global RNG plays no part: the trainer draws from its own generator
+    assert torch.equal(a, run(0)) and not torch.equal(a, run(1))
+    assert not torch.equal(a, run(0, precision="bf16")), "bf16 autocast is applied when asked, on the CPU too"
+
+
+def test_full_training_takes_the_validation_images_and_channels_last():
+    data, model = tiny_data(n_train=8, n_val=6), tiny_net()
+    with StepRecorder() as rec:
+        train_model(model, data, fitness(epochs=1), seed=0, full=True)
+    assert len(rec.lrs) == 4, "8 + 6 images in batches of 4: 4 steps"
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_throughput_and_time_are_measured_over_the_training():
+    data = tiny_data(n_train=10)
+    report = train_model(tiny_net(), data, fitness(epochs=2), seed=0)
+    # 2 epochs of 10 images (batches 4, 4, 2): 20 images trained in less than the whole call took.
+    assert report.images_per_second * report.seconds >= 20
+    assert 0 < report.seconds < 3600
+
+
+def test_validation_accuracy_is_over_the_validation_groups():
+    data = tiny_data(n_val=6)
+    data.val_groups = np.array([[0], [1], [0], [1], [0], [1]])  # two groups: the even and the odd images
+    data.group_reduce = "mean"
+    report = train_model(tiny_net(), data, fitness(), seed=0, keep_probs=True)
+    assert report.val_accuracy == grouped_accuracy(report.probs["val"], data.y_val, data.val_groups, "mean")
+    assert report.val_accuracy in (0.0, 0.5, 1.0)
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_progress_bar_only_when_asked_and_on_a_terminal(monkeypatch):
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert epoch_range(3, False) == range(3)
+    train_model(tiny_net(), tiny_data(), fitness(epochs=1), seed=0)
+    assert terminal.getvalue() == "", "no bar by default"
+    bar = epoch_range(3, True)
+    assert (bar.desc, bar.unit, bar.leave, bar.total) == ("train", "epoch", False, 3)
+    assert list(bar) == [0, 1, 2] and "epoch" in terminal.getvalue()
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert epoch_range(3, True) == range(3), "no bar when stderr is not a terminal"
+
+
+def test_read_only_arrays_are_wrapped_without_a_copy_or_a_warning():
+    array = np.arange(8, dtype=np.uint8).reshape(2, 4)
+    array.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tensor = shared_tensor(array)
+        assert tensor.data_ptr() == array.ctypes.data
+        writable = np.arange(3)
+        assert shared_tensor(writable).data_ptr() == writable.ctypes.data
