@@ -71,6 +71,10 @@ class FitnessConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     test: bool = False
     seconds_per_evaluation: float = bounds(0.0, 0, 86_400)
+    # Which function the synthetic objective is (`nas.evaluate.landscapes`): `bump` (deep and narrow, input and
+    # output links), `epistatic` (shallow and wide, interacting shortcut bits), `noisy` (bump plus seed-like
+    # noise), `cost` (accuracy minus a parameter cost). Ignored by the `train` objective.
+    landscape: Literal["bump", "epistatic", "noisy", "cost"] = "bump"
 
 
 @dataclass
@@ -90,6 +94,10 @@ class PSOConfig:
     c1: float = bounds(1.49618, 0, 10, open_low=True)
     c2: float = bounds(1.49618, 0, 10, open_low=True)
     velocity_clamp: float = bounds(0.2, 0, 1, open_low=True)
+    # A swarm whose global best has not improved for this many iterations (every particle moved once) is done
+    # (pyswarms' `ftol_iter`). None: only the budget ends the search. Every ask is new work, so a converged
+    # swarm no longer loops on repeats; the limit is a choice to stop early, off by default.
+    stall_iterations: int | None = bounds(None, 1, 10_000_000)
 
 
 @dataclass
@@ -119,17 +127,48 @@ class FixedBlock:
     growth_rate: int = bounds(12, 1, 512)
 
 
+# Config sections that strategies declare for themselves (`nas.strategies.strategy.register(name, config=...)`):
+# `search.<name>` in a file, validated against the dataclass like every built-in section. Filled when
+# `nas.strategies` is imported, which `parse_config` does before it reads a file.
+SEARCH_SECTIONS: dict[str, type] = {}
+
+
+def register_search_section(name: str, cls: type) -> None:
+    """Declare `search.<name>` as a section of dataclass `cls`."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"the config section {name!r} must be a dataclass, not {cls!r}")
+    if name in SEARCH_SECTIONS or name in {f.name for f in dataclasses.fields(SearchConfig)}:
+        raise ValueError(f"search config section {name!r} declared twice")
+    SEARCH_SECTIONS[name] = cls
+
+
 @dataclass
 class SearchConfig:
-    """`search`: the strategy, its parameters and the budget."""
+    """`search`: the strategy, its parameters and the budget.
 
-    strategy: Literal["hgapso", "pso", "ga", "random", "regularized-evolution"] = "hgapso"
+    `strategy` names a registered strategy (`nas.strategies.STRATEGIES`; checked by `parse_config`). Sections
+    declared by strategies outside this file sit beside `pso` and `ga` in the file and in `extra` here; read
+    any section with `section(name)`."""
+
+    strategy: str = "hgapso"
     budget: BudgetConfig = section(BudgetConfig)
     batch_size: int = bounds(8, 1, 100_000)
     pso: PSOConfig = section(PSOConfig)
     ga: GAConfig = section(GAConfig)
     regularized_evolution: EvolutionConfig = section(EvolutionConfig)
     architecture: list[FixedBlock] | None = None
+    # The driver ends a search after this many batches in a row whose genomes the log already held (none of
+    # them new work); strategies never ask repeats, so this guards a resumed run. None: no limit.
+    stall_batches: int | None = bounds(50, 1, 10_000_000)
+    extra: dict[str, Any] = field(default_factory=dict, metadata={"extra_sections": SEARCH_SECTIONS})
+
+    def section(self, name: str) -> Any:
+        """The section `search.<name>`: a built-in field, or a registered one (its defaults when not given)."""
+        if name != "extra" and name in {f.name for f in dataclasses.fields(self)}:
+            return getattr(self, name)
+        if name not in self.extra:
+            self.extra[name] = SEARCH_SECTIONS[name]()
+        return self.extra[name]
 
 
 @dataclass
@@ -191,7 +230,9 @@ class Config:
     baseline: BaselineConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["search"].update(data["search"].pop("extra"))  # registered sections sit beside the built-in ones
+        return data
 
     def to_yaml(self) -> str:
         return dump_yaml(self.to_dict())
@@ -287,13 +328,22 @@ def from_mapping(cls: type, data: Any, key: str = "", base: Path | None = None) 
         raise UserError(f"must be a mapping, not {short(data)}", key=key or None)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    extra_field = next((f for f in fields.values() if "extra_sections" in f.metadata), None)
+    extra_sections: dict[str, type] = extra_field.metadata["extra_sections"] if extra_field else {}
+    known = [n for n in fields if fields[n] is not extra_field] + sorted(extra_sections)
     for name in data:
-        if name not in fields:
+        if name not in known:
             where = f"{key}.{name}" if key else str(name)
-            raise UserError(f"unknown key (known: {', '.join(fields)})", key=where)
-    values = {}
+            raise UserError(f"unknown key (known: {', '.join(known)})", key=where)
+    values: dict[str, Any] = {}
+    if extra_field is not None:
+        values[extra_field.name] = {
+            name: from_mapping(extra_sections[name], data[name], f"{key}.{name}" if key else name, base)
+            for name in data
+            if name in extra_sections
+        }
     for name, f in fields.items():
-        if name not in data:
+        if name not in data or f is extra_field:
             continue
         where = f"{key}.{name}" if key else name
         value = convert(data[name], hints[name], where, base)
@@ -306,7 +356,11 @@ def from_mapping(cls: type, data: Any, key: str = "", base: Path | None = None) 
 
 def parse_config(data: dict[str, Any], base: Path | None = None) -> Config:
     """Validate a config mapping; `base` is the folder relative paths are resolved against."""
+    import nas.strategies  # noqa: F401  (the package registers every strategy and its config section)
+    from nas.strategies.strategy import STRATEGIES
+
     config = from_mapping(Config, data, "", base)
+    STRATEGIES.get(config.search.strategy, key="search.strategy")
     if config.fitness.lr_values is not None:
         for i, v in enumerate(config.fitness.lr_values):
             check_bounds(v, {"low": 0, "open_low": True, "high": 10}, f"fitness.lr_values[{i}]")

@@ -8,9 +8,10 @@ Writes, into one folder published all at once (`nas.stagedir`):
   `torch.manual_seed(seed)` so the same run exports the same file;
 - `model.onnx` with `--onnx`: the same network, checked against torch with onnxruntime.
 
-Ranking is `nas.run.runlog.ranked`: `ok` results only, higher fitness first, then fewer parameters. The
-search keeps no trained weights (each candidate is trained only to be scored), so nothing here is trained;
-`nas train EXPORT/architecture.yaml --config RUN_DIR/config.yaml --full --save DIR` retrains it.
+Ranking is `nas.run.runlog.ranked`: `ok` results only, by the one ranking rule (higher fitness, then fewer
+parameters, then key). The search keeps no trained weights (each candidate is trained only to be scored), so
+nothing here is trained; `nas train EXPORT/architecture.yaml --config RUN_DIR/config.yaml --full --save DIR`
+retrains it.
 
 Where it goes: `--out` defaults to `RUN_DIR/export/` (a new folder in the run directory, which is an append).
 Running export again refreshes that default folder as a whole, as long as it holds only export's own files;

@@ -15,7 +15,14 @@ from conftest import ROOT, run_nas
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 STRATEGIES = ["hgapso", "pso", "ga", "random", "regularized-evolution"]
-TENSORBOARD_SCALARS = ("best_fitness", "mean_fitness", "evaluations_per_second", "failures")
+TENSORBOARD_SCALARS = (
+    "best_fitness",
+    "mean_fitness",
+    "evaluations_per_second",
+    "failures",
+    "repeats_avoided",
+    "unfilled",
+)
 
 
 def smoke_config(tmp_path: Path, name: str = "cfg", **search) -> Path:

@@ -8,11 +8,15 @@ from hypothesis import strategies as st
 
 from nas.config import GAConfig
 from nas.genome import shortcuts
-from nas.strategies.ranking import rank_key
-from nas.strategies.shortcut_ga import ShortcutGA, breed, seed_population, split
+from nas.strategies.ranking import Score, score_order
+from nas.strategies.shortcut_ga import ShortcutGA, breed, revary, seed_population, split
 
 layers_st = st.lists(st.integers(1, 7), min_size=1, max_size=3)
 fitness_st = st.one_of(st.none(), st.floats(0, 1))
+
+
+def sc(fitness, params=None, key=""):
+    return Score(fitness, params, key)
 
 
 @st.composite
@@ -34,7 +38,7 @@ def generations(draw):
     size = draw(st.integers(2, 8))
     n = sum(shortcuts.bit_length(x) for x in layers)
     population = [draw(st.text("01", min_size=n, max_size=n)) for _ in range(size)]
-    fitness = [draw(fitness_st) for _ in range(size)]
+    fitness = [sc(draw(fitness_st), draw(st.integers(1, 3)), str(i)) for i in range(size)]
     return layers, population, fitness, draw(ga_configs(size)), draw(st.integers(0, 2**32))
 
 
@@ -48,15 +52,16 @@ def test_breeding_keeps_size_and_every_string_valid(case):
     layers, population, fitness, ga, seed = case
     children = breed(population, fitness, ga, random.Random(seed))
     assert len(children) == len(population)
-    assert all(valid(child, layers) for child in children)
+    assert all(valid(child, layers) for child, _ in children)
+    assert all(score is None for _, score in children[ga.elitism :])  # children are unscored
 
 
 @given(generations())
 def test_elitism_keeps_the_best_unchanged_at_the_front(case):
     layers, population, fitness, ga, seed = case
     children = breed(population, fitness, ga, random.Random(seed))
-    ranked = sorted(range(len(population)), key=lambda i: rank_key(fitness[i]), reverse=True)
-    assert children[: ga.elitism] == [population[i] for i in ranked[: ga.elitism]]
+    ranked = sorted(range(len(population)), key=lambda i: score_order(fitness[i]))
+    assert children[: ga.elitism] == [(population[i], fitness[i]) for i in ranked[: ga.elitism]]  # with scores
 
 
 @given(generations())
@@ -81,7 +86,9 @@ def test_elitism_never_loses_the_best_over_a_run(layers, elitism, seed):
     run = ShortcutGA.start(layers, ga.population, rng)
     best_so_far = None
     for _ in range(6):
-        run = run.record([score(b) for b in run.population])
+        run = run.record(
+            [None if s is not None else sc(score(b)) for b, s in zip(run.population, run.scores, strict=True)]
+        )
         best_now = max(score(b) for b in run.population)
         if best_so_far is not None:
             assert best_now >= best_so_far
@@ -111,10 +118,26 @@ def test_a_tiny_space_fills_the_population_with_duplicates_instead_of_looping():
 
 def test_best_tracks_the_run_and_state_round_trips_through_json():
     rng = random.Random(2)
-    run = ShortcutGA.start([2, 3], 4, rng).record([0.1, None, 0.9, 0.3])
+    run = ShortcutGA.start([2, 3], 4, rng).record([sc(0.1), sc(None), sc(0.9), sc(0.3)])
     assert run.best_bits == run.population[2] and run.best_fitness == 0.9
     assert run.best_blocks() == split(run.population[2], [2, 3])
-    run = run.evolve(GAConfig(population=4), rng).record([None] * 4)
-    assert run.best_fitness == 0.9  # failures never replace the best
+    run = run.evolve(GAConfig(population=4), rng)
+    assert run.scores[0] == sc(0.9) and run.todo() == [1, 2, 3]  # the elite keeps its score: not asked again
+    run = run.with_asked(1)
+    assert run.todo() == [2, 3] and not run.complete
+    run = run.record([None, sc(None), sc(None), sc(None)])
+    assert run.complete and run.best_fitness == 0.9  # failures never replace the best
     data = json.loads(json.dumps(run.to_dict()))
     assert data == run.to_dict() and ShortcutGA.from_dict(data) == run
+
+
+def test_a_seed_already_evaluated_carries_its_score():
+    run = ShortcutGA.start([2], 3, random.Random(0), score=lambda bits: sc(0.4) if bits == "111" else None)
+    assert run.population[0] == "111" and run.scores[0] == sc(0.4) and run.todo() == [1, 2]
+
+
+@given(st.text("01", min_size=1, max_size=40), st.floats(0.01, 1), st.integers(0, 2**32))
+def test_revary_always_changes_the_string_and_keeps_its_length(bits, flip, seed):
+    varied = revary(bits, GAConfig(bit_flip_prob=flip), random.Random(seed))
+    assert len(varied) == len(bits) and set(varied) <= {"0", "1"}
+    assert varied != bits  # the forced bit flips exactly once

@@ -17,7 +17,6 @@ from nas.genome import Genome, load_space, shortcuts
 from nas.genome.space import SearchSpace, parse_space
 from nas.strategies.regularized_evolution import mutate
 from nas.strategies.strategy import STRATEGIES, Strategy, build_strategy
-from nas.strategies.swarm import STALL_PATIENCE
 
 NAMES = ["hgapso", "pso", "ga", "random", "regularized-evolution"]
 SMALL = load_space(ROOT / "encodings" / "densenet_small.yaml")
@@ -55,13 +54,16 @@ def results(genomes: list[Genome], fitness=toy_fitness) -> list[Result]:
     return out
 
 
-def run(strategy: Strategy, batches: int) -> list[list[str]]:
-    """Ask and tell `batches` batches; the asked keys, batch by batch."""
+def run(strategy: Strategy, batches: int, log: list[Result] | None = None) -> list[list[str]]:
+    """Ask and tell `batches` batches; the asked keys, batch by batch. Told results are appended to `log`."""
     asked = []
     for _ in range(batches):
         genomes = strategy.ask()
         asked.append([g.key for g in genomes])
-        strategy.tell(results(genomes))
+        told = results(genomes)
+        strategy.tell(told)
+        if log is not None:
+            log.extend(told)
     return asked
 
 
@@ -104,7 +106,8 @@ def test_a_run_is_unaffected_by_the_global_random_state(name):
 def test_resume_from_a_json_state_asks_exactly_what_the_uninterrupted_run_asks(name, space):
     config = search_config(name)
     uninterrupted = build_strategy(config, space, 5)
-    run(uninterrupted, 3)
+    log: list[Result] = []
+    run(uninterrupted, 3, log)
     state = uninterrupted.state_dict()
     assert json_copy(state) == state  # JSON-safe, exactly
     resumed = build_strategy(config, space, 999)  # the state, not the seed, decides what follows
@@ -117,7 +120,8 @@ def test_resume_from_a_json_state_asks_exactly_what_the_uninterrupted_run_asks(n
 def test_a_crash_between_ask_and_tell_re_asks_the_same_batch(name):
     config = search_config(name)
     strategy = build_strategy(config, SMALL, 6)
-    run(strategy, 2)
+    log: list[Result] = []
+    run(strategy, 2, log)
     before_ask = json_copy(strategy.state_dict())
     batch = [g.key for g in strategy.ask()]
     after_ask = json_copy(strategy.state_dict())
@@ -131,9 +135,9 @@ def test_a_crash_between_ask_and_tell_re_asks_the_same_batch(name):
 @pytest.mark.parametrize(
     ("name", "sizes"),
     [
-        ("hgapso", [3 * 4] * 6),
+        ("hgapso", [3 * 4, 3 * 3]),  # elites carry their scores into the second generation
         ("pso", [3] * 6),
-        ("ga", [4] * 6),
+        ("ga", [4, 3, 3, 3, 3, 3]),
         ("random", [5] * 6),
         ("regularized-evolution", [5, 2, 5, 5, 5, 5]),  # 7 initial members in batches of 5, then children
     ],
@@ -234,18 +238,35 @@ def test_pso_asks_densenets_and_moves_the_swarm():
 
 
 @pytest.mark.parametrize("name", ["pso", "hgapso"])
-def test_a_converged_swarm_is_done_instead_of_asking_the_same_genomes_forever(name):
-    overrides = {"ga": {"population": 2, "generations": 1, "tournament_size": 1, "elitism": 1}}
+def test_a_converged_swarm_is_done_after_its_stall_limit_and_never_asks_a_genome_twice(name):
+    overrides = {
+        "ga": {"population": 2, "generations": 1, "tournament_size": 1, "elitism": 1},
+        "pso": {"swarm_size": 3, "stall_iterations": 4},
+    }
     strategy = build_strategy(search_config(name, **overrides), SMALL, 0)
-    seen: set[str] = set()
+    seen: list[str] = []
     while not strategy.done() and strategy.batches < 2000:
         genomes = strategy.ask()
-        seen.update(g.canonical_json() for g in genomes)
+        seen.extend(g.canonical_json() for g in genomes)
         strategy.tell(results(genomes, fitness=target_fitness))
     assert strategy.done() and strategy.ask() == []
-    assert strategy.stalls == STALL_PATIENCE and strategy.batches < 2000
+    assert len(seen) == len(set(seen))  # every ask was new work
+    assert strategy.stalls >= 4 * 3 and strategy.batches < 2000
     told_best = max(target_fitness(Genome.from_dict(json.loads(k))) for k in seen)
     assert strategy.best.fitness == told_best == strategy.swarm.best.fitness
+
+
+def test_without_a_stall_limit_a_swarm_runs_until_the_budget_or_until_nothing_new_is_left():
+    strategy = build_strategy(search_config("pso", pso={"swarm_size": 3}), SMALL, 0)
+    seen: list[str] = []
+    while not strategy.done() and strategy.batches < 3000:
+        genomes = strategy.ask()
+        if not genomes:
+            break
+        seen.extend(g.key for g in genomes)
+        strategy.tell(results(genomes, fitness=target_fitness))
+    assert len(seen) == len(set(seen))
+    assert strategy.exhausted and strategy.repeats_total.unfilled > 0  # it said so instead of asking copies
 
 
 def test_hgapso_runs_each_particles_ga_in_lockstep_then_moves_the_swarm():
@@ -256,9 +277,9 @@ def test_hgapso_runs_each_particles_ga_in_lockstep_then_moves_the_swarm():
         generations.append([g.architecture_level for g in genomes])
         strategy.tell(results(genomes))
     first, second, third = generations
-    for batch in (first, second):  # one architecture per particle, particle-major
-        assert [len(set(batch[i * 4 : (i + 1) * 4])) for i in range(3)] == [1, 1, 1]
-    assert second == first  # the same particles' GAs, one generation on
+    for batch, size in ((first, 4), (second, 3)):  # one architecture per particle, particle-major
+        assert [len(set(batch[i * size : (i + 1) * size])) for i in range(3)] == [1, 1, 1]
+    assert second == [a for i, a in enumerate(first) if i % 4]  # one generation on, elites not asked again
     assert third != first  # the swarm has moved
     assert strategy.iteration == 1
     for particle in strategy.swarm.particles:  # personal bests keep position and bits together

@@ -9,6 +9,16 @@ from hypothesis import strategies as st
 from nas.config import PSOConfig
 from nas.genome.space import Dimension
 from nas.strategies import swarm as pso
+from nas.strategies.ranking import Score
+
+
+def sc(fitness, params=None, key=""):
+    return None if fitness is None else Score(fitness, params, key)
+
+
+def settle_all(swarm, fitness, bits):
+    """Settle every particle at once, as a synchronous step does."""
+    return pso.settle(swarm, {i: (sc(f), b) for i, (f, b) in enumerate(zip(fitness, bits, strict=True))})
 
 
 @st.composite
@@ -27,8 +37,8 @@ def flight(draw):
         return tuple(draw(st.floats(d.low, d.high)) for d in dims)
 
     velocity = tuple(draw(st.floats(-v, v)) for v in limits)
-    best = pso.BestPoint(point(), ("1",), 0.5) if draw(st.booleans()) else None
-    guide = pso.BestPoint(point(), ("0",), 0.9) if draw(st.booleans()) else None
+    best = pso.BestPoint(point(), ("1",), sc(0.5)) if draw(st.booleans()) else None
+    guide = pso.BestPoint(point(), ("0",), sc(0.9)) if draw(st.booleans()) else None
     params = PSOConfig(
         w=draw(st.floats(0, 2)), c1=draw(st.floats(0.01, 10)), c2=draw(st.floats(0.01, 10)), velocity_clamp=fraction
     )
@@ -43,7 +53,7 @@ def test_velocity_and_position_stay_within_their_clamps(case, steps):
     for _ in range(steps):
         particle = pso.fly(particle, guide, dims, params, rng)
         for d, x, v, vmax in zip(dims, particle.position, particle.velocity, limits, strict=True):
-            assert d.low <= x <= d.high
+            assert d.span[0] <= x <= d.span[1]
             assert -vmax <= v <= vmax
 
 
@@ -57,32 +67,36 @@ def test_fly_is_deterministic_for_a_seed(case):
 
 def test_a_particle_alone_at_its_own_best_with_no_velocity_stays_put():
     dims = [Dimension("a", 0, 10), Dimension("b", -1, 1, integer=False)]
-    still = pso.Particle((3.0, 0.5), (0.0, 0.0), pso.BestPoint((3.0, 0.5), (), 1.0))
+    still = pso.Particle((3.0, 0.5), (0.0, 0.0), pso.BestPoint((3.0, 0.5), (), sc(1.0)))
     assert pso.fly(still, still.best, dims, PSOConfig(), random.Random(0)).position == (3.0, 0.5)
 
 
-def test_bests_keep_position_and_bits_together_and_ties_keep_the_incumbent():
+def test_bests_keep_position_and_bits_together_and_ties_follow_the_ranking_rule():
     swarm = pso.Swarm((pso.Particle((1.0,), (0.0,)), pso.Particle((2.0,), (0.0,))))
-    swarm = pso.settle(swarm, [0.5, 0.7], [("10",), ("11",)])
-    assert swarm.best == pso.BestPoint((2.0,), ("11",), 0.7)
-    assert swarm.particles[0].best == pso.BestPoint((1.0,), ("10",), 0.5)
+    swarm = pso.settle(swarm, {0: (sc(0.5, 10, "a"), ("10",)), 1: (sc(0.7, 10, "b"), ("11",))})
+    assert swarm.best == pso.BestPoint((2.0,), ("11",), sc(0.7, 10, "b"))
+    assert swarm.particles[0].best == pso.BestPoint((1.0,), ("10",), sc(0.5, 10, "a"))
     moved = pso.Swarm((pso.Particle((4.0,), (0.0,), swarm.particles[0].best), swarm.particles[1]), swarm.best)
-    after = pso.settle(moved, [0.7, None], [("00",), ("01",)])
-    assert after.particles[0].best == pso.BestPoint((4.0,), ("00",), 0.7)  # better than its own 0.5
+    after = pso.settle(moved, {0: (sc(0.7, 10, "c"), ("00",)), 1: (None, ("01",))})
+    assert after.particles[0].best == pso.BestPoint((4.0,), ("00",), sc(0.7, 10, "c"))  # better than its 0.5
     assert after.particles[1].best == swarm.particles[1].best  # a failure never replaces a best
-    assert after.best == swarm.best  # a tie does not move the leader
+    assert after.best == swarm.best  # a tie with a larger key does not move the leader
+    fewer = pso.settle(moved, {0: (sc(0.7, 9, "z"), ("00",))})
+    assert fewer.best.score == sc(0.7, 9, "z")  # equal fitness, fewer parameters: the new leader
+    only_one = pso.settle(swarm, {1: (sc(0.9, 1, "d"), ("01",))})
+    assert only_one.particles[0] == swarm.particles[0] and only_one.best.fitness == 0.9  # one particle alone
 
 
 def test_failures_alone_leave_no_best():
     swarm = pso.Swarm((pso.Particle((1.0,), (0.0,)),))
-    assert pso.settle(swarm, [None], [("1",)]).best is None
+    assert settle_all(swarm, [None], [("1",)]).best is None
 
 
 def test_swarm_state_round_trips_through_json():
     dims = [Dimension("a", 1, 6), Dimension("lr", -3, -1, integer=False)]
     rng = random.Random(3)
     swarm = pso.new_swarm(dims, 4, 0.2, rng)
-    swarm = pso.settle(swarm, [0.1, None, 0.3, 0.2], [("1",), ("0",), ("11",), ("01",)])
+    swarm = settle_all(swarm, [0.1, None, 0.3, 0.2], [("1",), ("0",), ("11",), ("01",)])
     data = swarm.to_dict()
     assert json.loads(json.dumps(data)) == data
     assert pso.Swarm.from_dict(json.loads(json.dumps(data))) == swarm
@@ -100,7 +114,7 @@ def test_the_swarm_converges_on_a_smooth_function():
     swarm = pso.new_swarm(dims, params.swarm_size, params.velocity_clamp, rng)
     start = max(fitness(p.position) for p in swarm.particles)
     for _ in range(80):
-        swarm = pso.settle(swarm, [fitness(p.position) for p in swarm.particles], [()] * len(swarm.particles))
+        swarm = settle_all(swarm, [fitness(p.position) for p in swarm.particles], [()] * len(swarm.particles))
         swarm = pso.advance(swarm, dims, params, rng)
     assert start < -0.01
     assert swarm.best.fitness > -1e-4

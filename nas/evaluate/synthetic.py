@@ -14,6 +14,8 @@ fitness, so that dense-everywhere is not optimal:
   pattern.
 
 fitness = 0.6 * architecture score + 0.4 * pattern score, in [0, 1], exactly 1 at the optimum (`optimum()`).
+That is the `bump` landscape, the default of `fitness.landscape`; `nas.evaluate.landscapes` holds the others
+(`epistatic`, `noisy`, `cost`), so strategies are compared on a family of problems, not one.
 `fitness.seconds_per_evaluation` sleeps to emulate training cost. The network's fixed parts come from the
 dataset's known shape (`SHAPES`), so no data is loaded; params and FLOPs are exact (`analytic_cost`).
 """
@@ -22,6 +24,7 @@ import math
 import time
 
 from nas.config import Config
+from nas.evaluate.landscapes import Landscape, ideal_bits
 from nas.evaluate.objective import OBJECTIVES
 from nas.evaluate.result import Result
 from nas.genome import shortcuts
@@ -42,13 +45,8 @@ SHAPES = {
 }
 
 
-def ideal_bits(layers: int) -> str:
-    """The rewarded pattern: links from the block input (source 0) and into the block output (target L+1)."""
-    return "".join("1" if s == 0 or t == layers + 1 else "0" for s, t in shortcuts.pairs(layers))
-
-
 class SyntheticObjective:
-    def __init__(self, space: SearchSpace, shape: tuple[int, int, int], seconds: float):
+    def __init__(self, space: SearchSpace, shape: tuple[int, int, int], seconds: float, landscape: str = "bump"):
         self.space = space
         self.shape = shape
         self.seconds = seconds
@@ -56,30 +54,27 @@ class SyntheticObjective:
             (round(lay[0] + 0.8 * (lay[1] - lay[0])), round(gro[0] + 0.2 * (gro[1] - gro[0])))
             for lay, gro in zip(space.layers, space.growth_rate, strict=True)
         ]
+        self.landscape = Landscape(landscape, space, self.largest_params() if landscape == "cost" else 1)
+
+    def largest_params(self) -> int:
+        """Parameters of the space's largest network (most layers, widest growth, every shortcut on)."""
+        blocks = tuple((lay[1], gro[1]) for lay, gro in zip(self.space.layers, self.space.growth_rate, strict=True))
+        lr = self.space.learning_rate[0] if self.space.learning_rate else None
+        genome = self.space.genome(self.space.encode(blocks, lr), tuple(shortcuts.all_ones(n) for n, _ in blocks))
+        return analytic_cost(self.architecture(genome))[0]
 
     def architecture(self, genome: Genome) -> Architecture:
         in_channels, num_classes, input_size = self.shape
         return Architecture.from_space(self.space, genome, in_channels, num_classes, input_size)
 
-    def fitness(self, genome: Genome) -> float:
-        distance = 0.0
-        for block, (t_layers, t_growth), lay, gro in zip(
-            genome.blocks, self.targets, self.space.layers, self.space.growth_rate, strict=True
-        ):
-            distance += ((block.layers - t_layers) / max(lay[1] - lay[0], 1)) ** 2
-            distance += ((block.growth_rate - t_growth) / max(gro[1] - gro[0], 1)) ** 2
-        if self.space.learning_rate is not None and genome.learning_rate is not None:
-            lo, hi = self.space.learning_rate
-            distance += ((math.log10(genome.learning_rate) - math.log10(math.sqrt(lo * hi))) / 2) ** 2
-        arch_score = math.exp(-8 * distance / len(genome.blocks))
-        matches = sum(
-            a == b for block in genome.blocks for a, b in zip(block.shortcuts, ideal_bits(block.layers), strict=True)
-        )
-        total = sum(len(block.shortcuts) for block in genome.blocks)
-        return 0.6 * arch_score + 0.4 * matches / total
+    def fitness(self, genome: Genome, params: int | None = None) -> float:
+        """The configured landscape's score (the parameter count is computed when the landscape needs it)."""
+        if params is None and self.landscape.name == "cost":
+            params = analytic_cost(self.architecture(genome))[0]
+        return self.landscape.fitness(genome, params or 0)
 
     def optimum(self) -> Genome:
-        """The genome of fitness exactly 1 (the targets are whole numbers)."""
+        """The genome of fitness exactly 1 on the `bump` landscape (the targets are whole numbers)."""
         blocks = tuple(self.targets)
         lr = math.sqrt(self.space.learning_rate[0] * self.space.learning_rate[1]) if self.space.learning_rate else None
         return self.space.genome(self.space.encode(blocks, lr), tuple(ideal_bits(layers) for layers, _ in blocks))
@@ -93,7 +88,7 @@ class SyntheticObjective:
             key=genome.key,
             genome=genome.to_dict(),
             status="ok",
-            fitness=self.fitness(genome),
+            fitness=self.fitness(genome, params),
             params=params,
             flops=flops,
             seconds=time.perf_counter() - start,
@@ -105,5 +100,8 @@ def build_synthetic(config: Config, space: SearchSpace) -> SyntheticObjective:
     name = config.dataset.name
     in_channels, num_classes, size = SHAPES.get(name, (3, 10, 32))
     return SyntheticObjective(
-        space, (in_channels, num_classes, config.dataset.resize or size), config.fitness.seconds_per_evaluation
+        space,
+        (in_channels, num_classes, config.dataset.resize or size),
+        config.fitness.seconds_per_evaluation,
+        landscape=config.fitness.landscape,
     )

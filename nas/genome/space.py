@@ -25,7 +25,12 @@ MAX_FLOAT = sys.float_info.max
 
 @dataclass(frozen=True)
 class Dimension:
-    """One real-valued coordinate of a particle. Integer dimensions decode by rounding; `log` ones are log10."""
+    """One real-valued coordinate of a particle. Integer dimensions decode by rounding; `log` ones are log10.
+
+    A particle lives in the dimension's `span`: for an integer range [low, high] that is [low - 0.5,
+    high + 0.5], so that every integer value, the two ends included, owns a cell of width 1 and a uniform
+    position decodes to each value with the same probability (rounding inside [low, high] would give the ends
+    half a cell each). Decoding rounds, then clamps to [low, high]."""
 
     name: str
     low: float
@@ -36,8 +41,26 @@ class Dimension:
     def width(self) -> float:
         return self.high - self.low
 
+    @property
+    def span(self) -> tuple[float, float]:
+        """Where a particle may sit (see the class docstring)."""
+        return (self.low - 0.5, self.high + 0.5) if self.integer else (self.low, self.high)
+
+    @property
+    def span_width(self) -> float:
+        low, high = self.span
+        return high - low
+
     def clamp(self, value: float) -> float:
         return min(max(value, self.low), self.high)
+
+    def clamp_span(self, value: float) -> float:
+        low, high = self.span
+        return min(max(value, low), high)
+
+    def value(self, x: float) -> float:
+        """The decoded value of coordinate `x`: rounded (integers) and clamped to [low, high]."""
+        return float(self.clamp(round(x))) if self.integer else self.clamp(x)
 
 
 @dataclass(frozen=True)
@@ -83,8 +106,8 @@ class SearchSpace:
         dims = self.dimensions
         if len(position) != len(dims):
             raise ValueError(f"position has {len(position)} coordinates, the space has {len(dims)}")
-        values = [d.clamp(x) for d, x in zip(dims, position, strict=True)]
-        ints = [int(round(v)) for v in values[: 2 * self.num_blocks]]
+        values = [d.value(x) for d, x in zip(dims, position, strict=True)]
+        ints = [int(v) for v in values[: 2 * self.num_blocks]]
         blocks = tuple((ints[2 * b], ints[2 * b + 1]) for b in range(self.num_blocks))
         lr = 10 ** values[-1] if self.learning_rate is not None else None
         return blocks, lr
@@ -99,7 +122,8 @@ class SearchSpace:
         return position
 
     def random_position(self, rng: random.Random) -> list[float]:
-        return [rng.uniform(d.low, d.high) for d in self.dimensions]
+        """A uniform position over every dimension's span: each integer value equally likely, ends included."""
+        return [rng.uniform(*d.span) for d in self.dimensions]
 
     def genome(self, position: list[float], bits: tuple[str, ...]) -> Genome:
         """Pair a particle with one bitstring per block into a genome."""

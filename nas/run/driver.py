@@ -5,7 +5,8 @@ moment it arrives -> tell the strategy in ask order -> checkpoint -> log scalars
 order and the strategy's RNG lives in its state, so the same seed and fitness values give the same trajectory
 whatever the number of workers or the order in which they finish. A checkpoint is written after every tell
 (and one before the first ask), so after a crash the restored strategy re-asks the same batch and the log
-answers what already finished.
+answers what already finished. Strategies never ask a genome they were told (their state records them), so
+the cache answers only such re-asked batches; each step logs how many repeats the strategy avoided.
 
 Budget: `search.budget.evaluations` counts distinct genomes trained in the run (lines of the log; repeats
 are free), `search.budget.hours` the summed wall time of all sessions (checked between batches).
@@ -49,10 +50,6 @@ from nas.strategies.strategy import Strategy, build_strategy
 from nas.yamlfile import load_yaml_mapping
 
 log = logging.getLogger(__name__)
-
-# Steps in a row whose whole batch the log answered before the search counts as converged: a strategy whose
-# asks are all repeats would otherwise loop without spending budget (the budget counts only new evaluations).
-STALL_STEPS = 50
 
 
 @dataclass
@@ -242,7 +239,8 @@ class Loop:
             return True
         if budget.hours is not None and self.elapsed() >= budget.hours * 3600:
             return True
-        return self.s.strategy.done() or self.s.stalled_steps >= STALL_STEPS
+        stall = self.s.config.search.stall_batches
+        return self.s.strategy.done() or (stall is not None and self.s.stalled_steps >= stall)
 
     def record(self, result: Result) -> None:
         """A new result: into the log first (durably), then the best file and the monitor."""
@@ -276,6 +274,10 @@ class Loop:
     def run_batch(self) -> bool:
         """Ask, evaluate, tell one batch. False when the batch was cut short by a limit (and not told)."""
         genomes = self.s.strategy.ask()
+        if not genomes:  # the strategy found nothing new to ask: it is done
+            if self.s.strategy.exhausted:
+                log.warning("the strategy found no genome it has not evaluated: the search has converged")
+            return False
         misses: dict[str, Genome] = {}
         for g in genomes:
             if g.key not in self.log and g.key not in misses:
@@ -284,20 +286,27 @@ class Loop:
         todo = list(misses.values())[: remaining if remaining is not None else None]
         self.evaluator.evaluate(todo, lambda index, result: self.record(result))
         if any(g.key not in self.log for g in genomes):
+            if self.best is not None:  # the batch is not told, but a best it found belongs on the curve
+                self.monitor.best(self.s.step, self.best.fitness)  # type: ignore[arg-type]
             return False
         results = [self.log.get(g.key) for g in genomes]
         self.s.strategy.tell(results)  # type: ignore[arg-type]
         self.s.step += 1
         self.s.stalled_steps = 0 if todo else self.s.stalled_steps + 1
-        if self.s.stalled_steps == STALL_STEPS:
+        if self.s.stalled_steps == self.s.config.search.stall_batches:
             log.warning(
-                "the last %d batches held only genomes already evaluated: the search has converged", STALL_STEPS
+                "the last %d batches held only genomes already evaluated: the search has converged",
+                self.s.stalled_steps,
             )
         self.s.elapsed_seconds = self.elapsed()
         self.started = time.monotonic()
         with self.guard.critical():
             save_state(self.s, self.base, len(self.log))
+        repeats = self.s.strategy.repeats
+        log.info("step %d: %d asked, %d new, repeats avoided %d, slots left empty %d", self.s.step, len(genomes),
+                 len(todo), repeats.avoided, repeats.unfilled)  # fmt: skip
         self.monitor.step(self.s.step, results, self.best.fitness if self.best else None)  # type: ignore[arg-type]
+        self.monitor.repeats(self.s.step, repeats.avoided, repeats.unfilled)
         return True
 
     def run(self) -> None:

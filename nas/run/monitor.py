@@ -1,7 +1,9 @@
 """What a person watches during a search: TensorBoard scalars per step and a progress bar with an ETA.
 
 Scalars (under `RUN_DIR/tensorboard/`): `search/best_fitness`, `search/mean_fitness` (of the step's ok
-results), `search/evaluations_per_second`, `search/failures` (cumulative), each against the step. The bar counts
+results), `search/evaluations_per_second`, `search/failures` (cumulative), `search/repeats_avoided` (candidates the
+strategy drew again because they were already evaluated or asked) and `search/unfilled` (slots it left empty
+for want of a new genome), each against the step. The bar counts
 new evaluations against the budget and is shown only when stderr is a terminal.
 """
 
@@ -46,6 +48,17 @@ class Monitor:
         self.writer.flush()
         self.step_started = time.monotonic()
         self.step_evaluations = 0
+
+    def best(self, step: int, best: float) -> None:
+        """The best fitness so far, for a step that was cut short by the budget (and not told)."""
+        self.writer.add_scalar("search/best_fitness", best, step)
+        self.writer.flush()
+
+    def repeats(self, step: int, avoided: int, unfilled: int) -> None:
+        """The strategy's repeat counts of the step's ask (`Strategy.repeats`)."""
+        self.writer.add_scalar("search/repeats_avoided", avoided, step)
+        self.writer.add_scalar("search/unfilled", unfilled, step)
+        self.writer.flush()
 
     def close(self) -> None:
         self.bar.close()

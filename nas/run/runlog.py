@@ -23,6 +23,7 @@ from pathlib import Path
 from nas.atomicfile import DiskWriteError, writing
 from nas.errors import UserError
 from nas.evaluate.result import Result
+from nas.strategies.ranking import fitness_of, order
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +176,9 @@ def why(exc: ValueError) -> str:
 
 
 def rank_key(result: Result) -> tuple[float, int, str]:
-    """Sort key for "best first": higher fitness, then fewer parameters, then genome key (a total order)."""
-    return (-(result.fitness or 0.0), result.params if result.params is not None else 1 << 62, result.key)
+    """Sort key for "best first": the project's one ranking rule (`nas.strategies.ranking.order`: higher
+    fitness, then fewer parameters, then genome key), the same the strategies and the swarm use."""
+    return order(fitness_of(result), result.params, result.key)
 
 
 def ranked(results: list[Result] | Iterator[Result]) -> list[Result]:

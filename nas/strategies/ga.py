@@ -5,7 +5,9 @@ inside the space's ranges) or, when that is not given, the centre of the space r
 When the space searches the learning rate, the GA uses the centre of its log range. The population starts as in
 hgapso (the all-ones DenseNet string plus distinct random strings) and evolves generation after generation
 until the budget ends the search: `search.ga.generations` is the length of hgapso's inner GA per PSO iteration,
-and this peer, like every other, runs for the whole budget so that comparisons at equal budget are fair.
+and this peer, like every other, runs for the whole budget so that comparisons at equal budget are fair. Every
+ask is new work (`nas.strategies.ga_asks`); asynchronously, `ask(n)` hands out the generation's members and
+waits once they are all asked, and the next generation breeds when the last of them is told.
 """
 
 from typing import Any
@@ -14,6 +16,9 @@ from nas.config import SearchConfig
 from nas.errors import UserError
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace
+from nas.strategies.ga_asks import ask_member, score_waiting
+from nas.strategies.hgapso import ADVANCES_PER_DRAW
+from nas.strategies.ranking import Score
 from nas.strategies.shortcut_ga import ShortcutGA
 from nas.strategies.strategy import Strategy, register
 
@@ -38,7 +43,7 @@ def fixed_position(search: SearchConfig, space: SearchSpace) -> list[float]:
     return space.encode(blocks, lr)
 
 
-@register("ga")
+@register("ga", section="ga")
 class FixedArchitectureGA(Strategy):
     def __init__(self, search: SearchConfig, space: SearchSpace, seed: int):
         super().__init__(search, space, seed)
@@ -46,11 +51,24 @@ class FixedArchitectureGA(Strategy):
         layers = [n for n, _ in space.decode(self.position)[0]]
         self.run = ShortcutGA.start(layers, search.ga.population, self.rng)
 
-    def propose(self) -> list[Genome]:
-        return [self.space.genome(self.position, self.run.blocks(i)) for i in range(len(self.run.population))]
+    def propose(self, limit: int | None) -> list[Genome]:
+        asked: list[Genome] = []
+        for _ in range(ADVANCES_PER_DRAW):
+            for index in self.run.todo():
+                if limit is not None and len(asked) >= limit:
+                    return asked
+                self.run, genome = ask_member(self, self.position, self.run, index, self.search.ga)
+                if genome is not None:
+                    asked.append(genome)
+            if not self.run.complete:
+                break
+            self.run = self.run.evolve(self.search.ga, self.rng)  # every member was known: breed on
+        return asked
 
-    def absorb(self, genomes: list[Genome], fitness: list[float | None]) -> None:
-        self.run = self.run.record(fitness).evolve(self.search.ga, self.rng)
+    def absorb(self, told: list[tuple[Genome, Score]]) -> None:
+        self.run = score_waiting(self, self.position, self.run, {g.key: s for g, s in told})
+        if self.run.complete:
+            self.run = self.run.evolve(self.search.ga, self.rng)
 
     def state(self) -> dict[str, Any]:
         return {"ga": self.run.to_dict()}

@@ -1,16 +1,21 @@
 """`hgapso`: the hybrid GA-PSO search (Wang et al., PRICAI 2019; DESIGN.md section 3).
 
 PSO moves a swarm over the architecture level; every particle's decoded architecture gets its own shortcut GA
-(`ShortcutGA`). The GAs of all particles advance in lockstep, so one ask is one generation of every particle's
-GA: `swarm_size * ga.population` genomes, particle-major (particle 0's population first). After
-`ga.generations` scored generations a particle's fitness is the best its GA found; personal and global bests
-keep that position together with its best bitstrings, the swarm moves, and each particle starts a fresh GA for
-its new architecture, seeded with the all-ones string, its personal best's and the swarm's best bitstrings
-resized to the new layer counts, and random strings. Then the next iteration. The budget ends it, or convergence: after
-`STALL_PATIENCE` iterations in a row without a better global best (each of them full GA runs) it is `done()`.
+(`ShortcutGA`). After `ga.generations` scored generations a particle's fitness is the best its GA found;
+personal and global bests keep that position together with its best bitstrings, the particle moves, and it
+starts a fresh GA for its new architecture, seeded with the all-ones string, its personal best's and the swarm's
+best bitstrings resized to the new layer counts, and random strings.
 
-Elites are asked again in the next generation (the batch size stays constant; the driver answers genomes it has
-already evaluated from its log without training them again).
+Each particle is a pipeline of its own: its GA breeds when its own generation is scored, and it moves when its
+own GA run is over, towards the global best known at that moment. Synchronously (`ask()`), all particles'
+generations are asked together, particle-major (particle 0's members first), and told together, so the GAs
+advance in lockstep and the swarm settles and moves as one (DESIGN.md's lockstep asks). Asynchronously
+(`ask(n)`), the members of the particles' current generations are handed out as slots free up, lowest
+particle first; a particle whose generation is all asked waits for its results (`ask(n)` may return fewer).
+
+Every ask is new work: elites carry their scores into the next generation, seeds already evaluated carry
+theirs, and a repeated child is varied again (`nas.strategies.ga_asks`). The budget ends the search, or, when
+`search.pso.stall_iterations` is set, that many swarm iterations without a better global best.
 """
 
 from typing import Any
@@ -19,6 +24,8 @@ from nas.config import SearchConfig
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace
 from nas.strategies import swarm as pso_math
+from nas.strategies.ga_asks import ask_member, known_scorer, score_waiting
+from nas.strategies.ranking import Score
 from nas.strategies.shortcut_ga import ShortcutGA
 from nas.strategies.strategy import Strategy, register
 
@@ -26,62 +33,83 @@ from nas.strategies.strategy import Strategy, register
 # pay off transfer across architectures (resized to the new depths), so sharing them is how the GA level
 # profits from the swarm. Measured in benchmarks/RESULTS.md (search quality).
 SEED_GLOBAL_BEST = True
+ADVANCES_PER_DRAW = 50  # generations a particle may complete without an ask inside one draw (all known)
 
 
 @register("hgapso")
 class HybridGAPSO(Strategy):
     def __init__(self, search: SearchConfig, space: SearchSpace, seed: int):
         super().__init__(search, space, seed)
-        self.iteration = 0
-        self.stalls = 0  # iterations since the global best last improved
+        self.iteration = 0  # particle GA runs completed, over the swarm size
+        self.moves = 0  # particle GA runs completed
+        self.stalls = 0  # particle GA runs since the global best last improved
         self.swarm = pso_math.new_swarm(space.dimensions, search.pso.swarm_size, search.pso.velocity_clamp, self.rng)
-        self.runs = self.start_runs()
+        self.runs: list[ShortcutGA] = [self.start_run(i) for i in range(search.pso.swarm_size)]
 
     def done(self) -> bool:
-        return self.stalls >= pso_math.STALL_PATIENCE
+        limit = self.search.pso.stall_iterations
+        return super().done() or (limit is not None and self.stalls >= limit * len(self.swarm.particles))
 
     def layers_at(self, position: tuple[float, ...]) -> list[int]:
         return [layers for layers, _ in self.space.decode(list(position))[0]]
 
-    def start_runs(self) -> list[ShortcutGA]:
-        """A fresh GA per particle at its current position, seeded from its personal best and the swarm's best,
-        resized to the new depths."""
-        runs = []
-        for particle in self.swarm.particles:
-            bests = [b for b in (particle.best, self.swarm.best if SEED_GLOBAL_BEST else None) if b is not None]
-            known = [(b.bits, self.layers_at(b.position)) for b in bests]
-            layers = self.layers_at(particle.position)
-            runs.append(ShortcutGA.start(layers, self.search.ga.population, self.rng, known))
-        return runs
+    def start_run(self, i: int) -> ShortcutGA:
+        """A fresh GA for particle i at its current position, seeded from its personal best and the swarm's
+        best, resized to the new depths; seeds already evaluated carry their scores."""
+        particle = self.swarm.particles[i]
+        bests = [b for b in (particle.best, self.swarm.best if SEED_GLOBAL_BEST else None) if b is not None]
+        known = [(b.bits, self.layers_at(b.position)) for b in bests]
+        layers = self.layers_at(particle.position)
+        scorer = known_scorer(self, particle.position, layers)
+        return ShortcutGA.start(layers, self.search.ga.population, self.rng, known, scorer)
 
-    def propose(self) -> list[Genome]:
-        return [
-            self.space.genome(particle.position, run.blocks(i))
-            for particle, run in zip(self.swarm.particles, self.runs, strict=True)
-            for i in range(len(run.population))
-        ]
+    def propose(self, limit: int | None) -> list[Genome]:
+        asked: list[Genome] = []
+        for i in range(len(self.runs)):
+            for _ in range(ADVANCES_PER_DRAW):
+                for index in self.runs[i].todo():
+                    if limit is not None and len(asked) >= limit:
+                        return asked
+                    position = self.swarm.particles[i].position
+                    self.runs[i], genome = ask_member(self, position, self.runs[i], index, self.search.ga)
+                    if genome is not None:
+                        asked.append(genome)
+                if not self.runs[i].complete:
+                    break
+                self.advance([i])  # every member was known: the generation is over without an ask
+        return asked
 
-    def absorb(self, genomes: list[Genome], fitness: list[float | None]) -> None:
-        size = self.search.ga.population
-        self.runs = [run.record(fitness[i * size : (i + 1) * size]) for i, run in enumerate(self.runs)]
-        if self.runs[0].generation + 1 < self.search.ga.generations:
-            self.runs = [run.evolve(self.search.ga, self.rng) for run in self.runs]
-        else:
-            self.next_iteration()
+    def absorb(self, told: list[tuple[Genome, Score]]) -> None:
+        scores = {genome.key: score for genome, score in told}
+        for i, run in enumerate(self.runs):
+            self.runs[i] = score_waiting(self, self.swarm.particles[i].position, run, scores)
+        self.advance([i for i, run in enumerate(self.runs) if run.complete])
 
-    def next_iteration(self) -> None:
-        """Score each particle by its GA's best, update bests, move the swarm, start new GAs."""
-        scores = [run.best_fitness for run in self.runs]
-        bits = [run.best_blocks() or run.blocks(0) for run in self.runs]  # bits of an all-failed run are unused
-        settled = pso_math.settle(self.swarm, scores, bits)
-        self.stalls = 0 if pso_math.improved(self.swarm, settled) else self.stalls + 1
-        self.swarm = pso_math.advance(settled, self.space.dimensions, self.search.pso, self.rng)
-        self.iteration += 1
-        self.runs = self.start_runs()
+    def advance(self, particles: list[int]) -> None:
+        """Particles whose generation is scored: breed the next one, or, after the last, settle them together,
+        move them and start their new GAs."""
+        finished = []
+        for i in particles:
+            if self.runs[i].generation + 1 < self.search.ga.generations:
+                self.runs[i] = self.runs[i].evolve(self.search.ga, self.rng)
+            else:
+                finished.append(i)
+        if not finished:
+            return
+        updates = {i: (self.runs[i].best, self.runs[i].best_blocks() or self.runs[i].blocks(0)) for i in finished}
+        before = self.swarm
+        settled = pso_math.settle(self.swarm, updates)
+        self.stalls = 0 if pso_math.improved(before, settled) else self.stalls + len(finished)
+        self.swarm = pso_math.advance(settled, self.space.dimensions, self.search.pso, self.rng, finished)
+        self.moves += len(finished)
+        self.iteration = self.moves // len(self.runs)
+        for i in finished:
+            self.runs[i] = self.start_run(i)
 
     def state(self) -> dict[str, Any]:
         return {
             "iteration": self.iteration,
+            "moves": self.moves,
             "stalls": self.stalls,
             "swarm": self.swarm.to_dict(),
             "runs": [r.to_dict() for r in self.runs],
@@ -89,6 +117,7 @@ class HybridGAPSO(Strategy):
 
     def load_state(self, data: dict[str, Any]) -> None:
         self.iteration = data["iteration"]
+        self.moves = data["moves"]
         self.stalls = data["stalls"]
         self.swarm = pso_math.Swarm.from_dict(data["swarm"])
         self.runs = [ShortcutGA.from_dict(r) for r in data["runs"]]

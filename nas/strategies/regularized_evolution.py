@@ -1,12 +1,19 @@
-"""`regularized-evolution`: aging evolution (Real, Aggarwal, Huang, Le, AAAI 2019), batched for a cluster.
+"""`regularized-evolution`: aging evolution (Real, Aggarwal, Huang, Le, AAAI 2019), batched or steady-state.
 
 The population is a queue, oldest first. It starts with `regularized_evolution.population` random genomes
 (sampled as in `random`), asked in batches of `search.batch_size` (the last one smaller when the population is
-not a multiple of it). After that each ask is `batch_size` children: for each, `sample_size` distinct members
-are drawn uniformly, the fittest (failures worst, ties to the earlier drawn) is the parent, and the child is the
-parent mutated once. When the batch is told the children join the queue in ask order and, for each, the oldest
-member leaves. All parents of one batch are drawn from the population as it stood before the batch, which is
-what makes the batch independent of the order in which its trainings finish.
+not a multiple of it). After that each ask is `batch_size` children: for each, `sample_size` members are drawn
+uniformly with replacement (as in the paper), the best of them (the project's ranking: fitness, then fewer
+parameters, then key; failures worst) is the parent, and the child is the parent mutated once. A child that is
+already evaluated, in flight or earlier in the batch is bred again (a new tournament and mutation, up to
+`BREED_ATTEMPTS` times); a slot with nothing new is left empty. So a repeat never rejoins the queue and never
+resets a genome's age without a training. When a result is told the child joins the queue and the oldest member
+leaves. In a sync batch all parents are drawn from the population as it stood before the batch, which makes the
+batch independent of the order in which its trainings finish.
+
+Asynchronously the algorithm is the paper's steady state: `ask(n)` breeds n children from the population as it
+stands (once any member is told; before that, and once the initial random genomes are all asked, it waits),
+and each told result joins the queue at once.
 
 A mutation (each kind with probability 1/2) is either
 - architecture: one coordinate of the architecture level (a block's layers or growth rate, or the log10
@@ -23,12 +30,13 @@ from nas.config import SearchConfig
 from nas.genome import shortcuts
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace
-from nas.strategies.random_search import random_genome
-from nas.strategies.ranking import rank_key
+from nas.strategies.random_search import new_random_genomes
+from nas.strategies.ranking import Score, score_order
 from nas.strategies.shortcut_ga import join, split
 from nas.strategies.strategy import Strategy, register
 
 LEARNING_RATE_STEPS = 10  # the log learning-rate range is crossed in this many mutation steps
+BREED_ATTEMPTS = 20  # tournaments + mutations per child slot before it is left empty
 
 
 def flip_bits(bits: tuple[str, ...], layers: list[int], rng: random.Random) -> tuple[str, ...]:
@@ -73,36 +81,51 @@ def mutate(genome: Genome, space: SearchSpace, rng: random.Random) -> Genome:
     return space.genome(position, flip_bits(genome.shortcut_level, layers, rng))
 
 
-@register("regularized-evolution")
+@register("regularized-evolution", section="regularized_evolution")
 class RegularizedEvolution(Strategy):
     def __init__(self, search: SearchConfig, space: SearchSpace, seed: int):
         super().__init__(search, space, seed)
-        self.population: list[tuple[Genome, float | None]] = []  # oldest first
+        self.population: list[tuple[Genome, Score]] = []  # oldest first
+        self.initial_asked = 0  # slots of the initial random population drawn so far
 
-    def propose(self) -> list[Genome]:
-        size = self.search.regularized_evolution.population
-        if len(self.population) < size:
-            return [
-                random_genome(self.space, self.rng)
-                for _ in range(min(self.search.batch_size, size - len(self.population)))
-            ]
-        return [mutate(self.tournament(), self.space, self.rng) for _ in range(self.search.batch_size)]
+    def propose(self, limit: int | None) -> list[Genome]:
+        size = self.config.population
+        count = self.search.batch_size if limit is None else limit
+        if self.initial_asked < size:
+            slots = min(count, size - self.initial_asked)
+            self.initial_asked += slots
+            return new_random_genomes(self, slots)
+        if not self.population:
+            return []  # async: wait for the first initial results
+        return [child for child in (self.child() for _ in range(count)) if child is not None]
+
+    def child(self) -> Genome | None:
+        """A new child of a tournament winner, or None (slot left empty) when none is new."""
+        for _ in range(BREED_ATTEMPTS):
+            child = mutate(self.tournament(), self.space, self.rng)
+            if self.claim(child):
+                return child
+        self.unfilled()
+        return None
 
     def tournament(self) -> Genome:
-        """The fittest of `sample_size` distinct members drawn uniformly."""
-        drawn = self.rng.sample(range(len(self.population)), self.search.regularized_evolution.sample_size)
-        winner = max(drawn, key=lambda i: rank_key(self.population[i][1]))
-        return self.population[winner][0]
+        """The best of `sample_size` members drawn uniformly with replacement."""
+        drawn = [self.rng.randrange(len(self.population)) for _ in range(self.config.sample_size)]
+        return min((self.population[i] for i in drawn), key=lambda m: score_order(m[1]))[0]
 
-    def absorb(self, genomes: list[Genome], fitness: list[float | None]) -> None:
-        size = self.search.regularized_evolution.population
-        for member in zip(genomes, fitness, strict=True):
+    def absorb(self, told: list[tuple[Genome, Score]]) -> None:
+        size = self.config.population
+        for member in told:
             self.population.append(member)
             if len(self.population) > size:
                 self.population.pop(0)
 
     def state(self) -> dict[str, Any]:
-        return {"population": [{"genome": g.to_dict(), "fitness": f} for g, f in self.population]}
+        return {
+            "population": [{"genome": g.to_dict(), "score": s.to_list()} for g, s in self.population],
+            "initial_asked": self.initial_asked,
+        }
 
     def load_state(self, data: dict[str, Any]) -> None:
-        self.population = [(Genome.from_dict(m["genome"]), m["fitness"]) for m in data["population"]]
+        self.population = [(Genome.from_dict(m["genome"]), Score.from_list(m["score"])) for m in data["population"]]
+        self.initial_asked = data["initial_asked"]

@@ -7,13 +7,18 @@ individuals pass unchanged, the rest are chosen by `selTournament` and varied by
 `crossover_prob` per pair, `mutFlipBit` with `mutation_prob` per individual and `bit_flip_prob` per bit). DEAP
 draws from the global `random`, which `lend_to_global` points at the strategy's own generator.
 
-Elites are kept in the population and so are asked again the next generation: the ask size stays constant
-(one batch keeps a cluster busy) and the driver answers a genome it has already evaluated from its log for free.
-The state is plain strings and floats, so it checkpoints as JSON.
+Elites pass into the next generation with their score, so they are not asked again; neither is a seed whose
+genome was already evaluated (`ShortcutGA.start` takes the scores its caller knows). Every member is scored
+on its own (`with_score`), so a generation can be told in parts and in any order; it breeds once all its
+members are scored (`complete`). Fitness compares by the project's ranking (fitness, then fewer parameters):
+DEAP's fitness holds both, lexicographically. A member whose string is a repeat is varied again (`revary`:
+one forced bit flip plus `bit_flip_prob` per bit) by the strategy that asks it. The state is plain strings,
+numbers and flags, so it checkpoints as JSON.
 """
 
+import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,22 +26,24 @@ from deap import algorithms, base, tools
 
 from nas.config import GAConfig
 from nas.genome import shortcuts
-from nas.strategies.ranking import is_better, rank_key
+from nas.strategies.ranking import NO_PARAMS, Score, is_better, score_order
 from nas.strategies.rng import lend_to_global
 
 SEED_ATTEMPTS = 20  # random draws per free slot before a duplicate is accepted (tiny spaces run out of strings)
 
 
 class _Fitness(base.Fitness):
-    weights = (1.0,)
+    weights = (1.0, -1.0)  # fitness up, parameters down: compared lexicographically, as the ranking rule
 
 
 class _Individual(list):
     """A list of 0/1 ints with a DEAP fitness: what DEAP's operators expect."""
 
-    def __init__(self, bits: str, fitness: float | None = None):
+    def __init__(self, bits: str, score: Score | None = None):
         super().__init__(int(c) for c in bits)
-        self.fitness = _Fitness((rank_key(fitness),))
+        fitness = score.fitness if score is not None and score.fitness is not None else -math.inf
+        params = score.params if score is not None and score.params is not None else NO_PARAMS
+        self.fitness = _Fitness((fitness, params))
 
     def bits(self) -> str:
         return "".join(str(b) for b in self)
@@ -88,40 +95,72 @@ def _mate(a: _Individual, b: _Individual) -> tuple[_Individual, _Individual]:
     return tools.cxTwoPoint(a, b) if min(len(a), len(b)) >= 2 else (a, b)
 
 
-def breed(population: Sequence[str], fitness: Sequence[float | None], ga: GAConfig,
-          rng: random.Random) -> list[str]:  # fmt: skip
-    """The next generation: the `ga.elitism` best unchanged (ties: earlier first), then tournament + varAnd."""
-    order = sorted(range(len(population)), key=lambda i: rank_key(fitness[i]), reverse=True)
-    elites = [population[i] for i in order[: ga.elitism]]
-    individuals = [_Individual(b, f) for b, f in zip(population, fitness, strict=True)]
+def breed(population: Sequence[str], scores: Sequence[Score | None], ga: GAConfig,
+          rng: random.Random) -> list[tuple[str, Score | None]]:  # fmt: skip
+    """The next generation: the `ga.elitism` best unchanged with their scores, then tournament + varAnd
+    children (unscored)."""
+    order = sorted(range(len(population)), key=lambda i: score_order(scores[i]))
+    elites = [(population[i], scores[i]) for i in order[: ga.elitism]]
+    individuals = [_Individual(b, s) for b, s in zip(population, scores, strict=True)]
     toolbox = base.Toolbox()
     toolbox.register("mate", _mate)
     toolbox.register("mutate", tools.mutFlipBit, indpb=ga.bit_flip_prob)
     with lend_to_global(rng):
         chosen = tools.selTournament(individuals, len(population) - len(elites), ga.tournament_size)
         offspring = algorithms.varAnd(chosen, toolbox, ga.crossover_prob, ga.mutation_prob)
-    return elites + [child.bits() for child in offspring]
+    return elites + [(child.bits(), None) for child in offspring]
+
+
+def revary(bits: str, ga: GAConfig, rng: random.Random) -> str:
+    """A variant of a repeated string: one uniformly chosen bit flips, and every other with `bit_flip_prob`."""
+    flat = list(bits)
+    forced = rng.randrange(len(flat))
+    for i in range(len(flat)):
+        if i == forced or rng.random() < ga.bit_flip_prob:
+            flat[i] = "1" if flat[i] == "0" else "0"
+    return "".join(flat)
 
 
 @dataclass(frozen=True)
 class ShortcutGA:
     """One GA run over the shortcuts of one architecture (`layers` per block).
 
-    `fitness` is None until the current population has been scored; `best_*` is the best string this run has
-    seen over all its generations (what a particle's fitness is in hgapso).
+    `scores[i]` is None until member i is scored, `asked[i]` whether it was handed out for evaluation;
+    `best_*` is the best string this run has seen over all its generations (a particle's fitness in hgapso).
     """
 
     layers: tuple[int, ...]
     population: tuple[str, ...]
-    fitness: tuple[float | None, ...] | None = None
+    scores: tuple[Score | None, ...]
+    asked: tuple[bool, ...]
     best_bits: str | None = None
-    best_fitness: float | None = None
+    best: Score | None = None
     generation: int = 0
 
     @classmethod
-    def start(cls, layers: Sequence[int], size: int, rng: random.Random,
-              known: Sequence[Known] = ()) -> "ShortcutGA":  # fmt: skip
-        return cls(tuple(layers), tuple(seed_population(layers, size, rng, known)))
+    def start(cls, layers: Sequence[int], size: int, rng: random.Random, known: Sequence[Known] = (),
+              score: Callable[[str], Score | None] = lambda bits: None) -> "ShortcutGA":  # fmt: skip
+        """The first generation (`seed_population`), each member scored already when `score` knows it."""
+        population = tuple(seed_population(layers, size, rng, known))
+        run = cls(tuple(layers), population, (None,) * len(population), (False,) * len(population))
+        for i, bits in enumerate(population):
+            value = score(bits)
+            if value is not None and run.scores[i] is None:
+                run = run.with_score(i, value)
+        return run
+
+    @property
+    def best_fitness(self) -> float | None:
+        return None if self.best is None else self.best.fitness
+
+    @property
+    def complete(self) -> bool:
+        """Every member of this generation is scored: it can breed."""
+        return all(s is not None for s in self.scores)
+
+    def todo(self) -> list[int]:
+        """Members neither scored nor asked, in population order."""
+        return [i for i, (s, a) in enumerate(zip(self.scores, self.asked, strict=True)) if s is None and not a]
 
     def blocks(self, index: int) -> tuple[str, ...]:
         """Individual `index` as one bitstring per block (what `SearchSpace.genome` takes)."""
@@ -131,41 +170,67 @@ class ShortcutGA:
         """The run's best string as one bitstring per block, or None while nothing has scored."""
         return None if self.best_bits is None else split(self.best_bits, self.layers)
 
-    def record(self, fitness: Sequence[float | None]) -> "ShortcutGA":
-        """Score the current population (in population order) and update the run's best."""
-        if len(fitness) != len(self.population):
-            raise ValueError(f"{len(fitness)} fitness values for a population of {len(self.population)}")
-        best_bits, best_fitness = self.best_bits, self.best_fitness
-        for bits, value in zip(self.population, fitness, strict=True):
-            if is_better(value, best_fitness):
-                best_bits, best_fitness = bits, value
-        return replace(self, fitness=tuple(fitness), best_bits=best_bits, best_fitness=best_fitness)
+    def with_score(self, index: int, score: Score) -> "ShortcutGA":
+        """Member `index` scored; the run's best updated (the ranking rule decides ties)."""
+        scores = list(self.scores)
+        scores[index] = score
+        best_bits, best = self.best_bits, self.best
+        if is_better(score, best):
+            best_bits, best = self.population[index], score
+        return replace(self, scores=tuple(scores), best_bits=best_bits, best=best)
+
+    def with_asked(self, index: int) -> "ShortcutGA":
+        asked = list(self.asked)
+        asked[index] = True
+        return replace(self, asked=tuple(asked))
+
+    def with_bits(self, index: int, bits: str) -> "ShortcutGA":
+        population = list(self.population)
+        population[index] = bits
+        return replace(self, population=tuple(population))
+
+    def record(self, scores: Sequence[Score | None]) -> "ShortcutGA":
+        """Score the whole population at once (in population order); None entries stay unscored."""
+        if len(scores) != len(self.population):
+            raise ValueError(f"{len(scores)} scores for a population of {len(self.population)}")
+        run = self
+        for i, score in enumerate(scores):
+            if score is not None:
+                run = run.with_score(i, score)
+        return run
 
     def evolve(self, ga: GAConfig, rng: random.Random) -> "ShortcutGA":
-        """The next generation, unscored."""
-        if self.fitness is None:
+        """The next generation: elites keep their scores, children are unscored."""
+        if not self.complete:
             raise ValueError("the population must be scored before it can breed")
-        children = breed(self.population, self.fitness, ga, rng)
-        return replace(self, population=tuple(children), fitness=None, generation=self.generation + 1)
+        children = breed(self.population, self.scores, ga, rng)
+        return replace(
+            self,
+            population=tuple(bits for bits, _ in children),
+            scores=tuple(score for _, score in children),
+            asked=(False,) * len(children),
+            generation=self.generation + 1,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "layers": list(self.layers),
             "population": list(self.population),
-            "fitness": None if self.fitness is None else list(self.fitness),
+            "scores": [None if s is None else s.to_list() for s in self.scores],
+            "asked": list(self.asked),
             "best_bits": self.best_bits,
-            "best_fitness": self.best_fitness,
+            "best": None if self.best is None else self.best.to_list(),
             "generation": self.generation,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ShortcutGA":
-        fitness = data["fitness"]
         return cls(
             layers=tuple(data["layers"]),
             population=tuple(data["population"]),
-            fitness=None if fitness is None else tuple(fitness),
+            scores=tuple(Score.from_list(s) for s in data["scores"]),
+            asked=tuple(data["asked"]),
             best_bits=data["best_bits"],
-            best_fitness=data["best_fitness"],
+            best=Score.from_list(data["best"]),
             generation=data["generation"],
         )

@@ -1,49 +1,58 @@
 """Particle swarm optimisation over the architecture level: the math only, on plain tuples of floats.
 
-A particle moves over the search space's real-valued dimensions (`SearchSpace.dimensions`; the space decodes a
-position by rounding and clamping). The update is the standard global-best PSO with Clerc's constriction
-defaults (DESIGN.md section 3):
+A particle moves over the search space's real-valued dimensions (`SearchSpace.dimensions`), inside each one's
+`span` (an integer range [low, high] spans [low - 0.5, high + 0.5], so every value, the ends included, owns a
+cell of the same width); the space decodes a position by rounding and clamping. The update is the standard
+global-best PSO with Clerc's constriction defaults (DESIGN.md section 3):
 
     v <- clamp(w v + c1 r1 (personal - x) + c2 r2 (global - x), +-fraction * width)
-    x <- x + v, clamped to [low, high]
+    x <- x + v, clamped to the span
 
 with r1, r2 uniform per dimension. A coordinate that hits a wall is clamped there and its velocity component
 set to zero (an absorbing wall): the particle stops pushing outward instead of sticking to the wall for many
-iterations. Personal and global bests remember the position together with the shortcut bitstrings that scored
-it, so the GA of the next iteration can start from them. A swarm whose global best has not improved for
-`STALL_PATIENCE` iterations has converged (pyswarms' `ftol_iter` rule): strategies then say they are done rather
-than keep asking genomes the log has already answered (a converged swarm over integer cells repeats itself).
-Every function returns new values (frozen dataclasses) and draws only from the `random.Random` it is given.
+iterations. Personal and global bests remember the position together with the shortcut bitstrings and the score
+(fitness, parameters, key: the project's one ranking rule) that scored it, so the GA of the next iteration can
+start from them. Particles can be settled and moved one at a time (`settle` and `advance` take the indices), so
+an asynchronous search moves a particle as soon as its own evaluations are in, towards the global best known at
+that moment; a synchronous one settles and moves the whole swarm at once. A swarm whose global best has not
+improved for `search.pso.stall_iterations` iterations has converged (pyswarms' `ftol_iter` rule; off by
+default). Every function returns new values (frozen dataclasses) and draws only from the `random.Random` it is
+given.
 """
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from nas.config import PSOConfig
 from nas.genome.space import Dimension
-from nas.strategies.ranking import is_better
-
-STALL_PATIENCE = 20  # iterations in a row without a better global best before a swarm is done
+from nas.strategies.ranking import Score, is_better
 
 
 @dataclass(frozen=True)
 class BestPoint:
-    """A remembered best: where it was, the shortcut bits it was scored with, and its (real) fitness."""
+    """A remembered best: where it was, the shortcut bits it was scored with, and its (real) score."""
 
     position: tuple[float, ...]
     bits: tuple[str, ...]
-    fitness: float
+    score: Score
+
+    @property
+    def fitness(self) -> float:
+        assert self.score.fitness is not None  # only real scores are remembered
+        return self.score.fitness
 
     def to_dict(self) -> dict[str, Any]:
-        return {"position": list(self.position), "bits": list(self.bits), "fitness": self.fitness}
+        return {"position": list(self.position), "bits": list(self.bits), "score": self.score.to_list()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "BestPoint | None":
         if data is None:
             return None
-        return cls(tuple(data["position"]), tuple(data["bits"]), data["fitness"])
+        score = Score.from_list(data["score"])
+        assert score is not None
+        return cls(tuple(data["position"]), tuple(data["bits"]), score)
 
 
 @dataclass(frozen=True)
@@ -78,12 +87,12 @@ class Swarm:
 
 def velocity_limits(dims: Sequence[Dimension], fraction: float) -> tuple[float, ...]:
     """The largest step per dimension: `fraction` of its width, so every range is crossed at the same pace."""
-    return tuple(fraction * d.width for d in dims)
+    return tuple(fraction * d.span_width for d in dims)
 
 
 def spawn(dims: Sequence[Dimension], fraction: float, rng: random.Random) -> Particle:
     """A particle at a uniform random position with a uniform random velocity inside the clamp."""
-    position = tuple(rng.uniform(d.low, d.high) for d in dims)
+    position = tuple(rng.uniform(*d.span) for d in dims)
     velocity = tuple(rng.uniform(-vmax, vmax) for vmax in velocity_limits(dims, fraction))
     return Particle(position, velocity)
 
@@ -92,24 +101,22 @@ def new_swarm(dims: Sequence[Dimension], size: int, fraction: float, rng: random
     return Swarm(tuple(spawn(dims, fraction, rng) for _ in range(size)))
 
 
-def remember(particle: Particle, fitness: float | None, bits: Sequence[str]) -> Particle:
+def remember(particle: Particle, score: Score | None, bits: Sequence[str]) -> Particle:
     """The particle with its personal best updated by one scored visit of its current position."""
-    incumbent = particle.best.fitness if particle.best else None
-    if not is_better(fitness, incumbent):
+    if not is_better(score, particle.best.score if particle.best else None):
         return particle
-    assert fitness is not None  # is_better never lets None win
-    return replace(particle, best=BestPoint(particle.position, tuple(bits), fitness))
+    assert score is not None  # is_better never lets None win
+    return replace(particle, best=BestPoint(particle.position, tuple(bits), score))
 
 
-def settle(swarm: Swarm, fitness: Sequence[float | None], bits: Sequence[Sequence[str]]) -> Swarm:
-    """Record one score per particle (at its current position), then refresh the global best.
-
-    Ties keep the older global best, then the lower particle index, so the leader never flickers.
-    """
-    particles = tuple(remember(p, f, b) for p, f, b in zip(swarm.particles, fitness, bits, strict=True))
+def settle(swarm: Swarm, scores: Mapping[int, tuple[Score | None, Sequence[str]]]) -> Swarm:
+    """Record the score (and bits) of the particles in `scores` (by index, at their current positions), then
+    refresh the global best. The ranking is a total order, so the leader does not depend on the order in which
+    particles were settled."""
+    particles = tuple(remember(p, *scores[i]) if i in scores else p for i, p in enumerate(swarm.particles))
     best = swarm.best
     for particle in particles:
-        if particle.best and is_better(particle.best.fitness, best.fitness if best else None):
+        if particle.best and is_better(particle.best.score, best.score if best else None):
             best = particle.best
     return Swarm(particles, best)
 
@@ -127,16 +134,21 @@ def fly(particle: Particle, guide: BestPoint | None, dims: Sequence[Dimension], 
         raw = pso.w * v + pso.c1 * r1 * (personal[i] - x) + pso.c2 * r2 * (social[i] - x)
         v = min(max(raw, -limits[i]), limits[i])
         x_new = x + v
-        if x_new < dim.low or x_new > dim.high:
-            x_new, v = float(dim.clamp(x_new)), 0.0
+        low, high = dim.span
+        if x_new < low or x_new > high:
+            x_new, v = float(dim.clamp_span(x_new)), 0.0
         position.append(x_new)
         velocity.append(v)
     return replace(particle, position=tuple(position), velocity=tuple(velocity))
 
 
-def advance(swarm: Swarm, dims: Sequence[Dimension], pso: PSOConfig, rng: random.Random) -> Swarm:
-    """Move every particle once, towards its own best and the swarm's best."""
-    return replace(swarm, particles=tuple(fly(p, swarm.best, dims, pso, rng) for p in swarm.particles))
+def advance(swarm: Swarm, dims: Sequence[Dimension], pso: PSOConfig, rng: random.Random,
+            which: Sequence[int] | None = None) -> Swarm:  # fmt: skip
+    """Move the particles `which` (all by default) once each, in index order, towards their own bests and the
+    swarm's best."""
+    chosen = set(range(len(swarm.particles)) if which is None else which)
+    particles = tuple(fly(p, swarm.best, dims, pso, rng) if i in chosen else p for i, p in enumerate(swarm.particles))
+    return replace(swarm, particles=particles)
 
 
 def improved(before: Swarm, after: Swarm) -> bool:

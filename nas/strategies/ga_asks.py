@@ -1,0 +1,53 @@
+"""Handing a shortcut GA's members out for evaluation as new work, and taking their results back.
+
+Shared by `hgapso` (one GA per particle) and `ga` (one GA). A member whose genome is already evaluated, in
+flight or taken earlier in the same draw is varied again (`shortcut_ga.revary`) up to `REVARY_ATTEMPTS`
+times; when nothing new turns up, the member takes the known score of its genome (evaluated) or waits for the
+result already in flight (shared), and the slot is counted as unfilled. A told result scores every member
+waiting for that genome.
+"""
+
+from collections.abc import Callable, Sequence
+
+from nas.config import GAConfig
+from nas.genome.genome import Genome
+from nas.strategies.ranking import Score
+from nas.strategies.shortcut_ga import ShortcutGA, revary, split
+from nas.strategies.strategy import Strategy
+
+REVARY_ATTEMPTS = 20  # variants of a repeated member before its slot is left to a known or shared result
+
+
+def member_genome(strategy: Strategy, position: Sequence[float], run: ShortcutGA, index: int) -> Genome:
+    return strategy.space.genome(list(position), run.blocks(index))
+
+
+def ask_member(strategy: Strategy, position: Sequence[float], run: ShortcutGA, index: int,
+               ga: GAConfig) -> tuple[ShortcutGA, Genome | None]:  # fmt: skip
+    """The run with member `index` asked (and its new genome) or settled without an ask (and None)."""
+    for attempt in range(REVARY_ATTEMPTS + 1):
+        genome = member_genome(strategy, position, run, index)
+        if strategy.claim(genome):
+            return run.with_asked(index), genome
+        if attempt < REVARY_ATTEMPTS:
+            run = run.with_bits(index, revary(run.population[index], ga, strategy.rng))
+    strategy.unfilled()
+    score = strategy.score_of(genome)
+    return (run.with_score(index, score) if score is not None else run.with_asked(index)), None
+
+
+def score_waiting(strategy: Strategy, position: Sequence[float], run: ShortcutGA,
+                  told: dict[str, Score]) -> ShortcutGA:  # fmt: skip
+    """The run with every asked, unscored member whose genome was just told scored."""
+    for index, (score, asked) in enumerate(zip(run.scores, run.asked, strict=True)):
+        if asked and score is None:
+            key = member_genome(strategy, position, run, index).key
+            if key in told:
+                run = run.with_score(index, told[key])
+    return run
+
+
+def known_scorer(strategy: Strategy, position: Sequence[float],
+                 layers: Sequence[int]) -> Callable[[str], Score | None]:  # fmt: skip
+    """For `ShortcutGA.start`: the known score of a string at this position, None when not evaluated."""
+    return lambda bits: strategy.score_of(strategy.space.genome(list(position), split(bits, layers)))

@@ -1,0 +1,97 @@
+"""Adding a strategy is one file: a strategy defined here, with its own config section, is validated, saved
+and built like the shipped ones; the config's `search.strategy` is checked against the registry."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import yaml
+from test_strategies import SMALL, results
+
+from nas.config import bounds, parse_config
+from nas.errors import UserError
+from nas.genome.genome import Genome
+from nas.strategies import STRATEGIES, build_strategy
+from nas.strategies.random_search import new_random_genomes
+from nas.strategies.ranking import Score
+from nas.strategies.strategy import Strategy, register
+
+
+@dataclass
+class BurstConfig:
+    """`search.burst`: how many random genomes one ask holds."""
+
+    size: int = bounds(2, 1, 50)
+    note: str = "none"
+
+
+@register("burst", config=BurstConfig)
+class Burst(Strategy):
+    """Random genomes in bursts of `search.burst.size`: the smallest strategy with a section of its own."""
+
+    def propose(self, limit: int | None) -> list[Genome]:
+        return new_random_genomes(self, self.config.size if limit is None else min(limit, self.config.size))
+
+    def absorb(self, told: list[tuple[Genome, Score]]) -> None:
+        self.told_scores = [s for _, s in told]
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def load_state(self, data: dict[str, Any]) -> None:
+        pass
+
+
+def test_a_strategy_from_another_module_is_registered_with_its_section():
+    assert "burst" in STRATEGIES.names()
+    config = parse_config({"search": {"strategy": "burst", "burst": {"size": 4}}})
+    assert config.search.section("burst") == BurstConfig(size=4)
+    strategy = build_strategy(config.search, SMALL, 0)
+    assert strategy.config.size == 4 and len(strategy.ask()) == 4
+    strategy.tell(results(strategy.ask()))
+    assert len(strategy.told_scores) == 4
+
+
+def test_its_section_defaults_when_absent_and_survives_the_saved_config():
+    config = parse_config({"search": {"strategy": "burst"}})
+    assert build_strategy(config.search, SMALL, 0).config == BurstConfig()
+    config = parse_config({"search": {"strategy": "burst", "burst": {"size": 3, "note": "x"}}})
+    saved = yaml.safe_load(config.to_yaml())
+    assert saved["search"]["burst"] == {"size": 3, "note": "x"} and "extra" not in saved["search"]
+    assert parse_config(saved).to_dict() == config.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("search", "message"),
+    [
+        ({"strategy": "burst", "burst": {"sise": 3}}, r"^search\.burst\.sise: unknown key \(known: size, note\)"),
+        ({"strategy": "burst", "burst": {"size": 0}}, r"^search\.burst\.size: must be >= 1, got 0"),
+        ({"strategy": "burst", "burst": {"note": 3}}, r"^search\.burst\.note: must be a string"),
+        ({"strategy": "burst", "burst": [1]}, r"^search\.burst: must be a mapping"),
+        ({"strategy": "annealing"}, r"^search\.strategy: unknown strategy 'annealing' \(known: .*burst.*hgapso"),
+        ({"strategy": 3}, r"^search\.strategy: must be a string"),
+        ({"extra": {}}, r"^search\.extra: unknown key \(known: strategy, .*burst"),
+        ({"pso": {"swarm": 3}}, r"^search\.pso\.swarm: unknown key"),
+    ],
+)
+def test_bad_sections_and_names_are_one_line_errors_with_the_key_path(search, message):
+    with pytest.raises(UserError, match=message):
+        parse_config({"search": search})
+
+
+def test_the_shipped_sections_keep_their_keys():
+    config = parse_config(
+        {"search": {"strategy": "regularized-evolution", "regularized_evolution": {"population": 9, "sample_size": 2}}}
+    )
+    strategy = build_strategy(config.search, SMALL, 0)
+    assert strategy.config is config.search.regularized_evolution and strategy.config.population == 9
+    assert config.search.section("pso") is config.search.pso
+
+
+def test_a_section_or_strategy_declared_twice_is_refused():
+    with pytest.raises(ValueError, match="declared twice"):
+        register("burst-2", config=BurstConfig, section="burst")(type("Again", (Burst,), {}))
+    with pytest.raises(ValueError, match="declared twice"):
+        register("burst-3", config=BurstConfig, section="pso")(type("Again", (Burst,), {}))
+    with pytest.raises(ValueError, match="registered twice"):
+        register("burst")(type("Again", (Burst,), {}))
