@@ -6,6 +6,7 @@ import copy
 import hashlib
 import math
 import random
+from collections import Counter
 
 import pytest
 
@@ -136,6 +137,12 @@ def test_dimensions_of_a_space_with_a_learning_rate():
         Dimension("learning_rate", -3.0, -1.0, integer=False),
     ]
     assert space.dimensions[1].width == 12 and Dimension("d", 1, 3).clamp(5) == 3 and Dimension("d", 1, 3).clamp(0) == 1
+    # An integer range [1, 3] owns the cells [0.5, 3.5]; a real one is its range.
+    assert Dimension("d", 1, 3).span == (0.5, 3.5) and Dimension("d", 1, 3).span_width == 3.0
+    assert Dimension("r", -3.0, -1.0, integer=False).span == (-3.0, -1.0)
+    assert [Dimension("d", 1, 3).value(x) for x in (0.6, 1.4, 1.6, 3.4, 9.0)] == [1.0, 1.0, 2.0, 3.0, 3.0]
+    assert Dimension("d", 1, 3).clamp_span(4.0) == 3.5 and Dimension("d", 1, 3).clamp_span(0.0) == 0.5
+    assert Dimension("r", -3.0, -1.0, integer=False).value(-1.7) == -1.7
     assert space.bit_length_range() == (1 + 3, 21 + 6)
 
 
@@ -159,8 +166,9 @@ def test_random_positions_and_genomes_of_a_space():
     a, b = space.random_position(random.Random(4)), space.random_position(random.Random(4))
     assert a == b and a != space.random_position(random.Random(5))
     points = [space.random_position(random.Random(s)) for s in range(200)]
-    assert all(d.low <= p[i] <= d.high for p in points for i, d in enumerate(space.dimensions))
-    assert max(p[0] for p in points) > 5.5 and min(p[0] for p in points) < 1.5, "the whole range is drawn"
+    assert all(d.span[0] <= p[i] <= d.span[1] for p in points for i, d in enumerate(space.dimensions))
+    layers = Counter(space.decode(p)[0][0][0] for p in points)
+    assert set(layers) == set(range(1, 7)) and min(layers.values()) > 15, "each value, the ends too, is drawn"
     genome = space.genome([2.2, 9.0, 3.0, 8.0], ("101", "110010"))
     assert genome == Genome((BlockGene(2, 9, "101"), BlockGene(3, 8, "110010")), None)
     with pytest.raises(UserError, match="has 2 bits, a block of 2 layers needs 3"):
