@@ -1,9 +1,10 @@
-"""The fast mutation subset (tests/mutation/run.py fast): a change that stops the tests catching planted bugs in
-the network fails the suite, not only `make mutation`.
+"""The fast mutation subset (`tests/mutation/run.py fast`): a change that stops the tests catching planted bugs
+in the network or the search operators fails the suite, not only `make mutation`.
 
-mutmut plants each mutant of the network's dense block (`nas/model/network.py`: `ShortcutBlock`, `gather`, the
-forward pass) in a copy of the tree and runs the golden forward-pass tests against it; the suite passes while
-they kill at least `MIN_SCORE` of them. The two survivors are equivalent (tests/MUTATION.md lists them).
+mutmut plants each mutant of the network's dense block (`ShortcutBlock`, `gather`, the forward pass) and of the
+search operators (the PSO update, the GA's `breed`, aging evolution's tournament and queue) in a copy of the
+tree and runs the golden forward passes and the strategies' behaviour tests against it; the suite passes while
+they kill at least `MIN_SCORE` of them. The survivors are equivalent mutants, listed in tests/MUTATION.md.
 """
 
 import json

@@ -4,14 +4,16 @@ mutmut reads its settings from `pyproject.toml` in the directory it runs in and 
 there. To run a group against its own tests (the network's mutants against the network's tests, not against
 every training test that happens to build a network), each group gets a directory `mutants/<group>/` with links
 to the sources and tests and a generated `pyproject.toml`; mutmut's copy and its cache live in
-`mutants/<group>/mutants/`, so a second run of the same group only tests what changed.
+`mutants/<group>/mutants/`. mutmut keeps a verdict once it has one: after changing the tests, delete
+`mutants/<group>` so that every mutant is tried again.
 
-    python tests/mutation/run.py                  # every group (make mutation)
-    python tests/mutation/run.py network pso      # some groups
+    python tests/mutation/run.py                       # every group but fast (make mutation)
+    python tests/mutation/run.py network strategies    # some groups
     python tests/mutation/run.py fast --min-score 0.9 --workdir /tmp/m   # the subset make test runs
 
 It prints one line a module (killed, survived, score) and, with `--min-score`, exits 1 when a group scores below
-it. Survivors are listed with `mutmut results` inside `mutants/<group>/`; `mutmut show NAME` prints the diff.
+it. `mutants/<group>/survivors.txt` lists every mutant that lived with the lines it changed; `mutmut show NAME`
+inside `mutants/<group>/` prints one.
 """
 
 import argparse
@@ -73,18 +75,29 @@ GROUPS: dict[str, Group] = {
 }
 
 # What `make test` runs (tests/test_mutation.py), a few minutes at most: the mutants of the network's dense block
-# (its wiring, the concatenation, the forward pass) against the golden forward passes alone.
-# (mutmut names a method's mutants module.xǁClassǁmethod__mutmut_N, a function's module.x_function__mutmut_N.)
-GROUPS["fast-network"] = Group(
-    ("nas/model/network.py",),
-    ("tests/test_network_golden.py",),
+# (its wiring, the concatenation, the forward pass) against the golden forward passes, and those of the search
+# operators (the PSO update, the GA's selection and variation, aging evolution's tournament and queue) against
+# the strategies' behaviour tests. (mutmut names a method's mutants module.x\u01c1Class\u01c1method__mutmut_N,
+# a function's module.x_function__mutmut_N.)
+GROUPS["fast"] = Group(
+    (
+        "nas/model/network.py",
+        "nas/strategies/swarm.py",
+        "nas/strategies/shortcut_ga.py",
+        "nas/strategies/regularized_evolution.py",
+    ),
+    ("tests/test_network_golden.py", "tests/test_strategy_behaviour.py"),
     (
         "nas.model.network.x_gather*",
         "nas.model.network.x\u01c1ShortcutBlock\u01c1*",
         "nas.model.network.x\u01c1SearchedNet\u01c1forward*",
+        "nas.strategies.swarm.x_fly*",
+        "nas.strategies.swarm.x_velocity_limits*",
+        "nas.strategies.shortcut_ga.x_breed*",
+        "nas.strategies.regularized_evolution.x\u01c1RegularizedEvolution\u01c1tournament*",
+        "nas.strategies.regularized_evolution.x\u01c1RegularizedEvolution\u01c1absorb*",
     ),
 )
-FAST = ("fast-network",)
 
 
 def mutmut_config(group: Group) -> str:
@@ -195,18 +208,17 @@ def score(counts: dict[str, int]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("groups", nargs="*", help=f"groups to run ({', '.join(GROUPS)}, or fast); default all")
+    parser.add_argument("groups", nargs="*", help=f"groups to run ({', '.join(GROUPS)}); default all but fast")
     parser.add_argument("--workdir", type=Path, default=ROOT / "mutants")
     parser.add_argument("--min-score", type=float, default=None, help="exit 1 when a group scores below this")
     parser.add_argument("--children", type=int, default=2, help="mutants tested at once")
     parser.add_argument("--report", action="store_true", help="only read the last run's results")
     parser.add_argument("--json", type=Path, default=None, help="write the counts per module here")
     args = parser.parse_args(argv)
-    every = [n for n in GROUPS if not n.startswith("fast-")]
-    names = [n for g in (args.groups or every) for n in (FAST if g == "fast" else (g,))]
+    names = args.groups or [n for n in GROUPS if n != "fast"]
     unknown = [n for n in names if n not in GROUPS]
     if unknown:
-        parser.error(f"unknown group {unknown[0]!r} (known: {', '.join(GROUPS)}, fast)")
+        parser.error(f"unknown group {unknown[0]!r} (known: {', '.join(GROUPS)})")
     failed, report = [], {}
     for name in names:
         modules = run_group(args.workdir, name, GROUPS[name], args.children, run=not args.report)
