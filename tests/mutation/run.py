@@ -200,9 +200,10 @@ def tally(statuses: dict[str, str]) -> dict[str, dict[str, int]]:
 
 
 def score(counts: dict[str, int]) -> float:
-    """Killed (or timed out) over every mutant that ran; mutants no test reaches count as survivors."""
+    """Killed (or timed out) over every mutant tried; mutants no test reaches count as survivors, mutants of an
+    interrupted run not yet tried ("not checked") do not count."""
     killed = counts.get("killed", 0) + counts.get("timeout", 0)
-    total = sum(counts.values()) - counts.get("skipped", 0)
+    total = sum(counts.values()) - counts.get("skipped", 0) - counts.get("not checked", 0)
     return killed / total if total else 1.0
 
 
