@@ -1,22 +1,36 @@
-"""Search quality: every strategy at the same evaluation budget, over several seeds.
+"""Search quality: every strategy and external peer at the same evaluation budget, over several seeds.
 
-(a) `--objective synthetic` (default): the smoke config's synthetic objective, >= 20 seeds, seconds per run.
-(b) `--objective real`: `search_configs/cifar10_jpeg_lowfi.yaml` with real training (hours on a CPU).
-Prints a table (mean, standard deviation, min and max of the best validation fitness per strategy) and one
-JSON line with the machine and the date, and writes a PNG of mean best-so-far against evaluations.
+(a) `--objective synthetic` (default): the smoke config's space (`densenet_small`) on every landscape of the
+    synthetic objective (`fitness.landscape`: bump, epistatic, noisy, cost), >= 20 seeds. The strategies are
+    driven in-process as the driver drives them (ask, answer repeats from a cache, evaluate the rest, tell in
+    ask order; the budget counts distinct genomes; a batch cut by the budget is not told), with no files, so
+    a whole table takes minutes. `--mode async` simulates an asynchronous driver instead: `--slots`
+    evaluations run at once, each with a random duration (log-normal, seeded), and the first to finish is told
+    and its slot refilled with `ask(free)`. The peers (Optuna TPE, nevergrad DiscreteOnePlusOne and NGOpt;
+    `benchmarks/peers.py`, the `bench` extra) search the same space with the same budget definition. One run
+    per (method, landscape, seed) at the largest budget; the best-so-far at each smaller budget is read from it.
+(b) `--objective real`: `search_configs/cifar10_jpeg_lowfi.yaml` with real training through `nas search`
+    (hours on a CPU).
+Prints tables (mean, standard deviation, min and max of the best fitness per method, landscape and budget; the
+repeat counts of each strategy) and one JSON line with the machine and the date, and writes a PNG of mean
+best-so-far against evaluations.
 
-    .venv/bin/python benchmarks/search_quality.py --seeds 20 --budget 200
-    .venv/bin/python benchmarks/search_quality.py --objective real --seeds 3 --budget 40 --out runs/quality-real
+    .venv/bin/python benchmarks/search_quality.py --seeds 20 --budgets 100 200 400
+    .venv/bin/python benchmarks/search_quality.py --mode async --slots 8 --methods hgapso regularized-evolution
+    .venv/bin/python benchmarks/search_quality.py --objective real --seeds 3 --budgets 40 --out runs/quality-real
 """
 
 import argparse
 import contextlib
+import heapq
 import io
 import json
+import random
 import shutil
 import statistics
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -25,7 +39,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import machine  # noqa: E402
+from benchmarks.peers import PEERS, run_peer  # noqa: E402
 from nas.cli import main as nas_main  # noqa: E402
+from nas.config import load_config, parse_config  # noqa: E402
+from nas.evaluate.landscapes import LANDSCAPES  # noqa: E402
+from nas.evaluate.synthetic import SyntheticObjective  # noqa: E402
+from nas.genome.genome import Genome  # noqa: E402
+from nas.genome.space import load_space  # noqa: E402
+from nas.strategies import build_strategy  # noqa: E402
+from nas.strategies.strategy import Strategy  # noqa: E402
 
 STRATEGIES = ["hgapso", "pso", "ga", "random", "regularized-evolution"]
 CONFIGS = {"synthetic": "search_configs/smoke.yaml", "real": "search_configs/cifar10_jpeg_lowfi.yaml"}
@@ -74,6 +96,189 @@ def run_one(config: Path, run: Path, seed: int, workers: int) -> list[float]:
     return best_so_far(run)
 
 
+@dataclass
+class Run:
+    """One search on one landscape: best-so-far per evaluation, what the strategy asked and avoided."""
+
+    curve: list[float]
+    asked: int = 0  # genomes asked (strategies) or proposed (peers)
+    cache_hits: int = 0  # asked genomes that were already evaluated
+    avoided: int = 0  # candidates the strategy drew again because they were repeats
+    unfilled: int = 0  # slots it left empty
+    true_best: float = 0.0  # the noise-free fitness of the best found (differs from the curve on `noisy`)
+    best_key: str = ""
+
+
+@dataclass
+class Evaluator:
+    """The cache and the budget: each distinct genome is evaluated once and counted."""
+
+    objective: SyntheticObjective
+    budget: int
+    cache: dict[str, float] = field(default_factory=dict)
+    curve: list[float] = field(default_factory=list)
+    best: tuple[float, str, Genome] | None = None
+
+    def __call__(self, genome: Genome) -> float:
+        if genome.key in self.cache:
+            return self.cache[genome.key]
+        result = self.objective(genome)
+        value = float(result.fitness or 0.0)
+        self.cache[genome.key] = value
+        if self.best is None or value > self.best[0]:
+            self.best = (value, genome.key, genome)
+        self.curve.append(self.best[0])
+        return value
+
+    def left(self) -> int:
+        return self.budget - len(self.cache)
+
+    def run(self) -> Run:
+        assert self.best is not None
+        value, key, genome = self.best
+        true = self.objective.landscape.true_fitness(genome, self.objective(genome).params or 0)
+        return Run(self.curve, true_best=true, best_key=key)
+
+
+def result_of(genome: Genome, value: float):
+    from nas.evaluate.result import Result
+
+    return Result(key=genome.key, genome=genome.to_dict(), status="ok", fitness=value, params=None)
+
+
+def drive_sync(strategy: Strategy, evaluate: Evaluator) -> Run:
+    """The driver's loop: ask, evaluate the misses (up to the budget), tell the whole batch in ask order."""
+    asked = hits = 0
+    while evaluate.left() > 0 and not strategy.done():
+        genomes = strategy.ask()
+        if not genomes:
+            break
+        asked += len(genomes)
+        hits += sum(g.key in evaluate.cache for g in genomes)
+        values = []
+        for g in genomes:
+            if g.key not in evaluate.cache and evaluate.left() <= 0:
+                break
+            values.append(evaluate(g))
+        if len(values) < len(genomes):
+            break  # cut by the budget: not told
+        strategy.tell([result_of(g, v) for g, v in zip(genomes, values, strict=True)])
+    return finish(strategy, evaluate, asked, hits)
+
+
+def drive_async(strategy: Strategy, evaluate: Evaluator, slots: int, seed: int) -> Run:
+    """A simulated asynchronous driver: `slots` evaluations at once with log-normal durations; the first to
+    finish is told at once and its slot refilled."""
+    clock, asked, hits = 0.0, 0, 0
+    durations = random.Random(seed + 7919)
+    running: list[tuple[float, int, Genome]] = []
+    order = 0
+    while True:
+        free = min(slots - len(running), evaluate.left() - len(running))
+        if free > 0 and not strategy.done():
+            for g in strategy.ask(free):
+                asked += 1
+                hits += g.key in evaluate.cache
+                heapq.heappush(running, (clock + durations.lognormvariate(0, 0.7), order, g))
+                order += 1
+        if not running:
+            break
+        clock, _, genome = heapq.heappop(running)
+        strategy.tell([result_of(genome, evaluate(genome))])
+    return finish(strategy, evaluate, asked, hits)
+
+
+def finish(strategy: Strategy, evaluate: Evaluator, asked: int, hits: int) -> Run:
+    run = evaluate.run()
+    run.asked, run.cache_hits = asked, hits
+    run.avoided, run.unfilled = strategy.repeats_total.avoided, strategy.repeats_total.unfilled
+    return run
+
+
+SMOKE = ROOT / "search_configs" / "smoke.yaml"
+
+
+def search_section(overrides: dict, method: str) -> object:
+    """The smoke config's `search` section for `method`, with `search.*` overrides."""
+    data = yaml.safe_load(SMOKE.read_text())["search"]
+    data["strategy"] = method
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        if parts[0] != "search":
+            continue
+        node = data
+        for p in parts[1:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return parse_config({"search": data}).search
+
+
+def synthetic_run(method: str, landscape: str, seed: int, budget: int, args: argparse.Namespace,
+                  overrides: dict) -> Run:  # fmt: skip
+    config = load_config(SMOKE)
+    space = load_space(config.encoding)
+    objective = SyntheticObjective(space, (1, 10, 8), 0.0, landscape=landscape)
+    evaluate = Evaluator(objective, budget)
+    if method in PEERS:
+        run_peer(method, space, evaluate, budget, seed)
+        run = evaluate.run()
+        return run
+    strategy = build_strategy(search_section(overrides, method), space, seed)
+    if args.mode == "async":
+        return drive_async(strategy, evaluate, args.slots, seed)
+    return drive_sync(strategy, evaluate)
+
+
+def cached_peer(method: str, landscape: str, seed: int, budget: int, args: argparse.Namespace,
+                overrides: dict) -> Run | None:  # fmt: skip
+    """A run; a peer's is kept in `--peer-cache` (it depends on neither the strategies nor the overrides, and
+    costs seconds where a strategy's costs milliseconds). With `--cached-peers-only`, a peer run not in the
+    cache is skipped (None) instead of computed."""
+    if method not in PEERS or args.peer_cache is None:
+        return synthetic_run(method, landscape, seed, budget, args, overrides)
+    path = args.peer_cache / f"{landscape}-{method}-seed{seed}-budget{budget}.json"
+    if path.exists():
+        return Run(**json.loads(path.read_text()))
+    if args.cached_peers_only:
+        return None
+    run = synthetic_run(method, landscape, seed, budget, args, overrides)
+    args.peer_cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(run.__dict__))
+    tmp.replace(path)
+    return run
+
+
+def at_budget(curve: list[float], budget: int) -> float:
+    return curve[min(budget, len(curve)) - 1]
+
+
+def plot_landscapes(curves: dict[str, dict[str, list[list[float]]]], path: Path, title: str) -> None:
+    """One panel per landscape: mean best-so-far of every method against evaluations."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(curves)
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4.5), dpi=110, squeeze=False)
+    for ax, landscape in zip(axes[0], names, strict=True):
+        for method, runs in curves[landscape].items():
+            n = max(len(c) for c in runs)
+            mean = [statistics.fmean(c[min(i, len(c) - 1)] for c in runs) for i in range(n)]
+            style = "--" if method in PEERS else "-"
+            ax.plot(range(1, n + 1), mean, style, label=method, linewidth=2 if method == "hgapso" else 1.2)
+        ax.set_title(landscape)
+        ax.set_xlabel("evaluations (distinct genomes)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("best fitness so far (mean over seeds)")
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def plot(curves: dict[str, list[list[float]]], path: Path, title: str) -> None:
     import matplotlib
 
@@ -97,25 +302,100 @@ def plot(curves: dict[str, list[list[float]]], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--objective", choices=sorted(CONFIGS), default="synthetic")
-    parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--budget", type=int, default=200)
-    parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--strategies", nargs="+", default=STRATEGIES)
-    parser.add_argument("--set", nargs="*", default=[], help="config overrides, dotted.key=yaml_value")
-    parser.add_argument(
-        "--out", type=Path, help="folder for configs, runs and the PNG (reused: finished runs are kept)"
-    )
-    args = parser.parse_args()
-    out = args.out or ROOT / "runs" / f"quality-{args.objective}"
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.pstdev(values),
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def main_synthetic(args: argparse.Namespace, overrides: dict) -> None:
+    started = time.time()
+    budget = max(args.budgets)
+    methods = args.methods or [*STRATEGIES, *PEERS]
+    curves: dict[str, dict[str, list[list[float]]]] = {}
+    runs: dict[tuple[str, str], list[Run]] = {}
+    for seed in range(args.seeds):  # seed-major: a benchmark stopped early still compares every method
+        for landscape in args.landscapes:
+            for method in methods:
+                run = cached_peer(method, landscape, seed, budget, args, overrides)
+                if run is None:
+                    continue
+                runs.setdefault((landscape, method), []).append(run)
+                curves.setdefault(landscape, {}).setdefault(method, []).append(run.curve)
+                print(f"  seed {seed:>2} {landscape:<10} {method:<22} best {run.curve[-1]:.4f}", file=sys.stderr,
+                      flush=True)  # fmt: skip
+    curves = {k: curves[k] for k in args.landscapes if k in curves}
+    runs = {key: runs[key] for key in sorted(runs, key=lambda k: (args.landscapes.index(k[0]), methods.index(k[1])))}
+    rows, repeats = [], []
+    for (landscape, method), group in runs.items():
+        for b in args.budgets:
+            row = {"landscape": landscape, "method": method, "budget": b, "seeds": len(group)}
+            row |= summary([at_budget(r.curve, b) for r in group])
+            if b == budget:
+                row["true_mean"] = statistics.fmean(r.true_best for r in group)
+                row["evaluations_used"] = statistics.fmean(len(r.curve) for r in group)
+            rows.append(row)
+        if method not in PEERS:
+            asked = sum(r.asked for r in group)
+            drawn = asked + sum(r.avoided for r in group)
+            repeats.append(
+                {
+                    "landscape": landscape,
+                    "method": method,
+                    "asked": asked,
+                    "repeat_fraction_asked": sum(r.cache_hits for r in group) / max(asked, 1),
+                    "redrawn_fraction": sum(r.avoided for r in group) / max(drawn, 1),
+                    "unfilled_per_run": statistics.fmean(r.unfilled for r in group),
+                }
+            )
+    out = args.out or ROOT / "runs" / f"quality-synthetic-{args.mode}"
     out.mkdir(parents=True, exist_ok=True)
-    overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
-    base = ROOT / CONFIGS[args.objective]
+    png = args.png or out / "best_so_far.png"
+    title = f"synthetic landscapes, {args.mode}, {args.seeds} seeds"
+    plot_landscapes(curves, png, title)
+    print(f"\nsearch quality: synthetic, mode {args.mode}, {args.seeds} seeds, budgets {args.budgets}")
+    print(f"{'landscape':<11}{'budget':>7}  {'method':<24}{'mean':>8}{'std':>8}{'min':>8}{'max':>8}")
+    for landscape in args.landscapes:
+        for b in args.budgets:
+            block = [r for r in rows if r["landscape"] == landscape and r["budget"] == b]
+            for r in sorted(block, key=lambda r: -r["mean"]):
+                line = f"{landscape:<11}{b:>7}  {r['method']:<24}{r['mean']:>8.4f}{r['std']:>8.4f}{r['min']:>8.4f}"
+                print(f"{line}{r['max']:>8.4f}")
+    print(f"\n{'landscape':<11}{'method':<24}{'asked':>8}{'repeats asked':>15}{'redrawn':>9}{'unfilled/run':>14}")
+    for r in repeats:
+        print(
+            f"{r['landscape']:<11}{r['method']:<24}{r['asked']:>8}{r['repeat_fraction_asked']:>15.3f}"
+            f"{r['redrawn_fraction']:>9.3f}{r['unfilled_per_run']:>14.1f}"
+        )
+    print(f"plot: {png}")
+    record = {
+        "benchmark": "search_quality",
+        "objective": "synthetic",
+        "mode": args.mode,
+        "slots": args.slots if args.mode == "async" else None,
+        "budgets": args.budgets,
+        "seeds": args.seeds,
+        "overrides": overrides,
+        "results": rows,
+        "repeats": repeats,
+        "seconds": round(time.time() - started, 1),
+        **machine(),
+    }
+    print(json.dumps(record))
+
+
+def main_real(args: argparse.Namespace, overrides: dict) -> None:
+    out = args.out or ROOT / "runs" / "quality-real"
+    out.mkdir(parents=True, exist_ok=True)
+    budget = max(args.budgets)
+    base = ROOT / CONFIGS["real"]
     started = time.time()
     curves: dict[str, list[list[float]]] = {}
-    configs = {strategy: write_config(base, out, strategy, args.budget, overrides) for strategy in args.strategies}
+    methods = args.methods or STRATEGIES
+    configs = {strategy: write_config(base, out, strategy, budget, overrides) for strategy in methods}
     for seed in range(args.seeds):  # seed-major: a long benchmark stopped early still compares every strategy
         for strategy, config in configs.items():
             curve = run_one(config, out / f"{strategy}-seed{seed}", seed, args.workers)
@@ -124,27 +404,18 @@ def main() -> None:
     rows = []
     for strategy, runs in curves.items():
         finals = [c[-1] for c in runs]
-        rows.append(
-            {
-                "strategy": strategy,
-                "seeds": len(finals),
-                "mean": statistics.fmean(finals),
-                "std": statistics.pstdev(finals),
-                "min": min(finals),
-                "max": max(finals),
-            }
-        )
-    png = out / "best_so_far.png"
-    plot(curves, png, f"{args.objective} objective, budget {args.budget} evaluations")
-    print(f"\nsearch quality: {args.objective} objective, budget {args.budget}, {args.seeds} seeds")
+        rows.append({"strategy": strategy, "seeds": len(finals), **summary(finals)})
+    png = args.png or out / "best_so_far.png"
+    plot(curves, png, f"real objective, budget {budget} evaluations")
+    print(f"\nsearch quality: real objective, budget {budget}, {args.seeds} seeds")
     print(f"{'strategy':<24}{'mean':>8}{'std':>8}{'min':>8}{'max':>8}")
     for r in sorted(rows, key=lambda r: -r["mean"]):
         print(f"{r['strategy']:<24}{r['mean']:>8.4f}{r['std']:>8.4f}{r['min']:>8.4f}{r['max']:>8.4f}")
     print(f"plot: {png}")
     record = {
         "benchmark": "search_quality",
-        "objective": args.objective,
-        "budget": args.budget,
+        "objective": "real",
+        "budget": budget,
         "seeds": args.seeds,
         "overrides": overrides,
         "results": rows,
@@ -152,6 +423,29 @@ def main() -> None:
         **machine(),
     }
     print(json.dumps(record))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objective", choices=sorted(CONFIGS), default="synthetic")
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--budgets", type=int, nargs="+", default=[100, 200, 400])
+    parser.add_argument("--landscapes", nargs="+", choices=LANDSCAPES, default=list(LANDSCAPES))
+    parser.add_argument("--methods", nargs="+", choices=[*STRATEGIES, *PEERS], help="default: all")
+    parser.add_argument("--mode", choices=["sync", "async"], default="sync")
+    parser.add_argument("--slots", type=int, default=8, help="concurrent evaluations in --mode async")
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--set", nargs="*", default=[], help="config overrides, dotted.key=yaml_value")
+    parser.add_argument("--out", type=Path, help="folder for configs, runs and the PNG")
+    parser.add_argument("--png", type=Path, help="where the PNG goes (default: in --out)")
+    parser.add_argument("--peer-cache", type=Path, help="folder keeping the peers' runs (reused when present)")
+    parser.add_argument("--cached-peers-only", action="store_true", help="skip peer runs not in --peer-cache")
+    args = parser.parse_args()
+    overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
+    if args.objective == "synthetic":
+        main_synthetic(args, overrides)
+    else:
+        main_real(args, overrides)
 
 
 if __name__ == "__main__":

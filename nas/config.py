@@ -89,7 +89,7 @@ class BudgetConfig:
 class PSOConfig:
     """`search.pso`: the architecture level. Defaults are Clerc's constriction values (w 0.7298, c 1.49618)."""
 
-    swarm_size: int = bounds(4, 1, 10_000)
+    swarm_size: int = bounds(8, 1, 10_000)
     w: float = bounds(0.7298, 0, 2)
     c1: float = bounds(1.49618, 0, 10, open_low=True)
     c2: float = bounds(1.49618, 0, 10, open_low=True)
@@ -105,7 +105,9 @@ class GAConfig:
     """`search.ga`: the shortcut level (DEAP tournament, two-point crossover, bit-flip mutation, elitism)."""
 
     population: int = bounds(3, 2, 10_000)
-    generations: int = bounds(3, 1, 10_000)
+    # hgapso's GA generations per PSO move. 1 (measured best on every synthetic landscape, benchmarks/RESULTS.md):
+    # each move scores the particle's new architecture with its best, the swarm's best and mutants of the latter.
+    generations: int = bounds(1, 1, 10_000)
     tournament_size: int = bounds(3, 1, 100)
     crossover_prob: float = bounds(0.9, 0, 1)
     mutation_prob: float = bounds(0.3, 0, 1)

@@ -381,3 +381,27 @@ def test_hgapso_finds_a_rewarded_architecture_and_pattern_better_than_random_at_
     baseline = [best_at_budget("random", s, budget) for s in seeds]
     assert sum(hybrid) / len(hybrid) > sum(baseline) / len(baseline) + 0.02, (hybrid, baseline)
     assert sum(h > r for h, r in zip(hybrid, baseline, strict=True)) >= 3, (hybrid, baseline)
+
+
+def spread_from_seeds(run) -> int:
+    """How far the non-seed members of a new GA are from the nearest seed (the worst member, in bits)."""
+    return min(
+        max(sum(a != b for a, b in zip(seed, m, strict=True)) for m in run.population[3:])
+        for seed in run.population[:3]
+    )
+
+
+def test_hgapso_declares_its_section_and_fills_new_gas_with_mutants_of_the_swarms_best():
+    ga = {"population": 6, "generations": 1, "bit_flip_prob": 0.02}
+    strategy = build_strategy(search_config("hgapso", hgapso={"fill": "mutants"}, ga=ga), SMALL, 0)
+    assert strategy.config.fill == "mutants" and strategy.config.dense_seed
+    strategy.tell(results(strategy.ask()))  # every particle's one generation: the swarm moves
+    for i, run in enumerate(strategy.runs):
+        layers = [n for n, _ in SMALL.decode(list(strategy.swarm.particles[i].position))[0]]
+        assert run.population[0] == "".join(shortcuts.all_ones(n) for n in layers)  # the DenseNet seed
+        assert spread_from_seeds(run) <= 3  # variants of a seed (the resized swarm's best), not random strings
+    random_fill = build_strategy(search_config("hgapso", hgapso={"fill": "random"}, ga=ga), SMALL, 0)
+    random_fill.tell(results(random_fill.ask()))
+    assert max(spread_from_seeds(run) for run in random_fill.runs) > 3
+    with pytest.raises(UserError, match=r"^search\.hgapso\.fill: must be one of 'random', 'mutants'"):
+        search_config("hgapso", hgapso={"fill": "best"})

@@ -71,19 +71,21 @@ def random_string(layers: Sequence[int], rng: random.Random) -> str:
 Known = tuple[Sequence[str], Sequence[int]]  # (bits per block, the layers they were laid out for)
 
 
-def seed_population(layers: Sequence[int], size: int, rng: random.Random,
-                    known: Sequence[Known] = ()) -> list[str]:  # fmt: skip
-    """The first generation (DESIGN.md section 3): the all-ones string (the DenseNet of this architecture),
-    then each `known` string resized to `layers` (the particle's best so far, then the swarm's), then
-    distinct random strings. Duplicates are only accepted once the space of strings is nearly exhausted."""
-    population = [join([shortcuts.all_ones(n) for n in layers])]
+def seed_population(layers: Sequence[int], size: int, rng: random.Random, known: Sequence[Known] = (),
+                    dense: bool = True, mutate: GAConfig | None = None) -> list[str]:  # fmt: skip
+    """The first generation (DESIGN.md section 3): the all-ones string (the DenseNet of this architecture;
+    left out when `dense` is false), then each `known` string resized to `layers` (the particle's best so far,
+    then the swarm's), then distinct random strings, or, with `mutate`, distinct variants (`revary`) of the
+    last known string. Duplicates are only accepted once the space of strings is nearly exhausted."""
+    population = [join([shortcuts.all_ones(n) for n in layers])] if dense else []
     for bits, old_layers in known:
         resized = join([shortcuts.resize(b, o, n, rng) for b, o, n in zip(bits, old_layers, layers, strict=True)])
         population.append(resized)
     population = list(dict.fromkeys(population))[:size]
+    parent = population[-1] if mutate is not None and known else None
     attempts = 0
     while len(population) < size:
-        candidate = random_string(layers, rng)
+        candidate = random_string(layers, rng) if parent is None else revary(parent, mutate, rng)
         attempts += 1
         if candidate not in population or attempts > SEED_ATTEMPTS * size:
             population.append(candidate)
@@ -139,9 +141,10 @@ class ShortcutGA:
 
     @classmethod
     def start(cls, layers: Sequence[int], size: int, rng: random.Random, known: Sequence[Known] = (),
-              score: Callable[[str], Score | None] = lambda bits: None) -> "ShortcutGA":  # fmt: skip
+              score: Callable[[str], Score | None] = lambda bits: None, dense: bool = True,
+              mutate: GAConfig | None = None) -> "ShortcutGA":  # fmt: skip
         """The first generation (`seed_population`), each member scored already when `score` knows it."""
-        population = tuple(seed_population(layers, size, rng, known))
+        population = tuple(seed_population(layers, size, rng, known, dense, mutate))
         run = cls(tuple(layers), population, (None,) * len(population), (False,) * len(population))
         for i, bits in enumerate(population):
             value = score(bits)
