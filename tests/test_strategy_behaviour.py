@@ -60,11 +60,12 @@ def test_pso_cognitive_and_social_pulls_alone():
 
 
 def test_pso_wall_absorbs_the_velocity():
-    # x 9.8, v 2, w 1, no pulls: x would reach 11.8, past the span's end 10.5, so it stops there with v 0.
-    particle = swarm.Particle((9.8, 1.0), (2.0, -0.5), None)
+    # x 9.8, v 2, w 1, no pulls: x would reach 11.8, past the span's end 10.5, so it stops there with v 0. The
+    # second coordinate lands exactly on the span's other end, -0.5, which is inside: it keeps its velocity.
+    particle = swarm.Particle((9.8, 1.0), (2.0, -1.5), None)
     moved = swarm.fly(particle, None, DIMS, PSOConfig(w=1.0, c1=1.0, c2=1.0, velocity_clamp=1.0),
                       FixedDraws([0.3, 0.3, 0.3, 0.3]))  # fmt: skip
-    assert moved.position == (10.5, 0.5) and moved.velocity == (0.0, -0.5)
+    assert moved.position == (10.5, -0.5) and moved.velocity == (0.0, -1.5)
 
 
 POPULATION = ["000000", "000011", "001100", "110000", "010101", "101010"]
