@@ -322,3 +322,34 @@ def test_resize_by_hand():
     fresh = [sc.resize("1", 1, 30, random.Random(s)) for s in range(4)]
     assert all(0.3 < f.count("1") / len(f) < 0.7 for f in fresh), "new pairs draw fresh fair bits"
     assert sc.resize("111111", 3, 1, random.Random(0)) == "1"
+
+
+def test_edges_the_first_mutation_run_left_open(tmp_path):
+    """Written against the survivors of the first mutation run of nas/genome (tests/MUTATION.md)."""
+    lr_space = parse_space(edited(SPACE, "learning_rate", [0.001, 0.1]), "f")
+    assert lr_space.genome([1, 4, 2, 8, -2.0], ("1", "101")).learning_rate == pytest.approx(0.01)
+    with pytest.raises(ValueError):
+        parse_space(copy.deepcopy(SPACE), "f").genome([2.0, 9.0, 3.0, 8.0], ("101",))  # one block's bits missing
+    with pytest.raises(ValueError):
+        parse_space(copy.deepcopy(SPACE), "f").clamp([1.0, 2.0])
+    with pytest.raises(ValueError):
+        sc.resize("10", 2, 3, random.Random(0))
+    with pytest.raises(ValueError, match="^this space searches the learning rate; give one$"):
+        lr_space.encode(((1, 4), (2, 8)))
+    with_lr = Architecture.from_dict(dict(ARCH, learning_rate=0.05))
+    assert with_lr.genome.learning_rate == 0.05 and with_lr.to_dict()["learning_rate"] == 0.05
+    four = dict(ARCH, input_size=7, blocks=ARCH["blocks"][:1] * 4)
+    assert message(Architecture.from_dict, four) == "input_size: 4 blocks need an input of at least 8 px, got 7"
+    one = dict(ARCH, stem_channels=1, blocks=[{"layers": 1, "growth_rate": 1, "shortcuts": "1"}] * 2)
+    assert block_channels(Architecture.from_dict(one)) == [(1, 2), (1, 2)], "one channel after a transition is enough"
+    assert message(parse_space, {**SPACE, 1: "x", "zz": 2}, "f") == "1: unknown key"
+    assert message(Architecture.from_dict, {**ARCH, 2: "x", "zz": 2}) == "2: unknown key"
+    assert message(Genome.from_dict, {**GENOME, 3: "x", "zz": 2}) == "genome: unknown key 3"
+    block = {**GENOME["blocks"][0], 4: "x", "zz": 2}
+    assert message(Genome.from_dict, {"blocks": [block]}) == "genome.blocks[0]: unknown key 4"
+    biggest = Genome.from_dict(edited(GENOME, "learning_rate", 1.7976931348623157e308))
+    assert biggest.learning_rate == 1.7976931348623157e308
+    assert parse_space(edited(SPACE, "learning_rate", [0.1, 1.7976931348623157e308]), "f").learning_rate[1] > 1e308
+    missing = tmp_path / "none.yaml"
+    assert message(load_space, missing) == f"search-space file not found: {missing}"
+    assert message(load_architecture, missing) == f"architecture file not found: {missing}"
