@@ -178,6 +178,12 @@ def test_train_loss_is_the_mean_over_images_of_the_epoch():
         expected = nn.functional.cross_entropy(model(xs), torch.from_numpy(data.y_train)).item()
     report = train_model(model, data, fitness(epochs=1, lr=1e-9, schedule="constant", momentum=0.0), seed=0)
     assert report.train_loss == pytest.approx(expected, rel=1e-5)
+    one = tiny_data(n_train=1)
+    xs = (torch.from_numpy(one.x_train).float() - one.mean[0]) / one.std[0]
+    with torch.no_grad():
+        alone = nn.functional.cross_entropy(model(xs), torch.from_numpy(one.y_train)).item()
+    single = train_model(model, one, fitness(epochs=1, lr=1e-9, schedule="constant", momentum=0.0), seed=0)
+    assert single.train_loss == pytest.approx(alone, rel=1e-5), "an epoch of one image"
 
 
 def test_class_weights_and_label_smoothing_reach_the_loss():
@@ -278,15 +284,14 @@ def test_an_unknown_split_is_refused_by_name():
 
 
 def test_same_seed_same_training_other_seed_other_one():
-    def run(seed: int, **kw) -> torch.Tensor:
+    def run(seed: int, global_seed: int = 123, **kw) -> torch.Tensor:
         model = tiny_net()
+        torch.manual_seed(global_seed)  # the global RNG plays no part: the trainer draws from its own generator
         train_model(model, tiny_data(n_train=12), fitness(epochs=2, augment=True, **kw), seed=seed)
         return torch.cat([p.detach().flatten() for p in model.parameters()])
 
-    torch.manual_seed(123)
     a = run(0)
-    torch.manual_seed(456)  # the global RNG plays no part: the trainer draws from its own generator
-    assert torch.equal(a, run(0)) and not torch.equal(a, run(1))
+    assert torch.equal(a, run(0, global_seed=456)) and not torch.equal(a, run(1))
     assert not torch.equal(a, run(0, precision="bf16")), "bf16 autocast is applied when asked, on the CPU too"
 
 
