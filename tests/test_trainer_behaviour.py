@@ -300,7 +300,11 @@ def test_full_training_takes_the_validation_images_and_channels_last():
     with StepRecorder() as rec:
         train_model(model, data, fitness(epochs=1), seed=0, full=True)
     assert len(rec.lrs) == 4, "8 + 6 images in batches of 4: 4 steps"
-    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    two = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(4, 2))  # fmt: skip
+    train_model(two, data, fitness(epochs=1), seed=0)
+    weight = two[1].weight  # 3 input channels: the two memory formats differ
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
 
 
 def test_throughput_and_time_are_measured_over_the_training():
