@@ -23,6 +23,13 @@ lint: setup
 test: setup lint
 	$(BIN)/pytest -q --durations=20
 
+# Mutation testing of the listed modules, one group at a time against its own tests (long: about an hour on 2
+# cores; mutmut keeps its copies and cache in mutants/, so a rerun tests only what changed). tests/MUTATION.md
+# holds the scores and the survivors. `make mutation GROUPS="network trainer"` runs some groups.
+.PHONY: mutation
+mutation: setup
+	nice -n 10 $(BIN)/python tests/mutation/run.py $(GROUPS)
+
 # The reliability suite (kills, faults, hostile input, security) and RELIABILITY.md from its results.
 .PHONY: reliability
 reliability: setup

@@ -6,6 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Mutation runs (tests/mutation/run.py) run the property tests once per mutant: fewer, derandomised examples keep
+# a run within hours and its score the same from one run to the next. The normal suite keeps hypothesis's defaults.
+settings.register_profile("mutation", max_examples=15, derandomize=True, database=None, deadline=None)
+if os.environ.get("NAS_HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["NAS_HYPOTHESIS_PROFILE"])
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"

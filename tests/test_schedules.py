@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nas.config import FitnessConfig
-from nas.evaluate.schedules import learning_rate
+from nas.evaluate.schedules import cosine_between, learning_rate
 from nas.evaluate.trainer import schedule_values
 
 lrs = st.floats(1e-4, 1.0)
@@ -49,8 +49,8 @@ def test_step_holds_each_value_for_floor_or_ceil_epochs_in_order(values, epochs)
     if epochs >= len(values):
         assert seen[-1] == values[-1]
         n = len(values)
-        lengths = [Counter(e * n // epochs for e in range(epochs))[k] for k in range(n)]
-        assert set(lengths) <= {epochs // n, math.ceil(epochs / n)}
+        lengths = [Counter(seen)[v] for v in values]  # epochs each value was seen for, read from the schedule
+        assert set(lengths) <= {epochs // n, math.ceil(epochs / n)} and sum(lengths) == epochs
         starts = [seen.index(v) for v in values]
         assert starts == [math.ceil(k * epochs / n) for k in range(n)], "value k starts at epoch ceil(k E / n)"
 
@@ -92,9 +92,40 @@ def test_constant_is_constant(lr, epochs, t):
     assert learning_rate("constant", lr, t, epochs) == lr
 
 
-def test_unknown_schedule_is_refused():
-    with pytest.raises(ValueError, match="unknown schedule"):
+def test_unknown_schedule_and_empty_budget_are_refused():
+    with pytest.raises(ValueError, match=r"unknown schedule 'triangle' \(known: step, cosine, one-cycle, constant\)"):
         learning_rate("triangle", 0.1, 0, 3)
+    with pytest.raises(ValueError, match="epochs must be >= 1, got 0"):
+        learning_rate("cosine", 0.1, 0, 0)
+
+
+@given(value_lists, budgets, st.floats(0, 50))
+def test_past_the_budget_every_schedule_stays_at_its_end(values, epochs, extra):
+    """A training that runs past its budget (t > epochs) keeps the last value rather than wrapping around."""
+    t = epochs + 1 + extra
+    last = learning_rate("step", 1.0, epochs - 1, epochs, values=values)
+    assert learning_rate("step", 1.0, t, epochs, values=values) == last
+    assert last == values[-1] or epochs < len(values)
+    assert learning_rate("cosine", 0.5, t, epochs) == pytest.approx(0, abs=1e-15)
+    assert learning_rate("one-cycle", 0.5, t, epochs, warmup_fraction=0.2) == pytest.approx(0.5 / 25 / 1e4)
+    assert learning_rate("step", 1.0, -3, epochs, values=values) == values[0], "before the start: the first value"
+
+
+def test_one_cycle_peaks_at_thirty_percent_by_default():
+    """PyTorch's OneCycleLR default pct_start is 0.3: the peak is reached 3 epochs into 10."""
+    assert learning_rate("one-cycle", 1.0, 3, 10) == pytest.approx(1.0)
+    assert learning_rate("one-cycle", 1.0, 1.5, 10) == pytest.approx((1.0 + 1.0 / 25) / 2)
+
+
+def test_one_cycle_with_all_warm_up_or_none():
+    assert learning_rate("one-cycle", 1.0, 4, 4, warmup_fraction=1.0) == pytest.approx(1 / 25 / 1e4)
+    assert learning_rate("one-cycle", 1.0, 2, 4, warmup_fraction=1.0) == pytest.approx((1.0 + 1.0 / 25) / 2)
+    assert learning_rate("one-cycle", 1.0, 0, 4, warmup_fraction=0.0) == pytest.approx(1.0)
+
+
+def test_cosine_between_holds_its_ends_outside_zero_to_one():
+    assert cosine_between(2.0, 1.0, 1.5) == 1.0 and cosine_between(2.0, 1.0, -0.5) == 2.0
+    assert cosine_between(2.0, 1.0, 0.5) == pytest.approx(1.5)
 
 
 @given(value_lists, lrs)

@@ -71,10 +71,23 @@ def json_copy(state: dict) -> dict:
     return json.loads(json.dumps(state, allow_nan=False))
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_the_registry_builds_every_strategy_under_its_name(name):
-    strategy = build_strategy(search_config(name), SMALL, 0)
-    assert strategy.name == name and name in STRATEGIES.names()
+def test_each_name_builds_the_algorithm_it_names():
+    """Told apart by what they ask first, not by the name the registry wrote on them."""
+
+    def first_ask(name: str) -> list[Genome]:
+        return build_strategy(search_config(name), SMALL, 0).ask()
+
+    dense = [all(set(b.shortcuts) == {"1"} for b in g.blocks) for g in first_ask("pso")]
+    assert len(dense) == 3 and all(dense), "pso: one DenseNet (all shortcuts on) per particle"
+    ga = first_ask("ga")
+    assert len(ga) == 4 and len({g.architecture_level for g in ga}) == 1, "ga: one population, one architecture"
+    hybrid = first_ask("hgapso")
+    assert len(hybrid) == 3 * 4 and len({g.architecture_level for g in hybrid}) == 3, "a GA population per particle"
+    assert not all(all(set(b.shortcuts) == {"1"} for b in g.blocks) for g in hybrid)
+    for name in ("random", "regularized-evolution"):
+        asked = first_ask(name)
+        assert len(asked) == 5 and len({g.key for g in asked}) == 5, f"{name}: a batch of distinct random genomes"
+    assert set(NAMES) <= set(STRATEGIES.names())
 
 
 def test_an_unknown_strategy_names_the_key():

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from nas.config import DatasetConfig, FitnessConfig
 from nas.data.aggregate import grouped_accuracy
 from nas.data.loading import load_dataset
-from nas.evaluate.augment import augment_batch, random_crop
 from nas.evaluate.trainer import batch_bounds, seeded_model, shared_tensor, train_model, training_split
 from nas.genome.architecture import load_architecture
 
@@ -94,25 +93,6 @@ def test_batches_cover_the_epoch_and_never_leave_a_single_image(n, batch_size):
     assert all(0 < end - start <= batch_size for start, end in bounds)
     assert n - bounds[-1][1] in ((0, 1) if n > batch_size > 1 else (0,))
     assert len(bounds) == 1 or batch_size == 1 or bounds[-1][1] - bounds[-1][0] > 1
-
-
-def test_random_crop_is_a_window_of_the_zero_padded_image():
-    x = torch.arange(2 * 3 * 5 * 5, dtype=torch.uint8).view(2, 3, 5, 5)
-    gen = torch.Generator().manual_seed(0)
-    out = random_crop(x, 2, gen)
-    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
-    for i in range(2):
-        windows = [padded[i, :, dy : dy + 5, dx : dx + 5] for dy in range(5) for dx in range(5)]
-        assert any(torch.equal(out[i], w) for w in windows)
-
-
-def test_dihedral_gives_one_of_the_eight_symmetries():
-    x = torch.randn(16, 2, 6, 6)
-    out = augment_batch(x, "dihedral", torch.Generator().manual_seed(1))
-    for i in range(16):
-        images = [torch.rot90(x[i], k, dims=(1, 2)) for k in range(4)]
-        images += [im.flip(2) for im in images]
-        assert any(torch.equal(out[i], im) for im in images)
 
 
 def test_cifar10_jpeg_subset_learns_and_is_deterministic(shared_data, tmp_path_factory):

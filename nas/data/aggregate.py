@@ -25,9 +25,9 @@ def aggregate_groups(
     is its members' label.
     """
     reducer = REDUCERS[reduce]
+    if len(probs) == 0:  # before the reshape: numpy cannot infer the -1 of an empty (0, levels) array
+        return np.zeros(0, dtype=np.int64), np.asarray(probs), np.asarray(labels)
     groups = np.asarray(groups).reshape(len(probs), -1)
-    if len(probs) == 0:
-        return groups[:, -1] if groups.shape[1] else np.zeros(0, int), np.asarray(probs), np.asarray(labels)
     p, y, g = np.asarray(probs, dtype=np.float64), np.asarray(labels), groups
     for level in range(groups.shape[1]):
         ids, first, inverse = np.unique(g[:, level], return_index=True, return_inverse=True)
