@@ -21,7 +21,7 @@ lint: setup
 	$(BIN)/ruff format --check nas tests benchmarks
 
 test: setup lint
-	$(BIN)/pytest -q --durations=20
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=20
 
 # Mutation testing of the listed modules, one group at a time against its own tests (long: about an hour on 2
 # cores; mutmut keeps its copies and cache in mutants/, so a rerun tests only what changed). tests/MUTATION.md

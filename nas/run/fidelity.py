@@ -50,9 +50,15 @@ def promote(fitness: Sequence[float | None], eta: int) -> list[int]:
     return sorted(ok[: promotion_count(len(fitness), eta)])
 
 
+RUNG_GAP = 1e-9  # keeps rungs strictly apart in `told_fitness`
+
+
 def told_fitness(accuracy: float, level: int, levels: int) -> float:
-    """The fitness a strategy is told for `accuracy` at rung `level` (0-based) of `levels`: rung, then accuracy."""
-    return (level + accuracy) / levels
+    """The fitness a strategy is told for `accuracy` at rung `level` (0-based) of `levels`: rung, then accuracy.
+
+    The accuracy is squeezed into [0, 1 - RUNG_GAP] of its rung's band, so that even an accuracy of 1 - 1e-16
+    at one rung stays strictly below 0 at the next once divided by `levels` (floating point would tie them)."""
+    return (level + accuracy * (1 - RUNG_GAP)) / levels
 
 
 @dataclass
