@@ -177,12 +177,17 @@ def connect_first(objective: Objective, config: Config, args: argparse.Namespace
     command works once it is fixed. A signal while connecting raises `Interrupted` once Ray is back down."""
     with SignalGuard(deferred=uses_ray(config, args.workers)) as guard:
         evaluator = make_evaluator(objective, config, args.workers, args.ray_address)
-        try:
-            guard.check()
-        except Interrupted:
-            evaluator.close()
-            raise
+        stop_if_signalled(guard, evaluator)
     return evaluator
+
+
+def stop_if_signalled(guard: SignalGuard, evaluator: Evaluator) -> None:
+    """Raise the `Interrupted` of a signal that arrived while the evaluator connected, closing it first."""
+    try:
+        guard.check()
+    except Interrupted:
+        evaluator.close()
+        raise
 
 
 def resume_command(args: argparse.Namespace) -> int:
@@ -521,11 +526,7 @@ def connect_evaluator(
         evaluator = make_evaluator(session.objective, session.config, workers, address)
     guard.install()
     evaluator.safe_point = guard.check
-    try:
-        guard.check()
-    except Interrupted:
-        evaluator.close()
-        raise
+    stop_if_signalled(guard, evaluator)
     return evaluator
 
 

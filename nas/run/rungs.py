@@ -105,8 +105,8 @@ class RungStore:
                 self.discard(key)
 
 
-class SyncRungs:
-    """Successive halving of one batch at a time (see the module docstring); the driver calls `run`."""
+class Rungs:
+    """What both schedulers hold: the rung epochs, the run's rung states, its log and how a result is recorded."""
 
     def __init__(
         self,
@@ -121,6 +121,10 @@ class SyncRungs:
         self.store = RungStore(run_path)
         self.log = log
         self.record = record
+
+
+class SyncRungs(Rungs):
+    """Successive halving of one batch at a time (see the module docstring); the driver calls `run`."""
 
     def batch(self, genomes: Sequence[Genome], step: int) -> list[Genome]:
         """The batch's candidates to train: distinct, in ask order, unknown to the log or known from `step`."""
@@ -180,7 +184,7 @@ class SyncRungs:
         return told_result(result, self.rungs)
 
 
-class AsyncRungs:
+class AsyncRungs(Rungs):
     """ASHA for the async driver: what to run when a slot frees, over a submit/wait evaluator.
 
     When a slot frees, the driver asks `next_promotion`; a job means a candidate continues from its saved state
@@ -200,11 +204,8 @@ class AsyncRungs:
         log: EvaluationLog,
         record: Callable[[Result], None],
     ):
-        self.rungs = rung_epochs(fidelity.min_epochs, fidelity.eta, full_epochs)
+        super().__init__(run_path, fidelity, full_epochs, log, record)
         self.asha = Asha(len(self.rungs), fidelity.eta)
-        self.store = RungStore(run_path)
-        self.log = log
-        self.record = record
         for key in log.order:
             for level, epochs in enumerate(self.rungs):
                 result = log.at(key, epochs)
