@@ -3,8 +3,8 @@
 Each candidate is the synthetic objective sleeping in proportion to its analytic FLOPs
 (`fitness.seconds_per_evaluation` + `fitness.seconds_per_gflop`, set so that the candidates of
 `encodings/densenet_cifar.yaml` at 32x32 take 0.1 s to 1 s), one declared GPU each. Every search runs the
-real driver (`nas search`, in this process) for the same wall time (`search.budget.hours`), after a warm-up
-search that starts the Ray workers. Figures per search:
+real driver (`nas search`, in this process) for the same wall time (`search.budget.hours`), each on a fresh
+embedded Ray after a warm-up search that starts the Ray worker of every slot. Figures per search:
 - busy fraction: the candidates' summed seconds / (slots x the search's own wall time, `elapsed_seconds` of its
   last checkpoint); candidates cancelled at the time limit count as idle;
 - evaluations per minute;
@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import math
+import shutil
 import sys
 import tempfile
 import time
@@ -42,10 +43,12 @@ CPUS_PER_TRIAL = 1
 
 
 def strategy_section(strategy: str, slots: int) -> dict:
-    """The strategy's parameters for a cluster of `slots`: a sync batch of about one candidate a slot."""
+    """The strategy's parameters for a cluster of `slots`. hgapso: a particle a slot with the default GA (3
+    members, 1 generation a move), since asynchronously it keeps at most one generation a particle in flight
+    (swarm x population genomes, `HybridGAPSO.parallelism`) and each particle waits for its slowest member;
+    regularized evolution: a sync batch of one candidate a slot."""
     if strategy == "hgapso":
-        swarm, population = (4, 3) if slots <= 8 else (8, 4)
-        return {"pso": {"swarm_size": swarm}, "ga": {"population": population, "generations": 3}}
+        return {"pso": {"swarm_size": slots}}
     return {"batch_size": slots, "regularized_evolution": {"population": 4 * slots, "sample_size": 8}}
 
 
@@ -115,24 +118,30 @@ def main() -> None:
         folder = Path(tmp)
         for slots in args.sizes:
             cpus = math.ceil(slots * CPUS_PER_TRIAL)
-            ray.init(
-                address="local", num_cpus=cpus, num_gpus=slots, include_dashboard=False, logging_level=logging.ERROR
-            )
-            warm = write_config(folder, f"warmup-{slots}", "random", "async", slots, None, evaluations=4 * slots)
-            run_search(warm, folder / f"warmup-{slots}")  # the imports, and the Ray worker of every slot
+            # 2 candidates a slot of 0.2-2 s: every slot holds a candidate at once, so every slot's worker is
+            # started (and has imported torch) before the measured search begins
+            warm = write_config(folder, f"warmup-{slots}", "random", "async", slots, None, 2 * slots, scale=2.0)
             for strategy in args.strategies:
                 for mode in args.modes:
                     name = f"{strategy}-{mode}-{slots}"
+                    # A fresh Ray for every search, as `nas search` with its embedded Ray gets: a search stopped
+                    # by its hours budget cancels what it has in flight, and a forced cancel ends the worker
+                    # running it, so on a shared Ray the next search was measured while Ray restarted workers
+                    # (32-slot async runs: 0.61-0.81 busy after a sync run, 0.95-0.96 on a fresh Ray).
+                    ray.init(address="local", num_cpus=cpus, num_gpus=slots, include_dashboard=False,
+                             logging_level=logging.ERROR)  # fmt: skip
+                    shutil.rmtree(folder / f"warmup-{slots}", ignore_errors=True)
+                    run_search(warm, folder / f"warmup-{slots}")  # the imports, and the Ray worker of every slot
                     started = time.perf_counter()
                     config = write_config(folder, name, strategy, mode, slots, args.seconds, scale=args.scale)
                     figures = run_search(config, folder / name)
+                    ray.shutdown()
                     row = {"strategy": strategy, "mode": mode, "slots": slots, **figures}
                     row["busy_fraction"] = round(figures["busy_seconds"] / (slots * figures["wall_s"]), 3)
                     row["evaluations_per_minute"] = round(60 * figures["evaluations"] / figures["wall_s"], 1)
                     rows.append(row)
                     print(f"  {name:<36} busy {row['busy_fraction']:.3f}  {row['evaluations']:>5} evaluations  "
                           f"{time.perf_counter() - started:5.1f} s", file=sys.stderr)  # fmt: skip
-            ray.shutdown()
     low, high = 0.1 * args.scale, 1.0 * args.scale
     print(f"\ncluster utilization ({args.seconds:g} s a search, candidates {low:g}-{high:g} s by FLOPs, one GPU each)")
     print(f"{'strategy':<24}{'mode':<7}{'slots':>6}{'busy':>7}{'evals/min':>11}{'evals':>7}{'best':>8}")

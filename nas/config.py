@@ -442,9 +442,6 @@ def parse_config(data: dict[str, Any], base: Path | None = None) -> Config:
     if config.search.ga.tournament_size > config.search.ga.population:
         raise UserError("must be at most search.ga.population", key="search.ga.tournament_size")
     fidelity = config.search.fidelity
-    if fidelity is not None and config.search.mode == "async":
-        raise UserError("works with search.mode sync for now (successive halving within each batch); "
-                        "asynchronous promotion is not in the async driver yet", key="search.fidelity")  # fmt: skip
     if fidelity is not None and fidelity.min_epochs >= config.fitness.epochs:
         raise UserError(f"must be below fitness.epochs ({config.fitness.epochs}), the top rung; got "
                         f"{fidelity.min_epochs}", key="search.fidelity.min_epochs")  # fmt: skip

@@ -55,8 +55,10 @@ def log_lines(run: Path) -> list[dict]:
     return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n") and line.strip()]
 
 
-def synthetic_fidelity(folder: Path, evaluations: int = 40, seconds: float = 0.0, name: str = "fid.yaml") -> Path:
+def synthetic_fidelity(folder: Path, evaluations: int = 40, seconds: float = 0.0, name: str = "fid.yaml",
+                       mode: str = "sync") -> Path:  # fmt: skip
     data = yaml.safe_load((ROOT / "search_configs/smoke.yaml").read_text())
+    data["search"]["mode"] = mode
     data["encoding"] = str(ROOT / "encodings/densenet_small.yaml")
     data["fitness"].update({"epochs": 9, "seconds_per_evaluation": seconds})
     data["search"].update({"budget": {"evaluations": evaluations}, "fidelity": {"min_epochs": 1, "eta": 3}})
@@ -124,8 +126,7 @@ def test_fidelity_keys_are_checked_with_their_path(tmp_path):
         with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
             load_config(path)
     path.write_text(yaml.safe_dump({**base, "search": {**base["search"], "mode": "async"}}))
-    with pytest.raises(UserError, match="search.fidelity: works with search.mode sync"):
-        load_config(path)
+    assert load_config(path).search.fidelity is not None  # ASHA in the async driver
     path.write_text(yaml.safe_dump({**base, "search": {**base["search"], "fidelity": None}}))
     assert load_config(path).search.fidelity is None
 
@@ -165,6 +166,87 @@ def test_sigkill_during_a_promotion_then_resume_loses_nothing_and_trains_nothing
         trained[r["key"]] += r["metrics"]["epochs_trained"]
     reached = {r["key"]: r["epochs"] for r in after}
     assert trained == reached, "each candidate trained each of its epochs exactly once, resumed rungs included"
+    outcome = lambda lines: {(r["key"], r["epochs"], r["fitness"]) for r in lines}  # noqa: E731
+    assert outcome(after) == outcome(log_lines(reference)), "the same search as the uninterrupted one"
+    assert not list((run / "rungs").glob("*"))
+
+
+def assert_each_epoch_trained_once(lines: list[dict]) -> None:
+    assert collections.Counter((r["key"], r["epochs"]) for r in lines).most_common(1)[0][1] == 1, "a rung twice"
+    trained = collections.defaultdict(int)
+    for r in lines:
+        trained[r["key"]] += r["metrics"]["epochs_trained"]
+    assert trained == {r["key"]: r["epochs"] for r in lines}, "each promotion continued from its saved state"
+
+
+def assert_promoted_only_from_the_top(lines: list[dict], eta: int = 3) -> None:
+    """ASHA's rule, read off the log: a candidate reaches a rung only if, at some moment before that line, it
+    was in the top floor(n / eta) of the n lines of the rung below (later arrivals can push it out again, so
+    more than 1/eta of a rung may go on while a search improves)."""
+    seen: dict[int, list[tuple[float, str]]] = {e: [] for e in RUNGS}
+    was_top: dict[int, set[str]] = {e: set() for e in RUNGS}
+    for r in lines:
+        if r["epochs"] != RUNGS[0]:
+            below = RUNGS[RUNGS.index(r["epochs"]) - 1]
+            assert r["key"] in was_top[below], f"{r['key'][:12]} promoted to {r['epochs']} from outside the top"
+        seen[r["epochs"]].append((r["fitness"], r["key"]))
+        ranked = sorted(seen[r["epochs"]], key=lambda m: -m[0])
+        was_top[r["epochs"]] |= {k for _, k in ranked[: len(ranked) // eta]}
+    assert all(seen[e] for e in RUNGS), "every rung was reached"
+
+
+def test_async_search_with_fidelity_runs_asha_to_the_budget(tmp_path):
+    """`search.mode: async` with `search.fidelity`: ASHA in the real driver. The budget counts candidates, the
+    promotions go on after it until ASHA has none left, and the best is ranked by rung first."""
+    cfg = synthetic_fidelity(tmp_path, 40, mode="async")
+    run = tmp_path / "run"
+    out = cli("search", str(cfg), "--run-dir", str(run), "--workers", "0")
+    assert out.code == 0 and out.exception is None, (out.stderr[-2000:], out.exception)
+    lines = log_lines(run)
+    assert len({r["key"] for r in lines}) == 40, "the budget counts candidates, not rungs"
+    assert {r["epochs"] for r in lines} == set(RUNGS)
+    assert_each_epoch_trained_once(lines)
+    first = [r for r in lines if r["epochs"] == RUNGS[0]]
+    assert_promoted_only_from_the_top(lines)
+    checkpoint = json.loads((run / "checkpoint.json").read_text())
+    assert checkpoint["strategy"]["told"] == len(first) == 40, "told once a candidate, at its first rung"
+    assert not list((run / "rungs").glob("*")), "the finished search removed its states"
+    best = yaml.safe_load((run / "best/architecture.yaml").read_text())["provenance"]["key"]
+    assert any(r["key"] == best and r["epochs"] == RUNGS[-1] for r in lines), "the best is ranked by rung first"
+    out = cli("resume", str(run), "--workers", "0")
+    assert out.code == 0 and log_lines(run) == lines, "a finished search resumes to itself"
+    assert cli("report", str(run)).code == 0
+    summary = (run / "report" / "summary.md").read_text()
+    promoted = len(lines) - 40
+    assert "| evaluations | 40 (" in summary, "the report counts candidates, not rung lines"
+    assert f"| promotions | {promoted:,} rungs trained beyond the first ({len(lines):,} log lines) |" in summary
+
+
+def test_async_fidelity_sigkill_then_resume_continues_the_same_run(tmp_path):
+    """A SIGKILL while an async ASHA search promotes: the resume loses no line, trains no epoch twice, picks
+    the lost promotion again from its saved state, and ends as the uninterrupted run (one in-process slot, so
+    the completion order is the submission order)."""
+    reference = tmp_path / "reference"
+    cfg = synthetic_fidelity(tmp_path, 24, mode="async")
+    assert cli("search", str(cfg), "--run-dir", str(reference), "--workers", "0").code == 0
+    slow = synthetic_fidelity(tmp_path, 24, seconds=1.5, name="slow.yaml", mode="async")
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "nas", "search", str(slow), "--run-dir", str(run), "--workers",
+                             "0"], env=env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(r.get("epochs") == 3 for r in log_lines(run)):
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    before = log_lines(run)
+    assert any(r["epochs"] == 3 for r in before) and list((run / "rungs").glob("*.safetensors"))
+    out = cli("resume", str(run), "--workers", "0")
+    assert out.code == 0 and out.exception is None, (out.stderr[-2000:], out.exception)
+    after = log_lines(run)
+    assert after[: len(before)] == before, "nothing logged before the kill is lost"
+    assert_each_epoch_trained_once(after)
     outcome = lambda lines: {(r["key"], r["epochs"], r["fitness"]) for r in lines}  # noqa: E731
     assert outcome(after) == outcome(log_lines(reference)), "the same search as the uninterrupted one"
     assert not list((run / "rungs").glob("*"))

@@ -121,6 +121,21 @@ def test_hgapso_async_advances_each_particle_on_its_own():
     assert moved and all(g.key not in {x.key for x in first + second} for g in moved)
 
 
+def test_hgapso_async_serves_the_particle_that_has_moved_least_first():
+    """A particle that has just moved waits behind the ones that have not: a few fast particles must not take
+    every slot while the rest of the swarm stands still."""
+    strategy = build_strategy(search_config("hgapso"), SMALL, 0)  # 3 particles x 4 strings, 2 generations
+    while strategy.particle_moves == [0, 0, 0]:  # particle 0 alone, through both its generations
+        assert strategy.ask(4 - len(strategy.in_flight()))
+        strategy.tell([result_of(g) for g in strategy.in_flight()])
+    assert strategy.particle_moves == [1, 0, 0] and strategy.moves == 1
+    served = strategy.ask(4)  # particles 1 and 2 have not moved yet: particle 1, not particle 0 again
+    assert len(served) == 4 and strategy.runs[1].todo() == []
+    assert len(strategy.runs[0].todo()) == 4, "particle 0 was served again before the particles behind it"
+    assert strategy.state_dict()["state"]["particle_moves"] == [1, 0, 0]
+    assert strategy.parallelism() == 3 * 4  # one generation a particle in flight, at most
+
+
 def test_regularized_evolution_async_is_steady_state():
     strategy = build_strategy(search_config("regularized-evolution"), SMALL, 0)  # population 7
     initial = strategy.ask(10)

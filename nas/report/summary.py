@@ -17,6 +17,7 @@ from nas.evaluate.result import Result
 from nas.report.arms import ArmRow, arm_rows
 from nas.report.context import ReportContext
 from nas.report.pareto import pareto_front
+from nas.run.runlog import per_candidate
 from nas.run.snapshot import RunSnapshot
 
 TOP = 10
@@ -70,7 +71,8 @@ def header(ctx: ReportContext) -> list[str]:
 
 def cost(ctx: ReportContext) -> list[str]:
     snap = ctx.snapshot
-    status = Counter(r.status for r in snap.results)
+    candidates = per_candidate(snap.results)  # under search.fidelity the log has a line a rung
+    status = Counter(r.status for r in candidates)
     trained = sum(r.seconds for r in snap.results)
     budget = snap.config.search.budget
     limits = [
@@ -80,9 +82,10 @@ def cost(ctx: ReportContext) -> list[str]:
     rows = [
         [
             "evaluations",
-            f"{len(snap.results):,} ({status['ok']:,} ok, {status['failed']:,} failed, "
+            f"{len(candidates):,} ({status['ok']:,} ok, {status['failed']:,} failed, "
             f"{status['timeout']:,} timed out)",
         ],
+        *rung_row(snap),
         ["steps", f"{snap.step:,} completed"],
         *pending_row(snap),
         ["wall time", f"{snap.elapsed_seconds / 3600:.3f} h (all sessions, up to the last checkpoint)"],
@@ -90,6 +93,15 @@ def cost(ctx: ReportContext) -> list[str]:
         ["budget", " and ".join(x for x in limits if x)],
     ]
     return ["## Cost", "", *table(["", ""], rows)]
+
+
+def rung_row(snap: RunSnapshot) -> list[list[str]]:
+    """Under `search.fidelity`: the promotions, each a line of its own in the log beside a first rung."""
+    fidelity = snap.config.search.fidelity
+    if fidelity is None:
+        return []
+    promoted = sum(1 for r in snap.results if (r.epochs or 0) > fidelity.min_epochs and not r.transient)
+    return [["promotions", f"{promoted:,} rungs trained beyond the first ({len(snap.results):,} log lines)"]]
 
 
 def pending_row(snap: RunSnapshot) -> list[list[str]]:

@@ -37,8 +37,15 @@ is submitted in this invocation, not what is asked, so that where an invocation 
 (what was asked and not submitted stays in flight in the checkpoint). `search.budget.hours` is checked as each
 result arrives and at every poll (`POLL_S`): once spent, what is in flight is cancelled and the search stops.
 
-Multi-fidelity hooks in at `arrived` (a result that earns another rung is submitted again instead of told) and
-at `submit_new`; the replay must then re-derive the same decisions from the log, as it does the asks.
+Multi-fidelity (`search.fidelity`): ASHA (`nas.run.rungs.AsyncRungs`). A new genome trains the first rung; when
+slots free up, promotions go first (the best of a rung, as ASHA picks them, continue from their saved states to
+the next rung), then the strategy's genomes. The strategy is told each candidate once, at its first rung
+(`told_fitness` of that rung, as the replay tells it): a promotion refines which candidate the run reports and
+exports (the log's best is the highest rung reached, `nas.run.runlog.rank_key`), not what the strategy has
+heard, so that the asks stay a function of the log's order of first-rung lines and the replay stays exact.
+Promotions are not evaluations of the budget (the budget counts candidates); a search whose budget is spent
+goes on promoting until ASHA has nothing more to promote. ASHA's state is rebuilt from the log's rung lines on
+every start, so a promotion lost in a crash is picked again and continues from its saved state.
 """
 
 import logging
@@ -48,10 +55,12 @@ from collections.abc import Callable
 from typing import Any
 
 from nas.evaluate.result import Result
+from nas.evaluate.rungjob import RungJob
 from nas.genome.genome import Genome
 from nas.run.checkpoint import load_checkpoint
 from nas.run.dispatch import largest_first
 from nas.run.driver import Loop, save_state
+from nas.run.rungs import AsyncRungs
 from nas.strategies.strategy import Strategy
 
 log = logging.getLogger(__name__)
@@ -126,7 +135,12 @@ class AsyncLoop(Loop):
         # the log keys the checkpoint has told (`evaluations` counts finished ones only, without `oom` lines)
         self.position = int(checkpoint.get("async_position", checkpoint.get("evaluations", 0)))
         self.replay_target: int | None = checkpoint.get("async_target")  # the session that wrote it
-        self.submitted: dict[int, Genome] = {}  # ticket -> genome: what the evaluator holds
+        self.submitted: dict[int, Genome | RungJob] = {}  # ticket -> genome or rung: what the evaluator holds
+        fidelity = self.s.config.search.fidelity
+        self.rungs = None  # the sync scheduler is not used here
+        self.asha = None if fidelity is None else AsyncRungs(
+            self.s.run.path, fidelity, self.s.config.fitness.epochs, self.log, self.record
+        )  # fmt: skip
         self.told_since_checkpoint: list[Result] = []
         self.untold: set[str] = set()  # logged in this round, not told yet
         self.checkpointed = time.monotonic()
@@ -139,6 +153,28 @@ class AsyncLoop(Loop):
         room = in_flight_room(self.target, self.s.config.search.budget.evaluations, told)
         return room - len(self.s.strategy.in_flight())
 
+    def promotions_pending(self) -> bool:
+        """Under `search.fidelity`: a promotion runs (a submitted rung of a candidate the log holds) or ASHA has
+        one to run. The budget does not stop those: it counts candidates."""
+        if self.asha is None:
+            return False
+        return any(w.key in self.log for w in self.submitted.values()) or self.asha.pending()
+
+    def finished(self) -> bool:
+        if self.out_of_time():
+            return True
+        return super().finished() and not self.promotions_pending()
+
+    def told_form(self, result: Result) -> Result:
+        """What the strategy is told for a candidate's (first-rung) result."""
+        return result if self.asha is None else self.asha.told(result)
+
+    def first_result(self, key: str) -> Result:
+        """The log's result the strategy is told for `key`: its first rung under `search.fidelity`."""
+        if self.asha is None:
+            return self.log.results[key]
+        return self.told_form(self.log.at(key, self.asha.rungs[0]) or self.log.results[key])
+
     # --- the loop ---------------------------------------------------------------------------------------------
 
     def connected(self) -> None:
@@ -146,6 +182,11 @@ class AsyncLoop(Loop):
         assert self.evaluator is not None, "the async loop runs only once its evaluator is connected"
         slots = max(1, self.evaluator.slots())
         self.target = slots + math.ceil(slots * QUEUED)
+        bound = self.s.strategy.parallelism()
+        if bound is not None and bound < self.target:
+            log.warning("%s can keep at most %d genomes in flight, fewer than the %d this search wants (%d slots "
+                        "and a queue): slots will idle; for hgapso raise search.pso.swarm_size or "
+                        "search.ga.population", self.s.strategy.name, bound, self.target, slots)  # fmt: skip
         if self.replay_target is None:
             self.replay_target = self.target
 
@@ -153,8 +194,10 @@ class AsyncLoop(Loop):
         self.connected()
         self.replay_after_checkpoint()
         if self.finished():
+            if self.asha is not None:
+                self.asha.finish()
             return
-        top_up(self.s.strategy, self.want, self.log.get)
+        top_up(self.s.strategy, self.want, self.known)
         self.checkpoint()  # this session's target, from here on
         self.submit_new()
         while self.evaluator.outstanding():
@@ -166,14 +209,20 @@ class AsyncLoop(Loop):
             if self.told_since_checkpoint and time.monotonic() - self.checkpointed >= CHECKPOINT_EVERY_S:
                 self.checkpoint()
         self.checkpoint()
+        if self.asha is not None and self.finished():
+            self.asha.finish()  # a finished search promotes nothing more
+
+    def known(self, key: str) -> Result | None:
+        """The log's answer to an ask, in the form the strategy is told (None: not evaluated)."""
+        return None if key not in self.log else self.first_result(key)
 
     def replay_after_checkpoint(self) -> None:
         """Tell the strategy what the log holds beyond the checkpoint, as the crashed run had (module docstring)."""
         keys = self.log.order
         if len(keys) <= self.position:
             return
-        prior = {key: self.log.results[key] for key in keys[: self.position]}
-        after = [self.log.results[key] for key in keys[self.position :]]
+        prior = {key: self.first_result(key) for key in keys[: self.position]}
+        after = [self.first_result(key) for key in keys[self.position :]]
         budget = self.s.config.search.budget.evaluations
         told = replay(self.s.strategy, prior, after, int(self.replay_target or self.target), budget)
         log.info("told the strategy the %d results logged after the checkpoint", told)
@@ -181,34 +230,61 @@ class AsyncLoop(Loop):
     def arrived(self, finished: list[tuple[int, Result]]) -> None:  # type: ignore[override]
         """Results arrived: record them (into the log, first, one fsync for those that came together), then for
         each in completion order tell it and top up. A top-up sees the log only up to the result just told, as
-        the replay does."""
-        results = []
+        the replay does. Under `search.fidelity` only a first-rung result is told (module docstring)."""
+        arrivals = []
         for ticket, result in finished:
-            genome = self.submitted.pop(ticket)
-            if genome.key != result.key:
-                raise RuntimeError(f"ticket {ticket} came back with {result.key[:12]}, not {genome.key[:12]}")
-            results.append(result)
-        if not results:
+            work = self.submitted.pop(ticket)
+            if work.key != result.key:
+                raise RuntimeError(f"ticket {ticket} came back with {result.key[:12]}, not {work.key[:12]}")
+            arrivals.append((work, result))
+        if not arrivals:
             return
-        self.record_many(results)
-        self.untold = {r.key for r in results}
-        for result in results:
+        if self.asha is None:
+            self.record_many([result for _, result in arrivals])
+            told = [result for _, result in arrivals]
+        else:
+            for job, result in arrivals:
+                self.asha.arrived(job, result)  # type: ignore[arg-type]  (state, then its log line)
+            told = [self.asha.told(r) for j, r in arrivals if j.epochs == self.asha.rungs[0]]  # type: ignore[union-attr]
+        self.untold = {r.key for r in told}
+        for result in told:
             self.untold.discard(result.key)
             self.s.strategy.tell([result])
             self.told_since_checkpoint.append(result)
-            top_up(self.s.strategy, self.want, lambda key: None if key in self.untold else self.log.get(key))
+            top_up(self.s.strategy, self.want, lambda key: None if key in self.untold else self.known(key))
 
     def submit_new(self) -> None:
         """Submit, largest first, the genomes in flight for the strategy that the evaluator does not hold yet
-        (after a crash: the trainings it lost), as many as `--max-evaluations` still allows."""
-        held = {g.key for g in self.submitted.values()}
+        (after a crash: the trainings it lost), as many as `--max-evaluations` still allows. Under
+        `search.fidelity`, ASHA's promotions take the free slots first and new genomes fill the rest."""
+        held = {w.key for w in self.submitted.values()}
+        if self.asha is not None:
+            self.submit_promotions(held)
         new = list({g.key: g for g in self.s.strategy.in_flight() if g.key not in held}.values())  # each once
         if self.limit is not None:
-            new = new[: max(0, self.limit - self.new - len(self.submitted))]
-        if len(new) > self.target - self.evaluator.outstanding():  # not all start at once: the biggest first
+            new = new[: max(0, self.limit - self.new - self.new_submitted())]
+        free = self.target - self.evaluator.outstanding()
+        if len(new) > free:  # not all start at once: the biggest first
             new = largest_first(new, self.s.objective)
+            if self.asha is not None:  # promotions were first: new rungs wait for a free slot
+                new = new[: max(0, free)]
         for genome in new:
-            self.submitted[self.evaluator.submit(genome)] = genome
+            work = genome if self.asha is None else self.asha.first_rung(genome)
+            self.submitted[self.evaluator.submit(work)] = work  # type: ignore[arg-type]
+
+    def new_submitted(self) -> int:
+        """Submitted candidates not in the log yet (promotions are not new evaluations)."""
+        return sum(1 for w in self.submitted.values() if w.key not in self.log)
+
+    def submit_promotions(self, held: set[str]) -> None:
+        """ASHA's promotions, into every slot that is free now."""
+        assert self.asha is not None
+        while self.evaluator.outstanding() < self.target:
+            job = self.asha.next_promotion(held)
+            if job is None:
+                return
+            held.add(job.key)
+            self.submitted[self.evaluator.submit(job)] = job  # type: ignore[arg-type]
 
     def checkpoint(self) -> None:
         """The strategy (in-flight genomes included), the log position it has been told through, this session's

@@ -19,9 +19,8 @@ saved states and nothing is trained twice). Candidates the log knows from an ear
 highest rung they reached. A batch cut short by the budget trains its first rung only, without promoting, and
 is not told (the driver's rule for any cut batch), so the resumed run promotes over the whole batch.
 
-Async (`AsyncRungs`): ASHA for `search.mode: async`, built on the evaluators' submit/wait; see its docstring.
-The async driver does not call it yet (its strategies' partial ask/tell is still to come), so the config
-refuses `search.fidelity` with `search.mode: async` for now.
+Async (`AsyncRungs`): ASHA for `search.mode: async`, built on the evaluators' submit/wait; see its docstring
+and `nas.run.async_loop`, which drives it.
 """
 
 import logging
@@ -218,6 +217,10 @@ class AsyncRungs(Rungs):
     def first_rung(self, genome: Genome) -> RungJob:
         """The job of a new candidate: the first rung, from scratch."""
         return RungJob(genome, self.rungs[0])
+
+    def pending(self) -> bool:
+        """Whether ASHA has a promotion to run now (nothing is reserved)."""
+        return self.asha.next_promotion(frozenset()) is not None
 
     def next_promotion(self, busy: set[str]) -> RungJob | None:
         """The promotion to run now (reserved at once), or None; `busy` are the keys in flight."""

@@ -23,7 +23,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +83,7 @@ class EvaluationLog:
         previous = self.results.get(result.key)
         if previous is None:
             self.order.append(result.key)
-        replace = previous is None or result.ok or not previous.ok  # search.fidelity: the highest rung reached
-        if replace:  # (logged in order); a failure at a later rung does not undo an earlier one
+        if supersedes(result, previous):
             self.finished += (not result.transient) - (previous is not None and not previous.transient)
             self.results[result.key] = result
         self.rungs[(result.key, result.epochs)] = result
@@ -268,6 +267,23 @@ def check_genome(data: dict[str, Any]) -> None:
 def why(exc: ValueError) -> str:
     """What is wrong with a line, for the error message (JSON's own message speaks of "line 1", confusingly)."""
     return "not JSON" if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError) else str(exc)
+
+
+def supersedes(result: Result, previous: Result | None) -> bool:
+    """Whether a later line of a candidate replaces its earlier one as what the candidate is: under
+    `search.fidelity` the highest rung reached (rungs are logged in order), where a failure at a later rung
+    does not undo an earlier success."""
+    return previous is None or result.ok or not previous.ok
+
+
+def per_candidate(results: Iterable[Result]) -> list[Result]:
+    """One result a candidate, in the order candidates first appear: what `supersedes` keeps (a log without
+    `search.fidelity` has a line a candidate already, bar `oom` retries)."""
+    kept: dict[str, Result] = {}
+    for result in results:
+        if supersedes(result, kept.get(result.key)):
+            kept[result.key] = result
+    return list(kept.values())
 
 
 def rank_key(result: Result) -> tuple[int, float, int, str]:

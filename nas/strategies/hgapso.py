@@ -10,8 +10,12 @@ Each particle is a pipeline of its own: its GA breeds when its own generation is
 own GA run is over, towards the global best known at that moment. Synchronously (`ask()`), all particles'
 generations are asked together, particle-major (particle 0's members first), and told together, so the GAs
 advance in lockstep and the swarm settles and moves as one (DESIGN.md's lockstep asks). Asynchronously
-(`ask(n)`), the members of the particles' current generations are handed out as slots free up, lowest
-particle first; a particle whose generation is all asked waits for its results (`ask(n)` may return fewer).
+(`ask(n)`), the members of the particles' current generations are handed out as slots free up, the particle
+that has moved least first (lowest index among equals), so that the swarm moves nearly together although no
+particle waits for another; a particle whose generation is all asked waits for its own results (`ask(n)` may
+return fewer). Serving the lowest index first instead let a few particles take every slot and move many
+times while the rest of the swarm stood still: a swarm of two or three that collapsed onto an early leader
+(benchmarks/RESULTS.md, async search quality).
 
 Every ask is new work: elites carry their scores into the next generation, seeds already evaluated carry
 theirs, and a repeated child is varied again (`nas.strategies.ga_asks`). The budget ends the search, or, when
@@ -56,6 +60,7 @@ class HybridGAPSO(Strategy):
         self.iteration = 0  # particle GA runs completed, over the swarm size
         self.moves = 0  # particle GA runs completed
         self.stalls = 0  # particle GA runs since the global best last improved
+        self.particle_moves = [0] * search.pso.swarm_size  # GA runs completed, a particle
         self.swarm = pso_math.new_swarm(space.dimensions, search.pso.swarm_size, search.pso.velocity_clamp, self.rng)
         self.runs: list[ShortcutGA] = [self.start_run(i) for i in range(search.pso.swarm_size)]
 
@@ -79,9 +84,19 @@ class HybridGAPSO(Strategy):
             layers, self.search.ga.population, self.rng, known, scorer, self.config.dense_seed, mutate
         )
 
+    def serving_order(self, limit: int | None) -> list[int]:
+        """Particles in the order their members are asked: index order for a batch, least moved first when
+        slots are filled one at a time (module docstring)."""
+        order = list(range(len(self.runs)))
+        return order if limit is None else sorted(order, key=lambda i: (self.particle_moves[i], i))
+
+    def parallelism(self) -> int:
+        """At most one GA generation a particle is in flight: swarm size x GA population genomes."""
+        return len(self.runs) * self.search.ga.population
+
     def propose(self, limit: int | None) -> list[Genome]:
         asked: list[Genome] = []
-        for i in range(len(self.runs)):
+        for i in self.serving_order(limit):
             for _ in range(ADVANCES_PER_DRAW):
                 for index in self.runs[i].todo():
                     if limit is not None and len(asked) >= limit:
@@ -118,6 +133,8 @@ class HybridGAPSO(Strategy):
         self.stalls = 0 if pso_math.improved(before, settled) else self.stalls + len(finished)
         self.swarm = pso_math.advance(settled, self.space.dimensions, self.search.pso, self.rng, finished)
         self.moves += len(finished)
+        for i in finished:
+            self.particle_moves[i] += 1
         self.iteration = self.moves // len(self.runs)
         for i in finished:
             self.runs[i] = self.start_run(i)
@@ -127,6 +144,7 @@ class HybridGAPSO(Strategy):
             "iteration": self.iteration,
             "moves": self.moves,
             "stalls": self.stalls,
+            "particle_moves": list(self.particle_moves),
             "swarm": self.swarm.to_dict(),
             "runs": [r.to_dict() for r in self.runs],
         }
@@ -135,5 +153,7 @@ class HybridGAPSO(Strategy):
         self.iteration = data["iteration"]
         self.moves = data["moves"]
         self.stalls = data["stalls"]
+        # a checkpoint from before the count was kept: every particle as moved as the swarm's mean
+        self.particle_moves = data.get("particle_moves", [self.moves // len(data["runs"])] * len(data["runs"]))
         self.swarm = pso_math.Swarm.from_dict(data["swarm"])
         self.runs = [ShortcutGA.from_dict(r) for r in data["runs"]]

@@ -139,6 +139,7 @@ class Strategy(ABC):
         self._best: BestGenome | None = None
         self._scores: dict[str, Score] = {}  # evaluated genomes: told, or given by known()
         self._draw = _Draw()
+        self.member_keys: dict[Any, str] = {}  # a memo of derived genome keys (`ga_asks.member_key`), not state
 
     @property
     def config(self) -> Any:
@@ -260,6 +261,11 @@ class Strategy(ABC):
             genomes.append(flying.pop(result.key))
         self._in_flight = [g for g in self._in_flight if g.key in flying]
         return genomes
+
+    def parallelism(self) -> int | None:
+        """The most genomes this strategy can have in flight at once (asynchronously), None for no bound: an
+        asynchronous driver with more slots than this leaves the rest idle, and says so."""
+        return None
 
     def done(self) -> bool:
         """True when the strategy has run out of its own schedule or of new genomes; by default only the
