@@ -43,12 +43,13 @@ CPUS_PER_TRIAL = 1
 
 
 def strategy_section(strategy: str, slots: int) -> dict:
-    """The strategy's parameters for a cluster of `slots`. hgapso: a particle a slot with the default GA (3
+    """The strategy's parameters for a cluster of `slots`. hgapso: 1.5 particles a slot with the default GA (3
     members, 1 generation a move), since asynchronously it keeps at most one generation a particle in flight
-    (swarm x population genomes, `HybridGAPSO.parallelism`) and each particle waits for its slowest member;
-    regularized evolution: a sync batch of one candidate a slot."""
+    (swarm x population genomes, `HybridGAPSO.parallelism`), a particle waits for its slowest member, and a
+    settled particle waits for its quorum (`search.hgapso.quorum`) with nothing in flight; regularized
+    evolution: a sync batch of one candidate a slot."""
     if strategy == "hgapso":
-        return {"pso": {"swarm_size": slots}}
+        return {"pso": {"swarm_size": math.ceil(1.5 * slots)}}
     return {"batch_size": slots, "regularized_evolution": {"population": 4 * slots, "sample_size": 8}}
 
 

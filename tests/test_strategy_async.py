@@ -107,7 +107,8 @@ def test_async_asks_of_zero_return_nothing_and_change_nothing():
 
 def test_hgapso_async_advances_each_particle_on_its_own():
     """Per-particle pipelines: once particle 0's generation is told, its next generation is asked while the
-    other particles' first generations are still in flight."""
+    other particles' first generations are still in flight; once its GA run is over it settles alone, and it
+    moves once a quorum of the swarm (half: 2 of 3 particles) has settled after it."""
     strategy = build_strategy(search_config("hgapso"), SMALL, 0)  # 3 particles x 4 strings, 2 generations
     first = strategy.ask(100)
     assert len(first) == 12 and strategy.ask(5) == []  # every member asked: it waits for results
@@ -116,15 +117,25 @@ def test_hgapso_async_advances_each_particle_on_its_own():
     assert len(second) == 3 and strategy.runs[0].generation == 1  # its elite is not asked again
     assert {g.architecture_level for g in second} == {first[0].architecture_level}
     strategy.tell([result_of(g) for g in reversed(second)])
-    assert strategy.moves == 1 and strategy.runs[1].generation == 0  # particle 0 moved alone
-    moved = strategy.ask(100)
-    assert moved and all(g.key not in {x.key for x in first + second} for g in moved)
+    assert strategy.moves == 1 and strategy.runs[1].generation == 0  # particle 0 settled alone
+    settled_at = strategy.swarm.particles[0].position
+    assert strategy.ask(100) == [] and strategy.waiting == {0: 1}  # it waits for its quorum
+    for members in (first[4:8], first[8:12]):  # particles 1 and 2, each through both generations
+        strategy.tell([result_of(g) for g in members])
+        strategy.tell([result_of(g) for g in strategy.ask(100)])
+        if strategy.moves == 2:
+            assert strategy.waiting == {0: 1, 1: 2} and strategy.ask(100) == []  # 1 settled after it: not yet
+    assert strategy.moves == 3
+    moved = strategy.ask(100)  # 2 settled after particle 0: it moves (the others wait for theirs)
+    assert moved and strategy.swarm.particles[0].position != settled_at
+    assert set(strategy.waiting) == {1, 2} and all(g.key not in {x.key for x in first + second} for g in moved)
 
 
 def test_hgapso_async_serves_the_particle_that_has_moved_least_first():
     """A particle that has just moved waits behind the ones that have not: a few fast particles must not take
     every slot while the rest of the swarm stands still."""
-    strategy = build_strategy(search_config("hgapso"), SMALL, 0)  # 3 particles x 4 strings, 2 generations
+    at_once = search_config("hgapso", hgapso={"quorum": 0})  # a particle moves as soon as its GA run is over
+    strategy = build_strategy(at_once, SMALL, 0)  # 3 particles x 4 strings, 2 generations
     while strategy.particle_moves == [0, 0, 0]:  # particle 0 alone, through both its generations
         assert strategy.ask(4 - len(strategy.in_flight()))
         strategy.tell([result_of(g) for g in strategy.in_flight()])
@@ -183,3 +194,23 @@ def test_known_genomes_are_never_asked_and_the_repeats_are_counted():
     copy.known(results(batch))  # the same swarm, told that its first cells are evaluated
     assert not {g.key for g in copy.ask()} & {g.key for g in batch}
     assert copy.repeats.avoided >= len(batch) and copy.repeats_total.avoided == copy.repeats.avoided
+
+
+def test_a_member_with_nothing_new_left_takes_its_known_score_and_the_slot_stays_empty():
+    """`ask_member` when every string at a position is evaluated: after its re-varies it takes the known
+    score of its genome (the GA can breed on), asks nothing, and the empty slot is counted."""
+    from nas.strategies.ga_asks import ask_member
+    from nas.strategies.shortcut_ga import ShortcutGA
+
+    strategy = build_strategy(search_config("hgapso"), SMALL, 0)
+    position = SMALL.encode(((1, 4), (1, 4)))  # one layer a block: 1 bit each, 4 strings in all
+    every = [SMALL.genome(position, (a, b)) for a in "01" for b in "01"]
+    known = results(every, fitness=lambda g: 0.5 + 0.1 * g.blocks[0].shortcuts.count("1"))
+    strategy.known(known)
+    run = ShortcutGA.start((1, 1), 3, random.Random(0))
+    before = strategy.repeats.unfilled
+    run, genome = ask_member(strategy, position, run, 0, strategy.search.ga)
+    assert genome is None and strategy.repeats.unfilled == before + 1
+    member = SMALL.genome(position, run.blocks(0))
+    assert run.scores[0] == strategy.score_of(member) and run.scores[0] is not None
+    assert not run.asked[0], "a member that takes a known score waits for nothing"

@@ -141,3 +141,33 @@ def test_aging_tournament_picks_the_fitter_more_often():
     by_fitness = [wins[4 + i] for i in (1, 3, 0, 4, 2)]  # members from the worst (0.1) to the best (0.9)
     assert all(a < b for a, b in zip(by_fitness, by_fitness[1:], strict=False)), by_fitness
     assert by_fitness[-1] > 600, "the best of 5 wins 1 - (4/5)**2 = 36% of two-member tournaments"
+
+
+def test_aging_evolution_architecture_step_moves_one_coordinate_by_one_step_either_way_within_its_range():
+    """`move_coordinate`, aging evolution's architecture mutation: one coordinate moves by one step (1 for an
+    integer, a 1/LEARNING_RATE_STEPS of the range for the learning rate), up as often as down, never out of its
+    range, the range's ends reached; a block whose depth moved has bits for its new depth."""
+    from nas.strategies.regularized_evolution import LEARNING_RATE_STEPS, move_coordinate
+
+    space = load_space(ROOT / "encodings" / "densenet_small.yaml")
+    dims, rng = space.dimensions, random.Random(0)
+    steps, ends = Counter(), Counter()
+    for _ in range(600):
+        blocks, rate = space.decode(space.random_position(rng))
+        bits = tuple("".join(rng.choice("01") for _ in range(n * (n + 1) // 2)) for n, _ in blocks)
+        genome = space.genome(space.encode(blocks, rate), bits)
+        moved = move_coordinate(genome, space, rng)
+        before = space.encode(genome.architecture_level, genome.learning_rate)
+        after = space.encode(moved.architecture_level, moved.learning_rate)
+        changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+        assert len(changed) == 1, (before, after)
+        (i,) = changed
+        step = after[i] - before[i]
+        assert abs(step) == (1.0 if dims[i].integer else dims[i].width / LEARNING_RATE_STEPS)
+        assert dims[i].low <= after[i] <= dims[i].high
+        steps[step > 0] += 1
+        ends[after[i] in (dims[i].low, dims[i].high)] += 1
+        for block in moved.blocks:
+            assert len(block.shortcuts) == block.layers * (block.layers + 1) // 2
+    assert min(steps.values()) > 200, steps  # up and down about equally often
+    assert ends[True] > 50, ends  # a step may land on either end of a range

@@ -17,6 +17,7 @@ inside `mutants/<group>/` prints one.
 """
 
 import argparse
+import dataclasses
 import fnmatch
 import json
 import os
@@ -67,6 +68,10 @@ GROUPS: dict[str, Group] = {
         ("nas/strategies/*",),
         (
             "tests/test_strategies.py",
+            "tests/test_strategy_behaviour.py",
+            "tests/test_strategy_async.py",
+            "tests/test_strategy_registry.py",
+            "tests/test_ranking.py",
             "tests/test_swarm.py",
             "tests/test_shortcut_ga.py",
             "tests/test_search_rng.py",
@@ -215,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--children", type=int, default=2, help="mutants tested at once")
     parser.add_argument("--report", action="store_true", help="only read the last run's results")
     parser.add_argument("--json", type=Path, default=None, help="write the counts per module here")
+    parser.add_argument("--mutants", nargs="+", default=None, help="only these mutant name globs (with --workdir "
+                        "elsewhere: a re-run of some modules after new tests, without the whole group)")  # fmt: skip
     args = parser.parse_args(argv)
     names = args.groups or [n for n in GROUPS if n != "fast"]
     unknown = [n for n in names if n not in GROUPS]
@@ -222,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown group {unknown[0]!r} (known: {', '.join(GROUPS)})")
     failed, report = [], {}
     for name in names:
-        modules = run_group(args.workdir, name, GROUPS[name], args.children, run=not args.report)
+        group = GROUPS[name] if args.mutants is None else dataclasses.replace(GROUPS[name], mutants=tuple(args.mutants))
+        modules = run_group(args.workdir, name, group, args.children, run=not args.report)
         total: dict[str, int] = {}
         for module, counts in sorted(modules.items()):
             print(f"{name:12} {module:40} {counts} score {score(counts):.1%}")
