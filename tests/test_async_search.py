@@ -108,7 +108,8 @@ def test_local_evaluator_submits_and_waits_one_at_a_time(tmp_path):
 
 
 def test_ray_evaluator_submits_one_and_waits_for_any(cluster, tmp_path):
-    objective = ProbeObjective(str(tmp_path), plan={1: "sleep:3"}, default="sleep:0.2")
+    release = tmp_path / "release-the-slow-one"  # not a sleep: a loaded machine may start a worker late
+    objective = ProbeObjective(str(tmp_path), plan={1: f"wait-file:{release}"}, default="sleep:0.2")
     evaluator = RayEvaluator(objective, ResourcesConfig(gpus_per_trial=1, cpus_per_trial=1), RayConfig())
     try:
         assert evaluator.slots() == SLOTS
@@ -119,6 +120,7 @@ def test_ray_evaluator_submits_one_and_waits_for_any(cluster, tmp_path):
         assert sorted(tickets[t] for t, _ in finished) == [2, 3]  # the slow one is still running
         assert evaluator.outstanding() == 1
         assert evaluator.wait(timeout=0.1) == []  # nothing finished within the timeout
+        release.touch()
         last = evaluator.wait()
         assert [tickets[t] for t, _ in last] == [1] and last[0][1].status == "ok"
         evaluator.submit(genome_of(4))

@@ -214,3 +214,29 @@ def test_a_member_with_nothing_new_left_takes_its_known_score_and_the_slot_stays
     member = SMALL.genome(position, run.blocks(0))
     assert run.scores[0] == strategy.score_of(member) and run.scores[0] is not None
     assert not run.asked[0], "a member that takes a known score waits for nothing"
+
+
+def test_hgapso_restored_mid_generation_waits_for_its_quorum_as_the_original_does():
+    """The async mode is part of hgapso's state: a restored strategy told the last member of a particle's GA
+    run before any ask settles that particle and leaves it waiting, as the uninterrupted one does."""
+    original = build_strategy(search_config("hgapso"), SMALL, 0)  # 3 particles x 4 strings, 2 generations
+    first = original.ask(100)
+    original.tell([result_of(g) for g in first[:4]])
+    second = original.ask(100)  # particle 0's second generation
+    original.tell([result_of(g) for g in second[:-1]])
+    restored = build_strategy(search_config("hgapso"), SMALL, 0)
+    restored.load_state_dict(json.loads(json.dumps(original.state_dict())))
+    for strategy in (original, restored):
+        strategy.tell([result_of(second[-1])])  # particle 0's GA run is over: it settles and waits
+    assert restored.waiting == original.waiting == {0: 1}
+    assert restored.state_dict() == original.state_dict()
+
+
+def test_hgapso_async_never_stalls_on_a_quorum_nothing_can_meet():
+    """With the whole swarm as quorum and one slot, every settled particle waits for settles that cannot come
+    while it waits: once nothing is in flight the waiting particles move, and the search runs to its budget."""
+    strict = search_config("hgapso", hgapso={"quorum": 1.0})
+    strategy = build_strategy(strict, SMALL, 0)
+    finished = drive_async(strategy, 1, 60, random.Random(0))
+    assert len(finished) == 60 and not strategy.exhausted
+    assert strategy.moves >= 6, "particles went on moving"

@@ -63,14 +63,3 @@ def is_better(candidate: Score | None, incumbent: Score | None) -> bool:
     if candidate is None or candidate.fitness is None:
         return False
     return incumbent is None or score_order(candidate) < score_order(incumbent)
-
-
-def best_of(scores: list[Score | None]) -> int | None:
-    """Index of the best real score (None when none is)."""
-    real = [i for i, s in enumerate(scores) if s is not None and s.fitness is not None]
-    return min(real, key=lambda i: score_order(scores[i])) if real else None
-
-
-def rank_key(fitness: float | None) -> float:
-    """A fitness-only sort key where None sorts below every value (with max, or sorted(..., reverse=True))."""
-    return -math.inf if fitness is None else fitness

@@ -220,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--children", type=int, default=2, help="mutants tested at once")
     parser.add_argument("--report", action="store_true", help="only read the last run's results")
     parser.add_argument("--json", type=Path, default=None, help="write the counts per module here")
-    parser.add_argument("--mutants", nargs="+", default=None, help="only these mutant name globs (with --workdir "
-                        "elsewhere: a re-run of some modules after new tests, without the whole group)")  # fmt: skip
+    parser.add_argument("--mutants", nargs="+", default=None, help="mutant name globs to report (with --workdir "
+                        "elsewhere: a fresh verdict on some modules after new tests)")  # fmt: skip
     args = parser.parse_args(argv)
     names = args.groups or [n for n in GROUPS if n != "fast"]
     unknown = [n for n in names if n not in GROUPS]
