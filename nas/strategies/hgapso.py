@@ -153,8 +153,9 @@ class HybridGAPSO(Strategy):
         self.advance([i for i, run in enumerate(self.runs) if run.complete and i not in self.waiting])
 
     def advance(self, particles: list[int]) -> None:
-        """Particles whose generation is scored: breed the next one, or, after the last, settle them together,
-        move them and start their new GAs."""
+        """Particles whose generation is scored: breed the next one, or, after the last, settle them together
+        (personal and global bests) and let them wait for their move (`release`: at once in sync, after the
+        quorum in async)."""
         finished = []
         for i in particles:
             if self.runs[i].generation + 1 < self.search.ga.generations:
@@ -192,7 +193,8 @@ class HybridGAPSO(Strategy):
         self.iteration = data["iteration"]
         self.moves = data["moves"]
         self.stalls = data["stalls"]
-        # a checkpoint from before the count was kept: every particle as moved as the swarm's mean
+        # a checkpoint from before the quorum or the counts were kept: nobody waiting, every particle as moved
+        # as the swarm's mean
         self.waiting = {int(i): at for i, at in data.get("waiting", {}).items()}
         self.asynchronous = data.get("asynchronous", False)
         self.particle_moves = data.get("particle_moves", [self.moves // len(data["runs"])] * len(data["runs"]))
