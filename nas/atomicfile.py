@@ -41,8 +41,9 @@ def writing(path: str | Path) -> Iterator[None]:
         raise DiskWriteError(path, exc) from None
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write `text` to `path` by temp file, fsync and rename, so a reader never sees half a file.
+def atomic_write_text(path: str | Path, text: str | bytes) -> None:
+    """Write `text` (or bytes, `atomic_write_bytes`) to `path` by temp file, fsync and rename, so a reader never
+    sees half a file.
 
     On any failure the temporary file is removed and `path` is exactly as it was; an `OSError` is raised as a
     `DiskWriteError`.
@@ -52,8 +53,8 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         p.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
+            with os.fdopen(fd, "wb") as f:
+                f.write(text.encode("utf-8") if isinstance(text, str) else text)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, p)
@@ -64,18 +65,5 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """`atomic_write_text` for bytes (the rung states of `search.fidelity`)."""
-    p = Path(path)
-    with writing(p):
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            with suppress(OSError):  # the error to report is the one that stopped the write
-                Path(tmp).unlink(missing_ok=True)
-            raise
+    """`atomic_write_text` for bytes (the rung states of `search.fidelity`): the same write, one code path."""
+    atomic_write_text(path, data)

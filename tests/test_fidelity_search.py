@@ -135,12 +135,8 @@ def env() -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1", **THREADS_ENV, "PYTHONPATH": str(ROOT)}
 
 
-def test_sigkill_during_a_promotion_then_resume_loses_nothing_and_trains_nothing_twice(tmp_path):
-    reference = tmp_path / "reference"
-    out = cli("search", str(synthetic_fidelity(tmp_path, 24)), "--run-dir", str(reference), "--workers", "0")
-    assert out.code == 0, out.stderr[-2000:]
-    cfg = synthetic_fidelity(tmp_path, 24, seconds=1.5, name="slow.yaml")  # a 3-epoch rung sleeps 0.33 s
-    run = tmp_path / "run"
+def kill_once_a_promotion_is_logged(cfg: Path, run: Path) -> None:
+    """`nas search cfg` in a subprocess, SIGKILLed as soon as its log holds a line of the second rung (3 epochs)."""
     proc = subprocess.Popen([sys.executable, "-m", "nas", "search", str(cfg), "--run-dir", str(run), "--workers",
                              "0"], env=env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     deadline = time.monotonic() + 120
@@ -150,6 +146,15 @@ def test_sigkill_during_a_promotion_then_resume_loses_nothing_and_trains_nothing
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc.stderr.close()
+
+
+def test_sigkill_during_a_promotion_then_resume_loses_nothing_and_trains_nothing_twice(tmp_path):
+    reference = tmp_path / "reference"
+    out = cli("search", str(synthetic_fidelity(tmp_path, 24)), "--run-dir", str(reference), "--workers", "0")
+    assert out.code == 0, out.stderr[-2000:]
+    cfg = synthetic_fidelity(tmp_path, 24, seconds=1.5, name="slow.yaml")  # a 3-epoch rung sleeps 0.33 s
+    run = tmp_path / "run"
+    kill_once_a_promotion_is_logged(cfg, run)
     before = log_lines(run)
     states = sorted(p.name for p in (run / "rungs").glob("*.safetensors"))
     assert any(r["epochs"] == 3 for r in before) and states, "killed while a promotion was under way"
@@ -231,15 +236,7 @@ def test_async_fidelity_sigkill_then_resume_continues_the_same_run(tmp_path):
     assert cli("search", str(cfg), "--run-dir", str(reference), "--workers", "0").code == 0
     slow = synthetic_fidelity(tmp_path, 24, seconds=1.5, name="slow.yaml", mode="async")
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "nas", "search", str(slow), "--run-dir", str(run), "--workers",
-                             "0"], env=env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not any(r.get("epochs") == 3 for r in log_lines(run)):
-        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
+    kill_once_a_promotion_is_logged(slow, run)
     before = log_lines(run)
     assert any(r["epochs"] == 3 for r in before) and list((run / "rungs").glob("*.safetensors"))
     out = cli("resume", str(run), "--workers", "0")

@@ -29,6 +29,7 @@ when it continues from a rung state at e0 (cost proportional to epochs).
 import math
 import random
 import time
+from typing import Any
 
 from nas.config import Config
 from nas.evaluate.landscapes import Landscape, ideal_bits
@@ -112,15 +113,7 @@ class SyntheticObjective:
         delay = self.cost_seconds(flops)
         if delay:
             time.sleep(delay)
-        return Result(
-            key=genome.key,
-            genome=genome.to_dict(),
-            status="ok",
-            fitness=self.fitness(genome, params),
-            params=params,
-            flops=flops,
-            seconds=time.perf_counter() - start,
-        )
+        return ok_result(genome, self.fitness(genome, params), params, flops, start)
 
 
 # At 0 of E epochs the observed fitness would be (1 - BIAS) of the true one plus noise of NOISE standard
@@ -155,18 +148,15 @@ def synthetic_rung(
     delay = objective.cost_seconds(flops) * max(epochs - done, 0) / full_epochs
     if delay:
         time.sleep(delay)
-    return Result(
-        key=genome.key,
-        genome=genome.to_dict(),
-        status="ok",
-        fitness=fidelity_fitness(objective.fitness(genome), genome.key, epochs, full_epochs),
-        params=params,
-        flops=flops,
-        seconds=time.perf_counter() - start,
-        metrics={"epochs_trained": epochs - done},
-        epochs=epochs,
-        state=metadata_only({"epochs_done": epochs, "key": genome.key}),
-    )
+    fitness = fidelity_fitness(objective.fitness(genome), genome.key, epochs, full_epochs)
+    return ok_result(genome, fitness, params, flops, start, metrics={"epochs_trained": epochs - done},
+                     epochs=epochs, state=metadata_only({"epochs_done": epochs, "key": genome.key}))  # fmt: skip
+
+
+def ok_result(genome: Genome, fitness: float, params: int, flops: int, start: float, **extra: Any) -> Result:
+    """The synthetic objective's answer: a whole evaluation's, or (with `extra`) one rung's."""
+    return Result(key=genome.key, genome=genome.to_dict(), status="ok", fitness=fitness, params=params, flops=flops,
+                  seconds=time.perf_counter() - start, **extra)  # fmt: skip
 
 
 @OBJECTIVES.register("synthetic")
