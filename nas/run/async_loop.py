@@ -37,15 +37,16 @@ is submitted in this invocation, not what is asked, so that where an invocation 
 (what was asked and not submitted stays in flight in the checkpoint). `search.budget.hours` is checked as each
 result arrives and at every poll (`POLL_S`): once spent, what is in flight is cancelled and the search stops.
 
-Multi-fidelity (`search.fidelity`): ASHA (`nas.run.rungs.AsyncRungs`). A new genome trains the first rung; when
-slots free up, promotions go first (the best of a rung, as ASHA picks them, continue from their saved states to
-the next rung), then the strategy's genomes. The strategy is told each candidate once, at its first rung
-(`told_fitness` of that rung, as the replay tells it): a promotion refines which candidate the run reports and
-exports (the log's best is the highest rung reached, `nas.run.runlog.rank_key`), not what the strategy has
-heard, so that the asks stay a function of the log's order of first-rung lines and the replay stays exact.
-Promotions are not evaluations of the budget (the budget counts candidates); a search whose budget is spent
-goes on promoting until ASHA has nothing more to promote. ASHA's state is rebuilt from the log's rung lines on
-every start, so a promotion lost in a crash is picked again and continues from its saved state.
+Multi-fidelity (`search.fidelity`): ASHA in its stopping form (`nas.run.rungs.AsyncRungs`). A new genome
+trains the first rung; each rung result is decided the moment it arrives: in the top 1/eta of its rung so far,
+the candidate goes straight on to the next rung from its saved state (in the slot it had), else it is settled.
+The strategy is told a candidate once, when it is settled, at the highest rung it reached (`told_fitness`, rung
+then accuracy, as in sync), so until then it stays in flight for the strategy, and the budget (which counts
+candidates) counts it there. The order of tells is the order of settling lines in the log, so the replay
+tells the same results in the same order: the checkpoint keeps its position as a count of log lines
+(`async_lines`), and ASHA's decisions are rebuilt from the lines on every start. A continuation lost in a crash
+is the strategy's in-flight genome whose last line says continue: it is submitted again from its saved state.
+A search whose budget is spent goes on until every candidate in flight is settled.
 """
 
 import logging
@@ -134,6 +135,7 @@ class AsyncLoop(Loop):
         checkpoint = load_checkpoint(self.s.run.path)
         # the log keys the checkpoint has told (`evaluations` counts finished ones only, without `oom` lines)
         self.position = int(checkpoint.get("async_position", checkpoint.get("evaluations", 0)))
+        self.line_position = int(checkpoint.get("async_lines", 0))  # under `search.fidelity`: log lines told through
         self.replay_target: int | None = checkpoint.get("async_target")  # the session that wrote it
         self.submitted: dict[int, Genome | RungJob] = {}  # ticket -> genome or rung: what the evaluator holds
         fidelity = self.s.config.search.fidelity
@@ -150,30 +152,25 @@ class AsyncLoop(Loop):
     def want(self) -> int:
         """How many more genomes the strategy may be asked for now (what the budget leaves of the slots)."""
         told = len(self.log) - len(self.untold)  # the log as the strategy has heard it, as in `replay`
+        if self.asha is not None:
+            told -= len(self.asha.open)  # logged, not settled: still in flight for the strategy
         room = in_flight_room(self.target, self.s.config.search.budget.evaluations, told)
         return room - len(self.s.strategy.in_flight())
 
     def promotions_pending(self) -> bool:
-        """Under `search.fidelity`: a promotion runs (a submitted rung of a candidate the log holds) or ASHA has
-        one to run. The budget does not stop those: it counts candidates."""
-        if self.asha is None:
-            return False
-        return any(w.key in self.log for w in self.submitted.values()) or self.asha.pending()
+        """Under `search.fidelity`: a candidate continues to a higher rung. The budget does not stop it: it
+        counts candidates, and this one is counted already."""
+        return self.asha is not None and bool(self.asha.open)
 
     def finished(self) -> bool:
         if self.out_of_time():
             return True
         return super().finished() and not self.promotions_pending()
 
-    def told_form(self, result: Result) -> Result:
-        """What the strategy is told for a candidate's (first-rung) result."""
-        return result if self.asha is None else self.asha.told(result)
-
-    def first_result(self, key: str) -> Result:
-        """The log's result the strategy is told for `key`: its first rung under `search.fidelity`."""
-        if self.asha is None:
-            return self.log.results[key]
-        return self.told_form(self.log.at(key, self.asha.rungs[0]) or self.log.results[key])
+    def told_result(self, key: str) -> Result:
+        """The result the strategy is told for a logged `key`: its line, or under `search.fidelity` its highest
+        rung, ranked by rung then accuracy."""
+        return self.log.results[key] if self.asha is None else self.asha.settled_result(key)
 
     # --- the loop ---------------------------------------------------------------------------------------------
 
@@ -214,15 +211,21 @@ class AsyncLoop(Loop):
 
     def known(self, key: str) -> Result | None:
         """The log's answer to an ask, in the form the strategy is told (None: not evaluated)."""
-        return None if key not in self.log else self.first_result(key)
+        return None if key not in self.log else self.told_result(key)
 
     def replay_after_checkpoint(self) -> None:
         """Tell the strategy what the log holds beyond the checkpoint, as the crashed run had (module docstring)."""
-        keys = self.log.order
-        if len(keys) <= self.position:
+        if self.asha is None:
+            keys = self.log.order
+            prior_keys, after_keys = keys[: self.position], keys[self.position :]
+        else:  # the settled candidates, in the order they were settled (= told)
+            settled = self.asha.settled
+            prior_keys = [key for index, key in settled if index < self.line_position]
+            after_keys = [key for index, key in settled if index >= self.line_position]
+        if not after_keys:
             return
-        prior = {key: self.first_result(key) for key in keys[: self.position]}
-        after = [self.first_result(key) for key in keys[self.position :]]
+        prior = {key: self.told_result(key) for key in prior_keys}
+        after = [self.told_result(key) for key in after_keys]
         budget = self.s.config.search.budget.evaluations
         told = replay(self.s.strategy, prior, after, int(self.replay_target or self.target), budget)
         log.info("told the strategy the %d results logged after the checkpoint", told)
@@ -230,7 +233,8 @@ class AsyncLoop(Loop):
     def arrived(self, finished: list[tuple[int, Result]]) -> None:  # type: ignore[override]
         """Results arrived: record them (into the log, first, one fsync for those that came together), then for
         each in completion order tell it and top up. A top-up sees the log only up to the result just told, as
-        the replay does. Under `search.fidelity` only a first-rung result is told (module docstring)."""
+        the replay does. Under `search.fidelity` a rung result is told only when it settles its candidate (the
+        rest go straight on to their next rung, `submit_new`)."""
         arrivals = []
         for ticket, result in finished:
             work = self.submitted.pop(ticket)
@@ -243,9 +247,8 @@ class AsyncLoop(Loop):
             self.record_many([result for _, result in arrivals])
             told = [result for _, result in arrivals]
         else:
-            for job, result in arrivals:
-                self.asha.arrived(job, result)  # type: ignore[arg-type]  (state, then its log line)
-            told = [self.asha.told(r) for j, r in arrivals if j.epochs == self.asha.rungs[0]]  # type: ignore[union-attr]
+            settled = [job.key for job, r in arrivals if self.asha.arrived(job, r)]  # type: ignore[arg-type]
+            told = [self.asha.settled_result(key) for key in settled]
         self.untold = {r.key for r in told}
         for result in told:
             self.untold.discard(result.key)
@@ -256,35 +259,29 @@ class AsyncLoop(Loop):
     def submit_new(self) -> None:
         """Submit, largest first, the genomes in flight for the strategy that the evaluator does not hold yet
         (after a crash: the trainings it lost), as many as `--max-evaluations` still allows. Under
-        `search.fidelity`, ASHA's promotions take the free slots first and new genomes fill the rest."""
+        `search.fidelity`, the candidates that continue go first (each to its next rung), and new genomes fill
+        the slots that are free."""
         held = {w.key for w in self.submitted.values()}
+        flying = list({g.key: g for g in self.s.strategy.in_flight() if g.key not in held}.values())  # each once
+        jobs: list[Genome | RungJob] = []
         if self.asha is not None:
-            self.submit_promotions(held)
-        new = list({g.key: g for g in self.s.strategy.in_flight() if g.key not in held}.values())  # each once
+            jobs = [self.asha.next_job(g) for g in flying if g.key in self.asha.open]
+            flying = [g for g in flying if g.key not in self.asha.open]
+        new = flying
         if self.limit is not None:
             new = new[: max(0, self.limit - self.new - self.new_submitted())]
-        free = self.target - self.evaluator.outstanding()
+        free = self.target - self.evaluator.outstanding() - len(jobs)
         if len(new) > free:  # not all start at once: the biggest first
             new = largest_first(new, self.s.objective)
-            if self.asha is not None:  # promotions were first: new rungs wait for a free slot
+            if self.asha is not None:  # continuations were first: new candidates wait for a free slot
                 new = new[: max(0, free)]
-        for genome in new:
-            work = genome if self.asha is None else self.asha.first_rung(genome)
+        jobs += [g if self.asha is None else self.asha.next_job(g) for g in new]
+        for work in jobs:
             self.submitted[self.evaluator.submit(work)] = work  # type: ignore[arg-type]
 
     def new_submitted(self) -> int:
-        """Submitted candidates not in the log yet (promotions are not new evaluations)."""
+        """Submitted candidates not in the log yet (a candidate's later rungs are not new evaluations)."""
         return sum(1 for w in self.submitted.values() if w.key not in self.log)
-
-    def submit_promotions(self, held: set[str]) -> None:
-        """ASHA's promotions, into every slot that is free now."""
-        assert self.asha is not None
-        while self.evaluator.outstanding() < self.target:
-            job = self.asha.next_promotion(held)
-            if job is None:
-                return
-            held.add(job.key)
-            self.submitted[self.evaluator.submit(job)] = job  # type: ignore[arg-type]
 
     def checkpoint(self) -> None:
         """The strategy (in-flight genomes included), the log position it has been told through, this session's
@@ -293,7 +290,14 @@ class AsyncLoop(Loop):
         self.s.elapsed_seconds = self.elapsed()
         self.started = self.checkpointed = time.monotonic()
         with self.guard.critical():
-            save_state(self.s, self.base, len(self.log), async_target=self.target, async_position=len(self.log.order))
+            save_state(
+                self.s,
+                self.base,
+                len(self.log),
+                async_target=self.target,
+                async_position=len(self.log.order),
+                async_lines=len(self.log.lines),
+            )
         if self.told_since_checkpoint:
             best = self.best.fitness if self.best else None
             self.monitor.step(self.s.step, self.told_since_checkpoint, best)

@@ -10,10 +10,17 @@ by ask order, failed candidates never), so every batch brings at least one candi
 floor(n / eta) would let a batch of fewer than eta candidates, or the last rungs of a small one, end with no
 full-fidelity result at all, and the strategy would compare only low-rung numbers.
 
-Async (`Asha`): ASHA (Li et al., "A System for Massively Parallel Hyperparameter Tuning", MLSys 2020). When a
-slot frees, the candidate to promote is the best of the highest rung below the top that has one in its top
-floor(n / eta) not yet promoted; otherwise a new candidate starts at the bottom rung. Candidates are never
-waited for, so a rung decides on what it has seen so far.
+Async (`Asha`): ASHA in its stopping form (Li et al., "A System for Massively Parallel Hyperparameter Tuning",
+MLSys 2020; the form of Ray Tune's `AsyncHyperBandScheduler`). When a candidate finishes a rung below the top,
+it is decided at once: it continues to the next rung when it is in the top 1/eta of every result that rung has
+seen so far, itself included (fewer than ceil(n / eta) of the n strictly better), and stops otherwise. Nobody
+waits for the slowest, and a candidate's highest rung is final the moment it stops, so the strategy can be told
+it (as in sync), not a first rung whose promotion might still come. The promotion form (Li et al.'s Algorithm
+2: a slot that frees promotes the best not-yet-promoted candidate of any rung, however long ago it arrived)
+never settles a candidate, so its strategy had to steer by the noisiest rung; measured on the synthetic
+objective it reached the full arm's best only at about the full compute, where sync halving did at half
+(benchmarks/RESULTS.md). A rung's first arrivals go on easily (the first always does): early in a search the
+rule cannot know better, which the promotion form also pays for, by promoting from small rungs.
 
 What strategies see (`told_fitness`): a candidate's accuracy at the highest rung it reached, ranked by rung,
 then accuracy: (level + accuracy) / levels, which stays in [0, 1] and orders every candidate of a higher rung
@@ -22,9 +29,10 @@ one-cycle schedule the learning rate is still near its peak), so a strategy must
 than a 9-epoch 41% by one point.
 """
 
+import bisect
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 
 def rung_epochs(min_epochs: int, eta: int, epochs: int) -> list[int]:
@@ -63,54 +71,24 @@ def told_fitness(accuracy: float, level: int, levels: int) -> float:
 
 @dataclass
 class Asha:
-    """Asynchronous successive halving over rung levels 0..levels-1; JSON-safe state (`state_dict`).
+    """The stopping rule of asynchronous successive halving over rung levels 0..levels-1 (module docstring).
 
-    `members[level]` lists (key, fitness) in arrival order; `promoted[level]` the keys that left that level.
-    """
+    `seen[level]` holds the fitness of every result decided at that level, sorted, so a decision costs
+    O(log n) comparisons. It is rebuilt from the log's lines in order on every start, never checkpointed."""
 
     levels: int
     eta: int
-    members: list[list[tuple[str, float]]] = field(default_factory=list)
-    promoted: list[set[str]] = field(default_factory=list)
+    seen: list[list[float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.members = self.members or [[] for _ in range(self.levels)]
-        self.promoted = self.promoted or [set() for _ in range(self.levels)]
+        self.seen = self.seen or [[] for _ in range(self.levels)]
 
-    def record(self, key: str, level: int, fitness: float | None) -> None:
-        """A candidate finished `level`. A failed one (None) is out: it can never be promoted."""
-        if fitness is not None:
-            self.members[level].append((key, fitness))
-
-    def next_promotion(self, busy: frozenset[str] = frozenset()) -> tuple[str, int] | None:
-        """(key, level to train next) for the best promotable candidate, or None: start a new one.
-
-        `busy` are keys already training (never promoted twice at once). The caller reserves the promotion with
-        `mark_promoted` when it submits it."""
-        for level in range(self.levels - 2, -1, -1):
-            ranked = sorted(enumerate(self.members[level]), key=lambda im: (-im[1][1], im[0]))
-            for _, (key, _) in ranked[: len(ranked) // self.eta]:
-                if key not in self.promoted[level] and key not in busy:
-                    return key, level + 1
-        return None
-
-    def mark_promoted(self, key: str, level: int) -> None:
-        """`key` leaves `level` - 1 for `level`."""
-        self.promoted[level - 1].add(key)
-
-    def promotable(self, key: str, level: int) -> bool:
-        """Whether `key`, finished at `level`, may still be promoted later (it keeps its rung state until not).
-
-        Below the top and not promoted yet it may, as long as the search goes on: later arrivals that rank
-        below it raise floor(n / eta) until it is in the top. So ASHA keeps such states to the end of the search."""
-        return level < self.levels - 1 and key not in self.promoted[level]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "members": [[[k, f] for k, f in level] for level in self.members],
-            "promoted": [sorted(level) for level in self.promoted],
-        }
-
-    def load_state_dict(self, data: dict[str, Any]) -> None:
-        self.members = [[(str(k), float(f)) for k, f in level] for level in data["members"]]
-        self.promoted = [set(level) for level in data["promoted"]]
+    def decide(self, level: int, fitness: float | None) -> bool:
+        """Record a result at `level` and say whether its candidate continues to `level + 1`. A failure (None)
+        and a result at the top rung never continue; a failure is not recorded (it ranks no one)."""
+        if fitness is None:
+            return False
+        rung = self.seen[level]
+        better = len(rung) - bisect.bisect_right(rung, fitness)
+        bisect.insort(rung, fitness)
+        return level < self.levels - 1 and better < math.ceil(len(rung) / self.eta)

@@ -184,15 +184,17 @@ class SyncRungs(Rungs):
 
 
 class AsyncRungs(Rungs):
-    """ASHA for the async driver: what to run when a slot frees, over a submit/wait evaluator.
+    """ASHA (stopping form, `nas.run.fidelity.Asha`) for the async driver, over a submit/wait evaluator.
 
-    When a slot frees, the driver asks `next_promotion`; a job means a candidate continues from its saved state
-    to the next rung, None means a new candidate from the strategy (`first_rung`). Each result goes through
-    `arrived` (state to disk, log line, `Asha.record`). The ASHA state is rebuilt from the log on construction
-    (every rung line, in the log's key order), never checkpointed: a promotion in flight when the run stopped
-    has no line at its rung yet, so after a resume ASHA picks it again and it continues from its saved state,
-    training nothing twice. A candidate's states stay on disk while it may still be promoted (`Asha.promotable`)
-    and are removed when it reaches the top, fails, or the search ends (`finish`).
+    A candidate occupies one slot from its first rung to its last: when a rung result arrives, `arrived`
+    decides at once whether the candidate continues (its state to disk, and `next_job` is its next rung from
+    that state) or is settled (stopped, failed, or at the top: its states are removed, and the strategy is told
+    its highest rung). `open` holds the candidates that continue: logged, not settled, still in flight for the
+    strategy. Everything is rebuilt from the log's lines in file order on construction (never checkpointed):
+    the decisions are a function of that order, so a resumed run makes the same ones, and a continuation in
+    flight when the run stopped (a line that says continue, and no line of its next rung) is submitted again
+    from its saved state, training nothing twice. `settled` lists (line index, key) of every settled
+    candidate in the order it was settled, which is the order the strategy was told them.
     """
 
     def __init__(
@@ -205,49 +207,56 @@ class AsyncRungs(Rungs):
     ):
         super().__init__(run_path, fidelity, full_epochs, log, record)
         self.asha = Asha(len(self.rungs), fidelity.eta)
-        for key in log.order:
-            for level, epochs in enumerate(self.rungs):
-                result = log.at(key, epochs)
-                if result is None:
-                    break
-                if level:
-                    self.asha.mark_promoted(key, level)
-                self.asha.record(key, level, result.fitness if result.ok else None)
+        self.open: dict[str, int] = {}  # key -> the level of its last rung (it continues to the next)
+        self.settled: list[tuple[int, str]] = []
+        for index, result in enumerate(log.lines):
+            self.decide(result, index)
+        for key in self.store.kept():
+            if key not in self.open:
+                self.store.discard(key)  # settled: never continued again
 
-    def first_rung(self, genome: Genome) -> RungJob:
-        """The job of a new candidate: the first rung, from scratch."""
-        return RungJob(genome, self.rungs[0])
+    def level(self, epochs: int | None) -> int:
+        """The rung level of a result (a line of another budget counts as the top: it is not continued)."""
+        return self.rungs.index(epochs) if epochs in self.rungs else len(self.rungs) - 1
 
-    def pending(self) -> bool:
-        """Whether ASHA has a promotion to run now (nothing is reserved)."""
-        return self.asha.next_promotion(frozenset()) is not None
+    def decide(self, result: Result, index: int) -> bool:
+        """ASHA's decision for one rung line (logged as line `index`); True when its candidate continues."""
+        level = self.level(result.epochs)
+        goes_on = self.asha.decide(level, result.fitness if result.ok else None)
+        if goes_on:
+            self.open[result.key] = level
+        else:
+            self.open.pop(result.key, None)
+            self.settled.append((index, result.key))
+        return goes_on
 
-    def next_promotion(self, busy: set[str]) -> RungJob | None:
-        """The promotion to run now (reserved at once), or None; `busy` are the keys in flight."""
-        pick = self.asha.next_promotion(frozenset(busy))
-        if pick is None:
-            return None
-        key, level = pick
-        self.asha.mark_promoted(key, level)
-        genome = Genome.from_dict(self.log.get(key).genome)  # type: ignore[union-attr]
-        return RungJob(genome, self.rungs[level], self.store.load(key, self.rungs[level - 1]))
+    def next_job(self, genome: Genome) -> RungJob:
+        """The job of a candidate in flight: its next rung from its saved state if it continues, else (a new
+        candidate, or one whose first rung was lost) the first rung from scratch."""
+        level = self.open.get(genome.key)
+        if level is None:
+            return RungJob(genome, self.rungs[0])
+        return RungJob(genome, self.rungs[level + 1], self.store.load(genome.key, self.rungs[level]))
 
-    def arrived(self, job: RungJob, result: Result) -> None:
-        """A rung result: state to disk, log line, ASHA; states that can no longer serve are removed."""
-        level = self.rungs.index(job.epochs)
+    def arrived(self, job: RungJob, result: Result) -> bool:
+        """A rung result: decided, its state to disk when it continues, its log line, then the states it no
+        longer needs removed. True when the candidate is settled (the strategy may be told it)."""
         result.epochs = job.epochs
         state, result.state = result.state, None
-        keep = result.ok and state is not None and level < len(self.rungs) - 1
-        if keep:
-            self.store.save(job.key, job.epochs, state)  # type: ignore[arg-type]
+        # the decision reads only earlier lines, so it is made before this line is written (and made again,
+        # the same, from the log on a restart); the state is on disk before a line that says continue
+        goes_on = self.decide(result, len(self.log.lines))
+        if goes_on and state is not None:
+            self.store.save(job.key, job.epochs, state)
         self.record(result)
-        self.asha.record(job.key, level, result.fitness if result.ok else None)
-        self.store.discard(job.key, below=job.epochs if keep else None)
+        self.store.discard(job.key, below=job.epochs if goes_on and state is not None else None)
+        return not goes_on
 
-    def told(self, result: Result) -> Result:
-        """What the strategy is told for a rung result (as in sync: rung, then accuracy)."""
-        return told_result(result, self.rungs)
+    def settled_result(self, key: str) -> Result:
+        """What the strategy is told for a settled candidate: its highest rung reached, ranked by rung then
+        accuracy (`told_fitness`); a failure as it is."""
+        return told_result(self.log.results[key], self.rungs)
 
     def finish(self) -> None:
-        """The search ended: nothing will be promoted any more."""
+        """The search ended: nothing will be continued any more."""
         self.store.discard_all_but(set())

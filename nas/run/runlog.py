@@ -44,6 +44,7 @@ class EvaluationLog:
         self.results: dict[str, Result] = {}
         self.rungs: dict[tuple[str, int | None], Result] = {}
         self.order: list[str] = []
+        self.lines: list[Result] = []  # every line, in file order (ASHA's decisions are replayed from it)
         self.finished = 0
         self._failed: DiskWriteError | None = None
         if self.path.exists():
@@ -80,6 +81,7 @@ class EvaluationLog:
             os.fsync(f.fileno())
 
     def _index(self, result: Result) -> None:
+        self.lines.append(result)
         previous = self.results.get(result.key)
         if previous is None:
             self.order.append(result.key)
