@@ -130,7 +130,6 @@ class Strategy(ABC):
         self.space = space
         self.rng = random.Random(seed)
         self.told = 0  # results told so far
-        self.batches = 0  # tell() calls so far (sync: batches)
         self.exhausted = False  # a draw found nothing new and nothing was in flight to wait for
         self.repeats = Repeats()  # of the last draw
         self.repeats_total = Repeats()
@@ -237,7 +236,6 @@ class Strategy(ABC):
                 self._best = BestGenome(genome, score.fitness, score.params)
             told.append((genome, score))
         self.told += len(told)
-        self.batches += 1
         self.absorb(told)
 
     def _told_batch(self, results: Sequence[Result]) -> list[Genome]:
@@ -283,7 +281,6 @@ class Strategy(ABC):
             "strategy": self.name,
             "rng": rng_state(self.rng),
             "told": self.told,
-            "batches": self.batches,
             "exhausted": self.exhausted,
             "in_flight": [g.to_dict() for g in self._in_flight],
             "batch": self._batch,
@@ -304,7 +301,6 @@ class Strategy(ABC):
             )
         self.rng = rng_from_state(data["rng"])
         self.told = data["told"]
-        self.batches = data["batches"]
         self.exhausted = data["exhausted"]
         self._in_flight = [Genome.from_dict(g) for g in data["in_flight"]]
         self._batch = data["batch"]

@@ -71,6 +71,7 @@ GROUPS: dict[str, Group] = {
             "tests/test_strategy_behaviour.py",
             "tests/test_strategy_async.py",
             "tests/test_strategy_registry.py",
+            "tests/test_strategy_contract.py",
             "tests/test_ranking.py",
             "tests/test_swarm.py",
             "tests/test_shortcut_ga.py",

@@ -1,0 +1,224 @@
+"""The ask/tell contract's edges, each pinned by behaviour: the misuse errors (with their words and key paths),
+the repeat counters a draw reports, what a checkpoint keeps of a best and of every told score (parameter counts
+included: they break ties), how `register` stamps a strategy, and the ranking of results that are not plain
+successes. Written from the mutants that survived the strategies' tests (tests/MUTATION.md)."""
+
+import json
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from test_strategies import SMALL, results, search_config
+from test_strategy_registry import Burst
+
+from nas.config import bounds, parse_config
+from nas.errors import UserError
+from nas.evaluate.result import Result
+from nas.genome.genome import Genome
+from nas.strategies.random_search import random_genome
+from nas.strategies.ranking import NO_PARAMS, Score, fitness_of, is_better, score_order
+from nas.strategies.shortcut_ga import ShortcutGA
+from nas.strategies.strategy import STRATEGIES, Repeats, Strategy, build_strategy, register
+
+
+def fresh(name: str = "random", **overrides: Any) -> Strategy:
+    return build_strategy(search_config(name, **overrides), SMALL, 0)
+
+
+def ok(genome: Genome, fitness: float, params: int | None = None) -> Result:
+    return Result(genome.key, genome.to_dict(), "ok", fitness, params=params)
+
+
+# --- misuse: one clear error each ---------------------------------------------------------------------------
+
+
+def test_misuse_of_ask_and_tell_says_what_was_wrong():
+    s = fresh()
+    with pytest.raises(ValueError, match=r"^ask\(n\) needs n >= 0, got -1$"):
+        s.ask(-1)
+    with pytest.raises(ValueError, match=r"^tell\(\) without a pending ask\(\)$"):
+        s.tell([])
+    batch = s.ask()
+    with pytest.raises(ValueError, match=r"^ask\(n\) while a batch asked by ask\(\) is in flight: tell it first$"):
+        s.ask(1)
+    wrong = results(list(reversed(batch)))
+    with pytest.raises(
+        ValueError, match=rf"^result 0 has key {batch[-1].key[:12]}, the asked genome {batch[0].key[:12]}$"
+    ):
+        s.tell(wrong)
+    s.tell(results(batch))
+    s.ask(2)
+    with pytest.raises(ValueError, match=r"^ask\(\) while asynchronous asks are in flight: use ask\(n\)$"):
+        s.ask()
+    stranger = random_genome(SMALL, random.Random(7))
+    with pytest.raises(ValueError, match=rf"^result for genome {stranger.key[:12]}, which is not in flight$"):
+        s.tell(results([stranger]))
+
+
+def test_an_empty_async_tell_with_genomes_in_flight_is_a_no_op():
+    s = fresh()
+    flying = s.ask(3)
+    s.tell([])
+    assert s.in_flight() == flying and s.told == 0
+
+
+class Faulty(Burst):
+    """Proposes what `plan` says, bypassing `claim`: a strategy bug the base class must catch."""
+
+    plan: list[Genome] = []
+
+    def propose(self, limit: int | None) -> list[Genome]:
+        return list(self.plan)
+
+
+@pytest.mark.parametrize(("fault", "limit"), [("duplicate", 2), ("told", 2), ("too many", 1)])
+def test_a_strategy_that_proposes_a_repeat_or_too_many_is_a_bug_caught_at_once(fault, limit):
+    faulty = Faulty(parse_config({"search": {"strategy": "burst"}}).search, SMALL, 0)
+    a, b = (random_genome(SMALL, random.Random(i)) for i in (1, 2))
+    faulty.plan = {"duplicate": [a, a], "told": [a], "too many": [a, b]}[fault]
+    if fault == "told":
+        faulty.known([ok(a, 0.5)])
+    with pytest.raises(AssertionError, match=r"^burst proposed a repeat or too many genomes$"):
+        faulty.ask(limit)
+    fine = Faulty(faulty.search, SMALL, 0)
+    fine.plan = [a, b]
+    assert fine.ask(2) == [a, b], "two new genomes within the limit pass"
+
+
+# --- repeat counters ----------------------------------------------------------------------------------------
+
+
+class Repeater(Burst):
+    """Each draw claims one new genome after trying the same one three times, and leaves two slots empty."""
+
+    def propose(self, limit: int | None) -> list[Genome]:
+        genome = random_genome(self.space, self.rng)
+        taken = [g for g in (genome, genome, genome) if self.claim(g)]
+        self.unfilled(1)
+        self.unfilled(1)
+        return taken
+
+
+def test_repeats_count_every_avoided_draw_and_empty_slot_and_add_up_over_the_run():
+    s = Repeater(parse_config({"search": {"strategy": "burst"}}).search, SMALL, 0)
+    s.tell(results(s.ask(1)))
+    assert s.repeats == Repeats(avoided=2, unfilled=2)
+    s.tell(results(s.ask(1)))
+    assert s.repeats == Repeats(avoided=2, unfilled=2), "the last draw's, not the run's"
+    assert s.repeats_total == Repeats(avoided=4, unfilled=4)
+    total = Repeats(1, 2)
+    total.add(Repeats(3, 4))
+    assert total == Repeats(4, 6)
+
+
+# --- what a checkpoint keeps ----------------------------------------------------------------------------------
+
+
+def test_a_checkpoint_keeps_the_parameter_counts_of_the_best_and_of_every_told_score():
+    s = fresh()
+    genomes = s.ask(3)
+    s.tell([ok(g, 0.5, params=1000 * (i + 1)) for i, g in enumerate(genomes)])
+    assert s.best.params == 1000, "a tie at 0.5: fewer parameters wins"
+    data = json.loads(json.dumps(s.state_dict()))
+    assert data["best"]["params"] == 1000
+    restored = fresh()
+    restored.load_state_dict(data)
+    assert restored.best == s.best
+    assert [restored.score_of(g) for g in genomes] == [s.score_of(g) for g in genomes]
+    assert [restored.score_of(g).params for g in genomes] == [1000, 2000, 3000]
+
+
+def test_a_checkpoint_of_another_format_or_strategy_is_refused_with_its_key_path():
+    s = fresh()
+    data = s.state_dict()
+    for bad, key, message in [
+        ({**data, "format": "nas-strategy-state/1"}, "checkpoint.format",
+         "unknown strategy state format 'nas-strategy-state/1'"),
+        ({**data, "strategy": "pso"}, "search.strategy", "checkpoint holds a 'pso' state, not 'random'"),
+    ]:  # fmt: skip
+        with pytest.raises(UserError) as caught:
+            fresh().load_state_dict(bad)
+        assert caught.value.key == key and str(caught.value) == f"{key}: {message}"
+
+
+def test_a_ga_runs_scores_keep_their_parameter_counts_through_its_state():
+    run = ShortcutGA((1,), ("1", "0"), (Score(0.5, 123, "k1"), None), (True, False))
+    assert Score.from_list(Score(0.5, 123, "k1").to_list()) == Score(0.5, 123, "k1")
+    again = ShortcutGA.from_dict(json.loads(json.dumps(run.to_dict())))
+    assert again.scores[0] == Score(0.5, 123, "k1")
+
+
+# --- register -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DashConfig:
+    size: int = bounds(2, 1, 9)
+
+
+def test_register_stamps_the_name_and_derives_the_section_from_it():
+    """Registered here, at test time, so the decorator itself runs under test (not only at import)."""
+    cls = register("dash-contract", config=DashConfig)(type("Dash", (Burst,), {"propose": Burst.propose}))
+    assert isinstance(cls, type) and STRATEGIES.get("dash-contract") is cls
+    assert cls.name == "dash-contract" and cls.config_section == "dash_contract"
+    config = parse_config({"search": {"strategy": "dash-contract", "dash_contract": {"size": 5}}})
+    s = build_strategy(config.search, SMALL, 0)
+    assert s.config == DashConfig(size=5) and s.state_dict()["strategy"] == "dash-contract"
+    other = fresh()
+    with pytest.raises(UserError, match="checkpoint holds a 'dash-contract' state, not 'random'"):
+        other.load_state_dict(s.state_dict())
+    on_ga = register("on-ga-contract", section="ga")(type("OnGa", (Burst,), {}))
+    assert on_ga.config_section == "ga"
+    assert build_strategy(parse_config({"search": {"strategy": "on-ga-contract"}}).search, SMALL, 0).config.population
+
+
+# --- ranking of what is not a plain success -----------------------------------------------------------------
+
+
+def test_a_failed_or_non_finite_result_ranks_as_a_failure_whatever_number_it_carries():
+    g = random_genome(SMALL, random.Random(3))
+    assert fitness_of(Result(g.key, g.to_dict(), "failed", 0.9)) is None
+    assert fitness_of(Result(g.key, g.to_dict(), "timeout", 0.9)) is None
+    for value in (math.nan, math.inf, -math.inf):
+        assert fitness_of(ok(g, value)) is None
+    assert fitness_of(ok(g, 0.25)) == 0.25
+
+
+def test_no_score_ranks_below_a_failure_without_a_parameter_count():
+    failure = Score(None, None, "")
+    assert score_order(None) > score_order(failure), "nothing at all is worse than a failure with the empty key"
+    assert score_order(None) == (math.inf, NO_PARAMS + 1, "")
+    assert not is_better(failure, None), "a failure never beats anything, not even nothing"
+
+
+# --- hgapso's stall limit and a GA's known strings ------------------------------------------------------------
+
+
+def test_hgapso_stall_limit_counts_particle_runs_since_the_global_best_last_improved():
+    """swarm 3, one GA generation a run, `stall_iterations: 2`: every told batch is worse than all before it,
+    so after the first (which sets the global best) each adds 3 runs; done exactly at 2 x 3."""
+    s = fresh("hgapso", pso={"swarm_size": 3, "stall_iterations": 2},
+              ga={"population": 2, "generations": 1, "tournament_size": 1, "elitism": 1})  # fmt: skip
+    worse = iter(range(1000))
+    stalls = []
+    while not s.done():
+        s.tell(results(s.ask(), fitness=lambda g: 1 / (2 + next(worse))))
+        stalls.append(s.stalls)
+    assert stalls == [0, 3, 6]
+    assert s.particle_moves == [3, 3, 3] and s.moves == 9
+
+
+def test_a_particles_ga_knows_the_score_of_a_string_already_told_at_its_position():
+    from nas.strategies.ga_asks import known_scorer, split
+
+    s = fresh("hgapso")
+    run, position = s.runs[0], s.swarm.particles[0].position
+    batch = s.ask()
+    bits = run.population[0]
+    assert SMALL.genome(list(position), split(bits, run.layers)) == batch[0]
+    scorer = known_scorer(s, position, run.layers)
+    assert scorer(bits) is None, "not told yet"
+    s.tell(results(batch))
+    assert scorer(bits) == s.score_of(batch[0]) is not None
