@@ -222,3 +222,66 @@ def test_a_particles_ga_knows_the_score_of_a_string_already_told_at_its_position
     assert scorer(bits) is None, "not told yet"
     s.tell(results(batch))
     assert scorer(bits) == s.score_of(batch[0]) is not None
+
+
+def test_pso_stall_limit_counts_particle_moves_since_the_global_best_last_improved():
+    s = fresh("pso", pso={"swarm_size": 3, "stall_iterations": 2})
+    worse = iter(range(1000))
+    stalls = []
+    while not s.done():
+        s.tell(results(s.ask(), fitness=lambda g: 1 / (2 + next(worse))))
+        stalls.append(s.stalls)
+    assert stalls == [0, 3, 6]
+
+
+# --- the fixed-architecture GA's range check, aging evolution's mutation rates, the swarm's first velocities --
+
+
+def test_ga_accepts_a_fixed_architecture_at_both_ends_of_every_range_and_names_the_key_outside():
+    ends = [{"layers": 1, "growth_rate": 4}, {"layers": 6, "growth_rate": 16}]
+    genomes = fresh("ga", architecture=ends).ask()
+    assert {g.architecture_level for g in genomes} == {((1, 4), (6, 16))}
+    for bad in ({"layers": 1, "growth_rate": 3}, {"layers": 1, "growth_rate": 17}):
+        with pytest.raises(
+            UserError, match=r"^search\.architecture\[0\]\.growth_rate: must be in the space's range \[4, 16\]$"
+        ):
+            fresh("ga", architecture=[bad, ends[1]])
+
+
+def test_aging_evolution_flips_one_bit_plus_each_other_with_probability_one_over_n():
+    from nas.strategies.regularized_evolution import flip_bits
+
+    rng = random.Random(0)
+    layers = [3, 3]
+    bits = ("0", "10", "110", "0", "01", "011")  # 12 bits
+    n = sum(len(b) for b in bits)
+    trials = 4000
+    flips = [sum(x != y for x, y in zip("".join(bits), "".join(flip_bits(bits, layers, rng)), strict=True))
+             for _ in range(trials)]  # fmt: skip
+    assert min(flips) == 1, "one bit is always flipped"
+    expected = 1 + (n - 1) / n
+    assert abs(sum(flips) / trials - expected) < 0.06, (sum(flips) / trials, expected)
+
+
+def test_aging_evolution_mutates_the_architecture_half_the_time_and_only_bits_otherwise():
+    from nas.strategies.regularized_evolution import mutate
+
+    rng = random.Random(1)
+    parent = random_genome(SMALL, random.Random(5))
+    moved = 0
+    for _ in range(2000):
+        child = mutate(parent, SMALL, rng)
+        assert child != parent
+        moved += child.architecture_level != parent.architecture_level
+    assert 0.45 < moved / 2000 < 0.55
+
+
+def test_the_first_velocities_are_uniform_in_the_clamp_both_ways():
+    from nas.strategies.swarm import new_swarm, velocity_limits
+
+    flock = new_swarm(SMALL.dimensions, 200, 0.2, random.Random(0))
+    limits = velocity_limits(SMALL.dimensions, 0.2)
+    for d, vmax in enumerate(limits):
+        v = [p.velocity[d] for p in flock.particles]
+        assert all(-vmax <= x <= vmax for x in v)
+        assert min(v) < -vmax / 2 and max(v) > vmax / 2, "both directions, across the clamp"
