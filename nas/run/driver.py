@@ -347,7 +347,9 @@ class Loop:
         not stop it, and resume finishes it exactly as the uninterrupted run would have."""
         if self.rungs is None:
             return False
-        pending = self.s.strategy.ask()  # sync: the batch the stopped run asked (the same until told)
+        # sync: the batch the stopped run asked. A checkpoint is taken between batches, so a resumed strategy
+        # holds none: ask() draws it again (the same genomes, the RNG is in the state); in_flight() would not
+        pending = self.s.strategy.ask()
         return bool(pending) and all(g.key in self.log for g in pending)
 
     def finished(self) -> bool:
