@@ -285,3 +285,58 @@ def test_the_first_velocities_are_uniform_in_the_clamp_both_ways():
         v = [p.velocity[d] for p in flock.particles]
         assert all(-vmax <= x <= vmax for x in v)
         assert min(v) < -vmax / 2 and max(v) > vmax / 2, "both directions, across the clamp"
+
+
+# --- the shortcut GA's pieces -------------------------------------------------------------------------------
+
+
+def test_split_cuts_a_joined_string_of_any_number_of_blocks_back_into_its_blocks():
+    from nas.genome import shortcuts
+    from nas.strategies.shortcut_ga import join, split
+
+    layers = [1, 2, 3, 2]  # four blocks: a cut that forgot the blocks before it would show from the third
+    rng = random.Random(0)
+    blocks = tuple("".join(rng.choice("01") for _ in range(shortcuts.bit_length(n))) for n in layers)
+    assert split(join(blocks), layers) == blocks
+    with pytest.raises(ValueError, match=r"^3 bits do not fit blocks of \[1, 2, 3, 2\] layers$"):
+        split("101", layers)
+
+
+def test_a_ga_individual_ranks_failures_last_and_fewer_parameters_first_on_a_tie():
+    from nas.strategies.shortcut_ga import _Individual
+
+    scored = _Individual("01", Score(0.1, None, "a"))
+    assert _Individual("01", None).fitness < scored.fitness
+    assert _Individual("01", Score(None, 5, "b")).fitness < scored.fitness
+    assert _Individual("01", Score(0.5, 10, "c")).fitness > _Individual("01", Score(0.5, 20, "d")).fitness
+    assert _Individual("01", Score(0.5, 10, "c")).fitness > _Individual("01", Score(0.5, None, "e")).fitness
+
+
+def test_two_point_crossover_mixes_two_bit_strings_too():
+    from nas.strategies.shortcut_ga import _Individual, _mate
+
+    random.seed(0)  # DEAP's operators draw from the global RNG (breed lends it the strategy's)
+    seen = set()
+    for _ in range(50):
+        a, b = _mate(_Individual("00"), _Individual("11"))
+        seen.add((a.bits(), b.bits()))
+    assert seen - {("00", "11")}, "a 2-bit string has two cut points"
+    assert _mate(_Individual("0"), _Individual("1"))[0].bits() == "0", "a 1-bit string passes unchanged"
+
+
+def test_a_ga_generation_breeds_from_a_scored_population_only_and_replaces_it():
+    from nas.config import GAConfig
+
+    ga = GAConfig(population=6, generations=3, tournament_size=2, elitism=1)
+    run = ShortcutGA.start([3, 3], 6, random.Random(0))
+    with pytest.raises(ValueError, match=r"^the population must be scored before it can breed$"):
+        run.evolve(ga, random.Random(1))
+    for i in range(6):
+        run = run.with_score(i, Score(i / 10, None, f"k{i}"))
+    nxt = run.evolve(ga, random.Random(1))
+    assert nxt.generation == 1 and len(nxt.population) == 6
+    assert nxt.population[0] == run.population[5] and nxt.scores[0] == run.scores[5], "the elite, with its score"
+    assert set(nxt.population) - set(run.population), "children that are new strings"
+    assert nxt.scores[1:] == (None,) * 5 and nxt.asked == (False,) * 6
+    with pytest.raises(ValueError, match=r"^2 scores for a population of 6$"):
+        run.record([None, None])
