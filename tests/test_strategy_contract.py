@@ -3,6 +3,7 @@ the repeat counters a draw reports, what a checkpoint keeps of a best and of eve
 included: they break ties), how `register` stamps a strategy, and the ranking of results that are not plain
 successes. Written from the mutants that survived the strategies' tests (tests/MUTATION.md)."""
 
+import itertools
 import json
 import math
 import random
@@ -158,20 +159,26 @@ class DashConfig:
     size: int = bounds(2, 1, 9)
 
 
+REGISTERED = itertools.count()  # a fresh name each call: a test process may run this test more than once
+
+
 def test_register_stamps_the_name_and_derives_the_section_from_it():
     """Registered here, at test time, so the decorator itself runs under test (not only at import)."""
-    cls = register("dash-contract", config=DashConfig)(type("Dash", (Burst,), {"propose": Burst.propose}))
-    assert isinstance(cls, type) and STRATEGIES.get("dash-contract") is cls
-    assert cls.name == "dash-contract" and cls.config_section == "dash_contract"
-    config = parse_config({"search": {"strategy": "dash-contract", "dash_contract": {"size": 5}}})
+    n = next(REGISTERED)
+    name = f"dash-contract-{n}"
+    cls = register(name, config=DashConfig)(type("Dash", (Burst,), {"propose": Burst.propose}))
+    assert isinstance(cls, type) and STRATEGIES.get(name) is cls
+    assert cls.name == name and cls.config_section == f"dash_contract_{n}"
+    config = parse_config({"search": {"strategy": name, f"dash_contract_{n}": {"size": 5}}})
     s = build_strategy(config.search, SMALL, 0)
-    assert s.config == DashConfig(size=5) and s.state_dict()["strategy"] == "dash-contract"
+    assert s.config == DashConfig(size=5) and s.state_dict()["strategy"] == name
     other = fresh()
-    with pytest.raises(UserError, match="checkpoint holds a 'dash-contract' state, not 'random'"):
+    with pytest.raises(UserError, match=f"checkpoint holds a '{name}' state, not 'random'"):
         other.load_state_dict(s.state_dict())
-    on_ga = register("on-ga-contract", section="ga")(type("OnGa", (Burst,), {}))
+    on_ga = register(f"on-ga-contract-{n}", section="ga")(type("OnGa", (Burst,), {}))
     assert on_ga.config_section == "ga"
-    assert build_strategy(parse_config({"search": {"strategy": "on-ga-contract"}}).search, SMALL, 0).config.population
+    on_ga_config = parse_config({"search": {"strategy": f"on-ga-contract-{n}", "ga": {"population": 7}}})
+    assert build_strategy(on_ga_config.search, SMALL, 0).config.population == 7
 
 
 # --- ranking of what is not a plain success -----------------------------------------------------------------
