@@ -351,3 +351,42 @@ def test_read_only_arrays_are_wrapped_without_a_copy_or_a_warning():
         assert tensor.data_ptr() == array.ctypes.data
         writable = np.arange(3)
         assert shared_tensor(writable).data_ptr() == writable.ctypes.data
+
+
+def test_the_validation_groups_and_their_reduction_decide_the_accuracy():
+    """12 validation images in 4 groups of 3 (each group one class). With this seed the three readings differ,
+    so the accuracy must be the grouped one with the data's own reduction: plain accuracy is 0.25, grouped by
+    median 0.25, grouped by mean (`data.group_reduce`) 0.5."""
+    data = tiny_data(n_val=12, seed=13)
+    data.val_groups = np.array([[0], [1], [0], [1], [0], [1], [2], [3], [2], [3], [2], [3]])
+    data.group_reduce = "mean"
+    report = train_model(tiny_net(seed=13), data, fitness(epochs=1, lr=0.02), seed=0, keep_probs=True)
+    p = report.probs["val"]
+    readings = (grouped_accuracy(p, data.y_val, None), grouped_accuracy(p, data.y_val, data.val_groups, "median"))
+    assert readings == (0.25, 0.25), "the seed still separates the readings"
+    assert report.val_accuracy == grouped_accuracy(p, data.y_val, data.val_groups, "mean") == 0.5
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_a_training_stopped_after_an_epoch_and_resumed_ends_where_one_training_does(optimizer):
+    """Rungs: `stop_after` returns the whole state (weights, optimizer, RNG, epoch) and `resume_from` continues
+    it under the same schedule: the weights and every reported number equal those of one uninterrupted
+    training, bit for bit on the CPU (data order, augmentation draws and momentum included)."""
+    data = tiny_data(n_train=10)
+    fit = fitness(epochs=3, optimizer=optimizer, schedule="one-cycle", augment=True)
+    whole_net = tiny_net()
+    whole = train_model(whole_net, data, fit, seed=5)
+    first_net = tiny_net()
+    first = train_model(first_net, data, fit, seed=5, stop_after=1)
+    assert first.state is not None and first.epochs == 1 and whole.state is None
+    second_net = tiny_net(seed=99)  # other initial weights: the state must replace them
+    rest = train_model(second_net, data, fit, seed=5, resume_from=first.state, stop_after=2)
+    assert rest.epochs == 2 and rest.state is not None
+    last_net = tiny_net(seed=98)
+    last = train_model(last_net, data, fit, seed=5, resume_from=rest.state)
+    assert last.state is None and last.epochs == 3
+    for a, b in zip(whole_net.state_dict().values(), last_net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert (last.val_accuracy, last.train_loss) == (whole.val_accuracy, whole.train_loss)
+    over = train_model(tiny_net(), data, fit, seed=5, stop_after=7)
+    assert over.epochs == 3, "a stop beyond the budget ends at the budget"
