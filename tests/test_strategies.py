@@ -296,7 +296,7 @@ def test_hgapso_runs_each_particles_ga_in_lockstep_then_moves_the_swarm():
         assert [len(set(batch[i * size : (i + 1) * size])) for i in range(3)] == [1, 1, 1]
     assert second == [a for i, a in enumerate(first) if i % 4]  # one generation on, elites not asked again
     assert third != first  # the swarm has moved
-    assert strategy.iteration == 1
+    assert strategy.moves == 3, "each of the 3 particles moved once"
     for particle in strategy.swarm.particles:  # personal bests keep position and bits together
         blocks, _ = SMALL.decode(list(particle.best.position))
         genome = SMALL.genome(particle.best.position, particle.best.bits)

@@ -347,3 +347,30 @@ def test_a_ga_generation_breeds_from_a_scored_population_only_and_replaces_it():
     assert nxt.scores[1:] == (None,) * 5 and nxt.asked == (False,) * 6
     with pytest.raises(ValueError, match=r"^2 scores for a population of 6$"):
         run.record([None, None])
+
+
+def test_an_hgapso_checkpoint_from_before_the_quorum_loads_with_nobody_waiting():
+    """States written before `waiting`, `asynchronous` and `particle_moves` were kept: nobody waits, the draws
+    are sync, and every particle counts as moved as the swarm's mean (moves // swarm size)."""
+    s = fresh("hgapso", pso={"swarm_size": 3})
+    for _ in range(3):
+        s.tell(results(s.ask()))
+    assert s.moves == 3
+    data = json.loads(json.dumps(s.state_dict()))
+    for key in ("waiting", "asynchronous", "particle_moves"):
+        del data["state"][key]
+    data["state"]["moves"] = 7
+    old = fresh("hgapso", pso={"swarm_size": 3})
+    old.load_state_dict(data)
+    assert old.waiting == {} and old.asynchronous is False and old.particle_moves == [2, 2, 2]
+    assert old.ask() == s.ask(), "the same batch as the run that wrote it"
+
+
+def test_a_ga_without_the_dense_seed_starts_from_random_strings_only():
+    from nas.genome import shortcuts
+
+    layers = [6, 6]
+    ones = "".join(shortcuts.all_ones(n) for n in layers)
+    for seed in range(5):
+        assert ones in ShortcutGA.start(layers, 4, random.Random(seed)).population
+        assert ones not in ShortcutGA.start(layers, 4, random.Random(seed), dense=False).population

@@ -66,7 +66,6 @@ class HGAPSOConfig:
 class HybridGAPSO(Strategy):
     def __init__(self, search: SearchConfig, space: SearchSpace, seed: int):
         super().__init__(search, space, seed)
-        self.iteration = 0  # particle GA runs completed, over the swarm size
         self.moves = 0  # particle GA runs completed
         self.stalls = 0  # particle GA runs since the global best last improved
         self.particle_moves = [0] * search.pso.swarm_size  # GA runs completed, a particle
@@ -105,7 +104,7 @@ class HybridGAPSO(Strategy):
         """At most one GA generation a particle is in flight: swarm size x GA population genomes."""
         return len(self.runs) * self.search.ga.population
 
-    def release(self, everyone: bool = False) -> None:
+    def release(self, *, everyone: bool) -> None:
         """Move the settled particles whose quorum has reported since (all of them when `everyone`), then start
         their new GAs."""
         quorum = round(self.config.quorum * len(self.runs))
@@ -173,13 +172,11 @@ class HybridGAPSO(Strategy):
         for i in finished:
             self.particle_moves[i] += 1
             self.waiting[i] = self.moves
-        self.iteration = self.moves // len(self.runs)
         if not self.asynchronous:
             self.release(everyone=True)
 
     def state(self) -> dict[str, Any]:
         return {
-            "iteration": self.iteration,
             "moves": self.moves,
             "stalls": self.stalls,
             "particle_moves": list(self.particle_moves),
@@ -190,7 +187,6 @@ class HybridGAPSO(Strategy):
         }
 
     def load_state(self, data: dict[str, Any]) -> None:
-        self.iteration = data["iteration"]
         self.moves = data["moves"]
         self.stalls = data["stalls"]
         # a checkpoint from before the quorum or the counts were kept: nobody waiting, every particle as moved

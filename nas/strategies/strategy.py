@@ -199,10 +199,6 @@ class Strategy(ABC):
         self._draw.taken.add(key)
         return True
 
-    def is_new(self, genome: Genome) -> bool:
-        """Whether `claim` would take it (no side effect)."""
-        return genome.key not in self._scores and genome.key not in self._draw.taken
-
     def unfilled(self, slots: int = 1) -> None:
         """Inside `propose`: `slots` slots were left empty because nothing new was found."""
         self.repeats.unfilled += slots
