@@ -390,3 +390,23 @@ def test_a_training_stopped_after_an_epoch_and_resumed_ends_where_one_training_d
     assert (last.val_accuracy, last.train_loss) == (whole.val_accuracy, whole.train_loss)
     over = train_model(tiny_net(), data, fit, seed=5, stop_after=7)
     assert over.epochs == 3, "a stop beyond the budget ends at the budget"
+
+
+def test_a_seeded_model_depends_on_its_seed_alone_and_leaves_the_global_rng_as_it_was():
+    from test_model import arch_of
+
+    from nas.evaluate.trainer import seeded_model
+
+    arch = arch_of([(2, 4)], in_ch=1, stem=4, classes=2, size=8)
+
+    def flat(model: nn.Module) -> torch.Tensor:
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    a = seeded_model(arch, 7)
+    assert torch.equal(torch.random.get_rng_state(), before), "the global RNG is untouched"
+    torch.manual_seed(456)  # another global state: the same network
+    assert torch.equal(flat(a), flat(seeded_model(arch, 7)))
+    assert not torch.equal(flat(a), flat(seeded_model(arch, 8)))
+    assert sum(p.numel() for p in a.parameters()) > 0 and a(torch.zeros(2, 1, 8, 8)).shape == (2, 2)
