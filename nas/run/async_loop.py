@@ -207,7 +207,7 @@ class AsyncLoop(Loop):
                 self.checkpoint()
         self.checkpoint()
         if self.asha is not None and self.finished():
-            self.asha.finish()  # a finished search promotes nothing more
+            self.asha.finish()  # a finished search continues no candidate: its states go
 
     def known(self, key: str) -> Result | None:
         """The log's answer to an ask, in the form the strategy is told (None: not evaluated)."""
