@@ -203,17 +203,22 @@ def test_no_score_ranks_below_a_failure_without_a_parameter_count():
 # --- hgapso's stall limit and a GA's known strings ------------------------------------------------------------
 
 
-def test_hgapso_stall_limit_counts_particle_runs_since_the_global_best_last_improved():
-    """swarm 3, one GA generation a run, `stall_iterations: 2`: every told batch is worse than all before it,
-    so after the first (which sets the global best) each adds 3 runs; done exactly at 2 x 3."""
-    s = fresh("hgapso", pso={"swarm_size": 3, "stall_iterations": 2},
-              ga={"population": 2, "generations": 1, "tournament_size": 1, "elitism": 1})  # fmt: skip
+def stalls_until_done(s: Strategy) -> list[int]:
+    """Ask and tell until `s` is done, every batch worse than all before it; its stall count after each tell."""
     worse = iter(range(1000))
     stalls = []
     while not s.done():
         s.tell(results(s.ask(), fitness=lambda g: 1 / (2 + next(worse))))
         stalls.append(s.stalls)
-    assert stalls == [0, 3, 6]
+    return stalls
+
+
+def test_hgapso_stall_limit_counts_particle_runs_since_the_global_best_last_improved():
+    """swarm 3, one GA generation a run, `stall_iterations: 2`: every told batch is worse than all before it,
+    so after the first (which sets the global best) each adds 3 runs; done exactly at 2 x 3."""
+    s = fresh("hgapso", pso={"swarm_size": 3, "stall_iterations": 2},
+              ga={"population": 2, "generations": 1, "tournament_size": 1, "elitism": 1})  # fmt: skip
+    assert stalls_until_done(s) == [0, 3, 6]
     assert s.particle_moves == [3, 3, 3] and s.moves == 9
 
 
@@ -233,12 +238,7 @@ def test_a_particles_ga_knows_the_score_of_a_string_already_told_at_its_position
 
 def test_pso_stall_limit_counts_particle_moves_since_the_global_best_last_improved():
     s = fresh("pso", pso={"swarm_size": 3, "stall_iterations": 2})
-    worse = iter(range(1000))
-    stalls = []
-    while not s.done():
-        s.tell(results(s.ask(), fitness=lambda g: 1 / (2 + next(worse))))
-        stalls.append(s.stalls)
-    assert stalls == [0, 3, 6]
+    assert stalls_until_done(s) == [0, 3, 6]
 
 
 # --- the fixed-architecture GA's range check, aging evolution's mutation rates, the swarm's first velocities --

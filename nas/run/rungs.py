@@ -43,13 +43,17 @@ log = logging.getLogger(__name__)
 NAME = re.compile(r"^(?P<key>[0-9a-f]{64})\.e(?P<epochs>\d+)\.safetensors$")
 
 
+def rung_level(epochs: int | None, rungs: list[int]) -> int:
+    """The level of a result's rung; a line of another budget counts as the top (it is never continued)."""
+    return rungs.index(epochs) if epochs in rungs else len(rungs) - 1
+
+
 def told_result(result: Result, rungs: list[int]) -> Result:
     """A copy of `result` whose fitness is `told_fitness` of its rung (failures as they are)."""
     if not result.ok or result.fitness is None:
         return result
-    level = rungs.index(result.epochs) if result.epochs in rungs else len(rungs) - 1
     told = Result.from_dict(result.to_dict())
-    told.fitness = told_fitness(result.fitness, level, len(rungs))
+    told.fitness = told_fitness(result.fitness, rung_level(result.epochs, rungs), len(rungs))
     return told
 
 
@@ -211,17 +215,11 @@ class AsyncRungs(Rungs):
         self.settled: list[tuple[int, str]] = []
         for index, result in enumerate(log.lines):
             self.decide(result, index)
-        for key in self.store.kept():
-            if key not in self.open:
-                self.store.discard(key)  # settled: never continued again
-
-    def level(self, epochs: int | None) -> int:
-        """The rung level of a result (a line of another budget counts as the top: it is not continued)."""
-        return self.rungs.index(epochs) if epochs in self.rungs else len(self.rungs) - 1
+        self.store.discard_all_but(set(self.open))  # the settled are never continued again
 
     def decide(self, result: Result, index: int) -> bool:
         """ASHA's decision for one rung line (logged as line `index`); True when its candidate continues."""
-        level = self.level(result.epochs)
+        level = rung_level(result.epochs, self.rungs)
         goes_on = self.asha.decide(level, result.fitness if result.ok else None)
         if goes_on:
             self.open[result.key] = level
