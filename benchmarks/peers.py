@@ -44,33 +44,42 @@ def genome_of(space: SearchSpace, values: dict[str, int]) -> Genome:
     return space.genome(space.encode(tuple(blocks), lr), tuple(bits))
 
 
-def run_peer(name: str, space: SearchSpace, evaluate: Callable[[Genome], float], budget: int, seed: int) -> None:
-    """Drive peer `name` until `budget` distinct genomes were evaluated (`evaluate` caches and counts)."""
+def run_peer(name: str, space: SearchSpace, evaluate: Callable[[Genome], float], budget: int, seed: int,
+             workers: int = 1) -> None:  # fmt: skip
+    """Drive peer `name` until `budget` distinct genomes were evaluated (`evaluate` caches and counts), asking
+    `workers` candidates before telling them (1: one at a time; more: batches, as a cluster of that many slots
+    runs them, in each library's own parallel mode)."""
     {"optuna-tpe": run_optuna, "ng-discrete-1+1": run_nevergrad, "ng-ngopt": run_nevergrad}[name](
-        name, space, evaluate, budget, seed
+        name, space, evaluate, budget, seed, workers
     )
 
 
-def run_optuna(name: str, space: SearchSpace, evaluate: Callable[[Genome], float], budget: int, seed: int) -> None:
+def run_optuna(name: str, space: SearchSpace, evaluate: Callable[[Genome], float], budget: int, seed: int,
+               workers: int) -> None:  # fmt: skip
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    # constant_liar: Optuna's own way of spreading the trials that run at once
+    sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=workers > 1)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     specs = variables(space)
     seen: set[str] = set()
     for _ in range(budget * MAX_ASKS_PER_EVALUATION):
         if len(seen) >= budget:
             return
-        trial = study.ask()
-        genome = genome_of(space, {n: trial.suggest_int(n, lo, hi) for n, lo, hi in specs})
-        seen.add(genome.key)
-        study.tell(trial, evaluate(genome))
+        batch = []
+        for _ in range(min(workers, budget - len(seen))):
+            trial = study.ask()
+            genome = genome_of(space, {n: trial.suggest_int(n, lo, hi) for n, lo, hi in specs})
+            seen.add(genome.key)
+            batch.append((trial, genome))
+        for trial, genome in batch:
+            study.tell(trial, evaluate(genome))
 
 
 def run_nevergrad(name: str, space: SearchSpace, evaluate: Callable[[Genome], float], budget: int,
-                  seed: int) -> None:  # fmt: skip
+                  seed: int, workers: int) -> None:  # fmt: skip
     import nevergrad as ng
 
     logging.getLogger("nevergrad").setLevel(logging.ERROR)
@@ -83,13 +92,17 @@ def run_nevergrad(name: str, space: SearchSpace, evaluate: Callable[[Genome], fl
     param = ng.p.Array(shape=(len(specs),), lower=lower, upper=upper).set_integer_casting()
     param.random_state.seed(seed)
     optimizer_class = ng.optimizers.DiscreteOnePlusOne if name == "ng-discrete-1+1" else ng.optimizers.NGOpt
-    optimizer = optimizer_class(parametrization=param, budget=budget)
+    optimizer = optimizer_class(parametrization=param, budget=budget, num_workers=workers)
     seen: set[str] = set()
     for _ in range(budget * MAX_ASKS_PER_EVALUATION):
         if len(seen) >= budget:
             return
-        candidate = optimizer.ask()
-        values = [min(max(round(v), lo), hi) for v, (_, lo, hi) in zip(candidate.value, specs, strict=True)]
-        genome = genome_of(space, {n: v for (n, _, _), v in zip(specs, values, strict=True)})
-        seen.add(genome.key)
-        optimizer.tell(candidate, -evaluate(genome))
+        batch = []
+        for _ in range(min(workers, budget - len(seen))):
+            candidate = optimizer.ask()
+            values = [min(max(round(v), lo), hi) for v, (_, lo, hi) in zip(candidate.value, specs, strict=True)]
+            genome = genome_of(space, {n: v for (n, _, _), v in zip(specs, values, strict=True)})
+            seen.add(genome.key)
+            batch.append((candidate, genome))
+        for candidate, genome in batch:
+            optimizer.tell(candidate, -evaluate(genome))

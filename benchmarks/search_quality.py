@@ -7,8 +7,11 @@
     a whole table takes minutes. `--mode async` simulates an asynchronous driver instead: `--slots`
     evaluations run at once, each with a random duration (log-normal, seeded), and the first to finish is told
     and its slot refilled with `ask(free)`. The peers (Optuna TPE, nevergrad DiscreteOnePlusOne and NGOpt;
-    `benchmarks/peers.py`, the `bench` extra) search the same space with the same budget definition. One run
-    per (method, landscape, seed) at the largest budget; the best-so-far at each smaller budget is read from it.
+    `benchmarks/peers.py`, the `bench` extra) search the same space with the same budget definition, one
+    candidate at a time or, with `--peer-workers N`, in batches of N in each library's parallel mode. A
+    strategy runs once per budget (its `search.budget.evaluations` set to it: hgapso's exploitation phase is a
+    fraction of it); a peer once per seed at the largest budget, the best-so-far at each smaller budget read
+    from it (a peer costs seconds a run where a strategy costs milliseconds).
 (b) `--objective real`: `search_configs/cifar10_jpeg_lowfi.yaml` with real training through `nas search`
     (hours on a CPU).
 Prints tables (mean, standard deviation, min and max of the best fitness per method, landscape and budget; the
@@ -220,10 +223,11 @@ def synthetic_run(method: str, landscape: str, seed: int, budget: int, args: arg
     objective = SyntheticObjective(space, (1, 10, 8), 0.0, landscape=landscape)
     evaluate = Evaluator(objective, budget)
     if method in PEERS:
-        run_peer(method, space, evaluate, budget, seed)
+        run_peer(method, space, evaluate, budget, seed, args.peer_workers)
         run = evaluate.run()
         return run
-    strategy = build_strategy(search_section(overrides, method), space, seed)
+    search = search_section({**overrides, "search.budget.evaluations": budget}, method)
+    strategy = build_strategy(search, space, seed)
     if args.mode == "async":
         return drive_async(strategy, evaluate, args.slots, seed)
     return drive_sync(strategy, evaluate)
@@ -236,7 +240,8 @@ def cached_peer(method: str, landscape: str, seed: int, budget: int, args: argpa
     cache is skipped (None) instead of computed."""
     if method not in PEERS or args.peer_cache is None:
         return synthetic_run(method, landscape, seed, budget, args, overrides)
-    path = args.peer_cache / f"{landscape}-{method}-seed{seed}-budget{budget}.json"
+    workers = f"-workers{args.peer_workers}" if args.peer_workers > 1 else ""
+    path = args.peer_cache / f"{landscape}-{method}-seed{seed}-budget{budget}{workers}.json"
     if path.exists():
         return Run(**json.loads(path.read_text()))
     if args.cached_peers_only:
@@ -316,7 +321,8 @@ def main_synthetic(args: argparse.Namespace, overrides: dict) -> None:
     budget = max(args.budgets)
     methods = args.methods or [*STRATEGIES, *PEERS]
     curves: dict[str, dict[str, list[list[float]]]] = {}
-    runs: dict[tuple[str, str], list[Run]] = {}
+    runs: dict[tuple[str, str], list[Run]] = {}  # at the largest budget
+    smaller: dict[tuple[str, str, int], list[Run]] = {}  # a strategy's runs at the smaller budgets
     for seed in range(args.seeds):  # seed-major: a benchmark stopped early still compares every method
         for landscape in args.landscapes:
             for method in methods:
@@ -325,6 +331,10 @@ def main_synthetic(args: argparse.Namespace, overrides: dict) -> None:
                     continue
                 runs.setdefault((landscape, method), []).append(run)
                 curves.setdefault(landscape, {}).setdefault(method, []).append(run.curve)
+                for b in [] if method in PEERS else [b for b in args.budgets if b != budget]:
+                    smaller.setdefault((landscape, method, b), []).append(
+                        synthetic_run(method, landscape, seed, b, args, overrides)
+                    )
                 print(f"  seed {seed:>2} {landscape:<10} {method:<22} best {run.curve[-1]:.4f}", file=sys.stderr,
                       flush=True)  # fmt: skip
     curves = {k: curves[k] for k in args.landscapes if k in curves}
@@ -332,8 +342,9 @@ def main_synthetic(args: argparse.Namespace, overrides: dict) -> None:
     rows, repeats = [], []
     for (landscape, method), group in runs.items():
         for b in args.budgets:
+            at_b = smaller.get((landscape, method, b), group)
             row = {"landscape": landscape, "method": method, "budget": b, "seeds": len(group)}
-            row |= summary([at_budget(r.curve, b) for r in group])
+            row |= summary([at_budget(r.curve, b) for r in at_b])
             if b == budget:
                 row["true_mean"] = statistics.fmean(r.true_best for r in group)
                 row["evaluations_used"] = statistics.fmean(len(r.curve) for r in group)
@@ -470,6 +481,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=["sync", "async"], default="sync")
     parser.add_argument("--slots", type=int, default=8, help="concurrent evaluations in --mode async")
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--peer-workers", type=int, default=1, help="peers ask this many candidates at once")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides, dotted.key=yaml_value")
     parser.add_argument("--out", type=Path, help="folder for configs, runs and the PNG")
     parser.add_argument("--png", type=Path, help="where the PNG goes (default: in --out)")

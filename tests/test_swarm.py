@@ -119,3 +119,31 @@ def test_the_swarm_converges_on_a_smooth_function():
     assert start < -0.01
     assert swarm.best.fitness > -1e-4
     assert all(abs(x - o) < 0.02 for x, o in zip(swarm.best.position, optimum, strict=True))
+
+
+@given(flight(), st.integers(2, 5), st.floats(0, 1))
+def test_neighbour_places_a_particle_at_the_global_best_or_one_cell_from_it_at_rest(case, size, stay):
+    """The exploitation phase's step: the global best's position, or that position moved one cell (a tenth of
+    a real span) along exactly one dimension, velocity zero, and no other particle touched."""
+    dims, particle, guide, params, seed = case
+    rng = random.Random(seed)
+    swarm = pso.Swarm(tuple(pso.fly(particle, guide, dims, params, rng) for _ in range(size)))
+    best = pso.BestPoint(tuple(d.clamp(x + 1) for d, x in zip(dims, particle.position, strict=True)), ("1",), sc(1.0))
+    swarm = pso.Swarm(swarm.particles, best)
+    i = seed % size
+    placed = pso.neighbour(swarm, i, dims, random.Random(seed), stay)
+    assert placed.best == best and [p for j, p in enumerate(placed.particles) if j != i] == [
+        p for j, p in enumerate(swarm.particles) if j != i
+    ]
+    moved = placed.particles[i]
+    assert moved.velocity == (0.0,) * len(dims) and moved.best == swarm.particles[i].best
+    changed = [k for k, (a, b) in enumerate(zip(moved.position, best.position, strict=True)) if a != b]
+    assert len(changed) <= 1
+    for k in changed:
+        d = dims[k]
+        step = 1.0 if d.integer else 0.1 * d.span_width
+        assert d.span[0] <= moved.position[k] <= d.span[1]
+        assert abs(moved.position[k] - best.position[k]) <= step + 1e-9
+        assert moved.position[k] in (d.clamp_span(best.position[k] + step), d.clamp_span(best.position[k] - step))
+    if stay == 1.0:
+        assert moved.position == best.position

@@ -151,6 +151,20 @@ def advance(swarm: Swarm, dims: Sequence[Dimension], pso: PSOConfig, rng: random
     return replace(swarm, particles=particles)
 
 
+def neighbour(swarm: Swarm, i: int, dims: Sequence[Dimension], rng: random.Random, stay: float) -> Swarm:
+    """Particle i placed at the global best's position, with probability 1 - `stay` moved one cell along one
+    random dimension (a tenth of the span for a real one), at rest: the local search of hgapso's exploitation
+    phase, which tries the best architecture's neighbours one step at a time, as a (1+1) climber does."""
+    assert swarm.best is not None
+    position = list(swarm.best.position)
+    if rng.random() >= stay:
+        k = rng.randrange(len(dims))
+        step = 1.0 if dims[k].integer else 0.1 * dims[k].span_width
+        position[k] = float(dims[k].clamp_span(position[k] + rng.choice((-step, step))))
+    moved = replace(swarm.particles[i], position=tuple(position), velocity=(0.0,) * len(dims))
+    return replace(swarm, particles=swarm.particles[:i] + (moved,) + swarm.particles[i + 1 :])
+
+
 def improved(before: Swarm, after: Swarm) -> bool:
     """True when `settle` found a strictly better global best."""
     return after.best != before.best
