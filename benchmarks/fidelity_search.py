@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import machine  # noqa: E402
 from nas.cli import main as nas_main  # noqa: E402
+from nas.evaluate import synthetic  # noqa: E402
 
 FRACTIONS = (0.25, 1 / 3, 0.5, 1.0)
 
@@ -99,8 +100,12 @@ def main() -> None:
     parser.add_argument("--compute", choices=["seconds", "epochs"], default="seconds")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides, dotted.key=yaml_value")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "fidelity-search")
+    noise_help = "the synthetic objective's rung noise (0.15, the default, ranks as low-fidelity CIFAR-10 does)"
+    parser.add_argument("--fidelity-noise", type=float, help=noise_help)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.fidelity_noise is not None:  # the searches run in this process (`--workers 0`)
+        synthetic.FIDELITY_NOISE = args.fidelity_noise
     overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
     fidelity = {"min_epochs": args.min_epochs, "eta": args.eta}
     budgets = {"full": (args.budget, None), "fidelity": (args.fidelity_budget, fidelity)}
@@ -143,6 +148,7 @@ def main() -> None:
         "fidelity_budget": args.fidelity_budget,
         "fidelity": fidelity,
         "compute": args.compute,
+        "fidelity_noise": synthetic.FIDELITY_NOISE,
         "overrides": overrides,
         "results": rows,
         "seconds": round(time.time() - started, 1),
