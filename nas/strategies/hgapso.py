@@ -33,10 +33,10 @@ theirs, and a repeated child is varied again (`nas.strategies.ga_asks`). The bud
 `search.pso.stall_iterations` is set, that many swarm iterations without a better global best.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from nas.config import GAConfig, SearchConfig, bounds
+from nas.config import SearchConfig, bounds
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace
 from nas.strategies import swarm as pso_math
@@ -49,8 +49,6 @@ from nas.strategies.strategy import Strategy, register
 # pay off transfer across architectures (resized to the new depths), so sharing them is how the GA level
 # profits from the swarm. Measured in benchmarks/RESULTS.md (search quality).
 SEED_GLOBAL_BEST = True
-# The exploitation phase's mutants flip one bit each (revary's forced flip): a (1+1) climber's step.
-ONE_BIT = GAConfig(bit_flip_prob=1e-12)
 ADVANCES_PER_DRAW = 50  # generations a particle may complete without an ask inside one draw (all known)
 
 
@@ -108,6 +106,8 @@ class HybridGAPSO(Strategy):
         layers = self.layers_at(particle.position)
         scorer = known_scorer(self, particle.position, layers)
         mutate = self.search.ga if self.config.fill == "mutants" else None
+        if exploit:  # one-bit variants (`revary`'s forced flip alone): a (1+1) climber's step
+            mutate = replace(self.search.ga, bit_flip_prob=0.0)
         return ShortcutGA.start(
             layers,
             self.search.ga.population,
@@ -115,7 +115,7 @@ class HybridGAPSO(Strategy):
             known,
             scorer,
             self.config.dense_seed and not exploit,
-            ONE_BIT if exploit else mutate,
+            mutate,
         )
 
     def exploiting(self) -> bool:
