@@ -15,6 +15,7 @@ from nas.errors import UserError
 from nas.evaluate.result import Result
 from nas.genome import Genome, load_space, shortcuts
 from nas.genome.space import SearchSpace, parse_space
+from nas.strategies.random_search import random_genome
 from nas.strategies.regularized_evolution import mutate
 from nas.strategies.strategy import STRATEGIES, Strategy, build_strategy
 
@@ -435,7 +436,7 @@ def test_hgapso_exploits_the_last_fraction_of_the_budget_one_step_from_the_globa
     for (phase, _, a), (_, _, b) in zip(with_phase, without, strict=False):
         if not phase:
             assert [g.key for g in a] == [g.key for g in b]
-    one_bit = local = 0
+    one_bit = local = at_centre = 0
     for phase, best, genomes in with_phase:
         if not phase:
             continue
@@ -446,12 +447,13 @@ def test_hgapso_exploits_the_last_fraction_of_the_budget_one_step_from_the_globa
             assert steps in ([], [1]), (values, centre)
             local += 1
             if not steps:
-                flips = sum(
-                    x != y for x, y in zip("".join(b.shortcuts for b in g.blocks), "".join(best.bits), strict=True)
-                )
+                bits = "".join(b.shortcuts for b in g.blocks)
+                flips = sum(x != y for x, y in zip(bits, "".join(best.bits), strict=True))
                 assert flips >= 1
+                at_centre += 1
                 one_bit += flips == 1
-    assert local >= 20 and one_bit >= local // 4, (local, one_bit)
+    # a repeat varied again may carry more flips; the particles' own bests are not seeded in the phase
+    assert local >= 20 and at_centre >= 5 and one_bit >= 0.8 * at_centre, (local, at_centre, one_bit)
 
 
 def landscape_best(landscape: str, seed: int, budget: int, exploit: float) -> float:
@@ -487,3 +489,54 @@ def test_the_exploitation_phase_finishes_the_separable_bits_of_bump_that_the_swa
     none = [landscape_best("bump", s, 400, 0.0) for s in seeds]
     assert sum(phase) / len(phase) > sum(none) / len(none) + 0.01, (phase, none)
     assert sum(p >= n for p, n in zip(phase, none, strict=True)) >= 4, (phase, none)
+
+
+def test_the_exploitation_phase_starts_at_its_fraction_of_the_budget_and_never_without_one():
+    """The phase begins once (1 - exploit) of `search.budget.evaluations` genomes are evaluated (told or known
+    from the log), never with `exploit: 0`, never before a best exists, and never under a budget in hours only
+    (whose end is unknown)."""
+    ga = {"population": 4, "generations": 1}
+
+    def strategy(exploit: float, budget: dict) -> Strategy:
+        return build_strategy(search_config("hgapso", budget=budget, ga=ga, hgapso={"exploit": exploit}), SMALL, 0)
+
+    half = strategy(0.5, {"evaluations": 60})
+    assert not half.exploiting()  # no best yet
+    half.tell(results(half.ask()))  # 12 told
+    padding = [random_genome(SMALL, random.Random(i)) for i in range(40)]
+    half.known(results([g for g in padding if half.score_of(g) is None][:17]))  # 29 evaluated
+    assert not half.exploiting()
+    half.known(results([g for g in padding if half.score_of(g) is None][:1]))  # 30: half the budget
+    assert half.exploiting()
+    for exploit, budget in ((0.0, {"evaluations": 24}), (0.5, {"evaluations": None, "hours": 1.0})):
+        other = strategy(exploit, budget)
+        for _ in range(3):
+            other.tell(results(other.ask()))
+        assert other.told >= 24 and other.swarm.best is not None and not other.exploiting()
+
+
+def test_hgapso_without_the_dense_seed_asks_no_densenet_string_first():
+    """`dense_seed: false` leaves the all-ones string out of every particle's first generation."""
+    search = search_config("hgapso", ga={"population": 4, "generations": 1}, hgapso={"dense_seed": False})
+    strategy = build_strategy(search, SMALL, 0)
+    for _ in range(2):
+        strategy.tell(results(strategy.ask()))
+        for run in strategy.runs:
+            dense = "".join(shortcuts.all_ones(n) for n in run.layers)
+            assert dense not in run.population[:1]
+
+
+def test_hgapso_seeds_a_particles_new_ga_with_its_personal_best_before_the_phase():
+    """Outside the exploitation phase a moving particle's GA starts from its personal best (resized to the new
+    depths: unchanged when its depths did not change), then the swarm's best."""
+    search = search_config("hgapso", ga={"population": 4, "generations": 1}, hgapso={"dense_seed": False})
+    checked = 0
+    for seed in range(20):
+        strategy = build_strategy(search, SMALL, seed)
+        strategy.tell(results(strategy.ask()))
+        for i, run in enumerate(strategy.runs):
+            best = strategy.swarm.particles[i].best
+            if best is not None and strategy.layers_at(best.position) == list(run.layers):
+                assert run.population[0] == "".join(best.bits)
+                checked += 1
+    assert checked >= 5

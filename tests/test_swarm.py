@@ -147,3 +147,15 @@ def test_neighbour_places_a_particle_at_the_global_best_or_one_cell_from_it_at_r
         assert moved.position[k] in (d.clamp_span(best.position[k] + step), d.clamp_span(best.position[k] - step))
     if stay == 1.0:
         assert moved.position == best.position
+
+
+def test_neighbour_steps_both_ways_about_equally_and_stays_as_often_as_asked():
+    dims = [Dimension("a", 0, 10), Dimension("b", 0, 10)]
+    best = pso.BestPoint((5.0, 5.0), ("1",), sc(1.0))
+    swarm = pso.Swarm((pso.Particle((1.0, 1.0), (0.5, 0.5)),), best)
+    rng = random.Random(3)
+    moves = [pso.neighbour(swarm, 0, dims, rng, 0.25).particles[0].position for _ in range(2000)]
+    up = sum(max(p) == 6.0 for p in moves)
+    down = sum(min(p) == 4.0 for p in moves)
+    stayed = sum(p == (5.0, 5.0) for p in moves)
+    assert 650 <= up <= 850 and 650 <= down <= 850 and 400 <= stayed <= 600, (up, down, stayed)
