@@ -540,3 +540,17 @@ def test_hgapso_seeds_a_particles_new_ga_with_its_personal_best_before_the_phase
                 assert run.population[0] == "".join(best.bits)
                 checked += 1
     assert checked >= 5
+
+
+@pytest.mark.parametrize("space", [SMALL, WITH_LR], ids=["small", "with_lr"])
+def test_hgapso_resumed_before_its_exploitation_phase_asks_what_the_uninterrupted_run_asks(space):
+    """The phase is derived from the evaluated genomes in the state, so a resume across its start (and inside
+    it) continues the same search."""
+    config = search_config("hgapso", budget={"evaluations": 60})
+    uninterrupted = build_strategy(config, space, 5)
+    run(uninterrupted, 2)  # 24 of 60: the phase starts at 30
+    assert not uninterrupted.exploiting()
+    resumed = build_strategy(config, space, 999)
+    resumed.load_state_dict(json_copy(uninterrupted.state_dict()))
+    assert run(resumed, 4) == run(uninterrupted, 4)
+    assert uninterrupted.exploiting() and resumed.state_dict() == uninterrupted.state_dict()
