@@ -452,7 +452,7 @@ def test_hgapso_exploits_the_last_fraction_of_the_budget_one_step_from_the_globa
                 assert flips >= 1
                 at_centre += 1
                 one_bit += flips == 1
-    # a repeat varied again may carry more flips; the particles' own bests are not seeded in the phase
+    # a repeat varied again may carry more flips, and a particle's own best is seeded too
     assert local >= 20 and at_centre >= 5 and one_bit >= 0.8 * at_centre, (local, at_centre, one_bit)
 
 

@@ -23,10 +23,11 @@ quality). Synchronously the whole swarm settles together and moves at once, as b
 
 The last `search.hgapso.exploit` fraction of an evaluation budget (half by default) is an exploitation phase
 around the global best: a particle that moves is placed at the best's position, or one cell from it along one
-dimension (`swarm.neighbour`), and its GA is seeded with the best's bitstring and one-bit variants of it (no
-DenseNet seed). The swarm finds the architecture early and then leaves a few shortcut bits wrong, which PSO
-moves and multi-bit mutants rarely finish and one-bit steps do, as a (1+1) climber's do; measured on the
-family of synthetic landscapes (benchmarks/RESULTS.md). A budget in hours only has no known end: no phase.
+dimension (`swarm.neighbour`), and its GA is seeded with its personal best's and the swarm's best bitstrings
+and one-bit variants of the latter (no DenseNet seed). The swarm finds the architecture early and then
+leaves a few shortcut bits wrong, which PSO moves and multi-bit mutants rarely finish and one-bit steps do, as
+a (1+1) climber's do; measured on the family of synthetic landscapes (benchmarks/RESULTS.md). A budget in
+hours only has no known end: no phase.
 
 Every ask is new work: elites carry their scores into the next generation, seeds already evaluated carry
 theirs, and a repeated child is varied again (`nas.strategies.ga_asks`). The budget ends the search, or, when
@@ -68,8 +69,8 @@ class HGAPSOConfig:
     # with sync (benchmarks/RESULTS.md, async search quality). Sync moves the whole swarm together anyway.
     quorum: float = bounds(0.5, 0, 1)
     # The last fraction of an evaluation budget spent around the global best (module docstring; 0: none). At
-    # 0.5 the family mean rose by 0.015 (sync) and 0.02 (async) at 400 evaluations and held at 200; 0.3 and
-    # 0.7 were lower (benchmarks/RESULTS.md, search quality).
+    # 0.5 the family mean rose by 0.015 (sync) and 0.018 (async) at 400 evaluations and by 0.008 at 200; 0.3,
+    # 0.4 and 0.7 were lower (benchmarks/RESULTS.md, search quality).
     exploit: float = bounds(0.5, 0, 1)
     # In that phase, the chance that a moving particle stays on the best architecture (and only its bits vary)
     # rather than stepping one cell from it.
@@ -100,8 +101,7 @@ class HybridGAPSO(Strategy):
         best, resized to the new depths; seeds already evaluated carry their scores."""
         particle = self.swarm.particles[i]
         exploit = self.exploiting()
-        personal = None if exploit else particle.best
-        bests = [b for b in (personal, self.swarm.best if SEED_GLOBAL_BEST else None) if b is not None]
+        bests = [b for b in (particle.best, self.swarm.best if SEED_GLOBAL_BEST else None) if b is not None]
         known = [(b.bits, self.layers_at(b.position)) for b in bests]
         layers = self.layers_at(particle.position)
         scorer = known_scorer(self, particle.position, layers)
