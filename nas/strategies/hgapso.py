@@ -98,7 +98,8 @@ class HybridGAPSO(Strategy):
 
     def start_run(self, i: int) -> ShortcutGA:
         """A fresh GA for particle i at its current position, seeded from its personal best and the swarm's
-        best, resized to the new depths; seeds already evaluated carry their scores."""
+        best, resized to the new depths; seeds already evaluated carry their scores. In the exploitation phase
+        the DenseNet seed is left out and the rest are one-bit variants of the swarm's best."""
         particle = self.swarm.particles[i]
         exploit = self.exploiting()
         bests = [b for b in (particle.best, self.swarm.best if SEED_GLOBAL_BEST else None) if b is not None]
