@@ -54,6 +54,24 @@ def run_peer(name: str, space: SearchSpace, evaluate: Callable[[Genome], float],
     )
 
 
+def ask_and_tell(ask: Callable[[], tuple[object, Genome]], tell: Callable[[object, float], None],
+                 evaluate: Callable[[Genome], float], budget: int, workers: int) -> None:  # fmt: skip
+    """The one loop every peer runs: ask up to `workers` candidates (a batch a cluster of that many slots would
+    run at once), then tell each its fitness, until `budget` distinct genomes were asked or a peer that keeps
+    proposing repeats has had `MAX_ASKS_PER_EVALUATION` batches an evaluation."""
+    seen: set[str] = set()
+    for _ in range(budget * MAX_ASKS_PER_EVALUATION):
+        if len(seen) >= budget:
+            return
+        batch = []
+        for _ in range(min(workers, budget - len(seen))):
+            handle, genome = ask()
+            seen.add(genome.key)
+            batch.append((handle, genome))
+        for handle, genome in batch:
+            tell(handle, evaluate(genome))
+
+
 def run_optuna(name: str, space: SearchSpace, evaluate: Callable[[Genome], float], budget: int, seed: int,
                workers: int) -> None:  # fmt: skip
     import optuna
@@ -64,18 +82,12 @@ def run_optuna(name: str, space: SearchSpace, evaluate: Callable[[Genome], float
     sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=workers > 1)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     specs = variables(space)
-    seen: set[str] = set()
-    for _ in range(budget * MAX_ASKS_PER_EVALUATION):
-        if len(seen) >= budget:
-            return
-        batch = []
-        for _ in range(min(workers, budget - len(seen))):
-            trial = study.ask()
-            genome = genome_of(space, {n: trial.suggest_int(n, lo, hi) for n, lo, hi in specs})
-            seen.add(genome.key)
-            batch.append((trial, genome))
-        for trial, genome in batch:
-            study.tell(trial, evaluate(genome))
+
+    def ask() -> tuple[object, Genome]:
+        trial = study.ask()
+        return trial, genome_of(space, {n: trial.suggest_int(n, lo, hi) for n, lo, hi in specs})
+
+    ask_and_tell(ask, lambda trial, value: study.tell(trial, value), evaluate, budget, workers)
 
 
 def run_nevergrad(name: str, space: SearchSpace, evaluate: Callable[[Genome], float], budget: int,
@@ -93,16 +105,10 @@ def run_nevergrad(name: str, space: SearchSpace, evaluate: Callable[[Genome], fl
     param.random_state.seed(seed)
     optimizer_class = ng.optimizers.DiscreteOnePlusOne if name == "ng-discrete-1+1" else ng.optimizers.NGOpt
     optimizer = optimizer_class(parametrization=param, budget=budget, num_workers=workers)
-    seen: set[str] = set()
-    for _ in range(budget * MAX_ASKS_PER_EVALUATION):
-        if len(seen) >= budget:
-            return
-        batch = []
-        for _ in range(min(workers, budget - len(seen))):
-            candidate = optimizer.ask()
-            values = [min(max(round(v), lo), hi) for v, (_, lo, hi) in zip(candidate.value, specs, strict=True)]
-            genome = genome_of(space, {n: v for (n, _, _), v in zip(specs, values, strict=True)})
-            seen.add(genome.key)
-            batch.append((candidate, genome))
-        for candidate, genome in batch:
-            optimizer.tell(candidate, -evaluate(genome))
+
+    def ask() -> tuple[object, Genome]:
+        candidate = optimizer.ask()
+        values = [min(max(round(v), lo), hi) for v, (_, lo, hi) in zip(candidate.value, specs, strict=True)]
+        return candidate, genome_of(space, {n: v for (n, _, _), v in zip(specs, values, strict=True)})
+
+    ask_and_tell(ask, lambda candidate, value: optimizer.tell(candidate, -value), evaluate, budget, workers)
