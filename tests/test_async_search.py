@@ -19,7 +19,7 @@ from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from probe_objective import ProbeObjective, genome_of
-from ray.cluster_utils import Cluster
+from simulated_cluster import start_cluster
 
 from nas.cli import main as nas_main
 from nas.config import RayConfig, ResourcesConfig, load_config
@@ -42,10 +42,7 @@ def cluster():
     """A head that runs nothing and two nodes of 4 CPUs and 4 GPUs each: 8 one-GPU slots."""
     if ray.is_initialized():
         ray.shutdown()
-    sim = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
-    for _ in range(2):
-        sim.add_node(num_cpus=4, num_gpus=4)
-    sim.wait_for_nodes()
+    sim = start_cluster({"num_cpus": 4, "num_gpus": 4}, {"num_cpus": 4, "num_gpus": 4})
     ray.init(address=sim.address)
     yield sim
     ray.shutdown()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import ray
 from probe_objective import ProbeObjective, fitness_of, genome_of
-from ray.cluster_utils import Cluster
+from simulated_cluster import start_cluster
 
 from nas.config import RayConfig, ResourcesConfig
 from nas.evaluate.ray_evaluator import RayEvaluator
@@ -24,9 +24,8 @@ def cluster():
     """A head that runs nothing and two nodes of 8 CPUs and 2 GPUs each: GPUs, not CPUs, bound the packing."""
     if ray.is_initialized():
         ray.shutdown()
-    sim = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
-    nodes = [sim.add_node(num_cpus=8, num_gpus=2) for _ in range(2)]
-    sim.wait_for_nodes()
+    sim = start_cluster({"num_cpus": 8, "num_gpus": 2}, {"num_cpus": 8, "num_gpus": 2})
+    nodes = list(sim.worker_nodes)
     ray.init(address=sim.address)
     yield sim, nodes
     ray.shutdown()
