@@ -5,6 +5,7 @@ contract, `search.budget.hours` checked per result in both modes, largest-first 
 
 import contextlib
 import io
+import itertools
 import json
 import random
 import subprocess
@@ -27,6 +28,8 @@ from nas.errors import UserError
 from nas.evaluate.evaluator import LocalEvaluator
 from nas.evaluate.objective import build_objective
 from nas.evaluate.ray_evaluator import RayEvaluator
+from nas.evaluate.result import Result
+from nas.evaluate.synthetic import SyntheticObjective
 from nas.genome.space import load_space
 from nas.run.async_loop import replay
 from nas.run.dispatch import flops_of, largest_first
@@ -245,3 +248,27 @@ def test_seconds_per_gflop_makes_big_candidates_slower(tmp_path):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(UserError, match=r"fitness.seconds_per_gflop: must be >= 0"):
         load_config(tmp_path / "c.yaml")
+
+
+# --- a transient `oom`: told, not counted ------------------------------------------------------------------------
+
+
+def test_an_oom_counts_alike_in_the_async_loop_and_in_its_replay(tmp_path, monkeypatch):
+    """An `oom` result is told to the strategy (a failure for now) but is no finished evaluation, so the budget
+    asks another genome in its place. The replay that a resume runs must count it the same way: counting it as
+    finished, it asked one genome fewer near the end of the budget and rebuilt a different strategy."""
+    calls = itertools.count()
+    evaluate = SyntheticObjective.__call__
+
+    def out_of_memory_twice(self, genome, device=None):
+        if next(calls) in (3, 10):  # one early, one when the budget of 12 is nearly spent
+            return Result.failure(genome.key, genome.to_dict(), "OutOfMemoryError: injected", status="oom")
+        return evaluate(self, genome, device)
+
+    monkeypatch.setattr(SyntheticObjective, "__call__", out_of_memory_twice)
+    cfg = write_config(tmp_path / "cfg.yaml", "async", 12, 0, 0)
+    run = tmp_path / "run"
+    search_here("search", str(cfg), "--run-dir", str(run), "--workers", "0")
+    statuses = [r["status"] for r in log_lines(run)]
+    assert statuses.count("oom") == 2 and len(statuses) - 2 == 12, "the budget counts finished evaluations"
+    assert checkpoint(run)["strategy"] == replayed_state(cfg, run, checkpoint(run)["async_target"])

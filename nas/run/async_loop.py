@@ -104,25 +104,36 @@ def replay(strategy: Strategy, prior: dict[str, Result], results: list[Result], 
     """Tell `results` (log lines, in log order) one by one, topping up to `target` in flight after each, as the
     async loop does; `prior` holds the lines logged before them. Returns how many were told.
 
+    The budget counts finished evaluations as the log does: an `oom` line is told (a failure for now) but is
+    not one, and it answers no ask; counted as finished, it made the replay ask one genome fewer than the run
+    did near the end of the budget, and a resume rebuilt a different strategy.
+
     From a fresh strategy and the whole log this reconstructs the strategy of an async run; from a checkpoint
     and the lines after it, the strategy at the crash. A line whose genome is not in flight (a log written by
     something else) is skipped with a warning: it stays in the log, where it answers repeats.
     """
     known = dict(prior)
+    finished = sum(not r.transient for r in known.values())
     told = 0
 
     def want() -> int:
-        return in_flight_room(target, budget, len(known)) - len(strategy.in_flight())
+        return in_flight_room(target, budget, finished) - len(strategy.in_flight())
 
-    top_up(strategy, want, known.get)
+    def answer(key: str) -> Result | None:
+        result = known.get(key)
+        return None if result is None or result.transient else result
+
+    top_up(strategy, want, answer)
     for result in results:
+        previous = known.get(result.key)
+        finished += (not result.transient) - (previous is not None and not previous.transient)
         known[result.key] = result
         if result.key not in {g.key for g in strategy.in_flight()}:
             log.warning("log line of %s was never in flight: not told", result.key[:12])
             continue
         strategy.tell([result])
         told += 1
-        top_up(strategy, want, known.get)
+        top_up(strategy, want, answer)
     return told
 
 
@@ -151,7 +162,7 @@ class AsyncLoop(Loop):
 
     def want(self) -> int:
         """How many more genomes the strategy may be asked for now (what the budget leaves of the slots)."""
-        told = len(self.log) - len(self.untold)  # the log as the strategy has heard it, as in `replay`
+        told = len(self.log) - sum(key in self.log for key in self.untold)  # as the strategy heard it, as `replay`
         if self.asha is not None:
             told -= len(self.asha.open)  # logged, not settled: still in flight for the strategy
         room = in_flight_room(self.target, self.s.config.search.budget.evaluations, told)
