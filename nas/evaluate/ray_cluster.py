@@ -29,6 +29,7 @@ import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from nas.config import RayConfig, ResourcesConfig
 from nas.errors import UserError
@@ -40,6 +41,8 @@ HOST_PORT = r"[A-Za-z0-9.\-_]+:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}"
 ADDRESS_FORMS = re.compile(rf"auto|ray://(?:{HOST_PORT})|(?:{HOST_PORT})")
 CONNECT_TIMEOUT_S = 5.0
 AUTH_SETUP_LOGGER = "ray._private.authentication.authentication_token_setup"
+START_ATTEMPTS = 3
+STARTUP_TIMED_OUT = "timed out during startup"  # Ray's message when its raylet did not register in time
 
 
 @dataclass
@@ -161,8 +164,7 @@ def start_embedded(ray_config: RayConfig, resources: ResourcesConfig, workers: i
     auth_logger.setLevel(logging.ERROR)  # Ray's "token auth is on, set disabled to opt out" notice
     try:
         with own_process_group():
-            context = ray.init(
-                address="local",
+            context = init_local(
                 num_cpus=embedded_cpus(resources, workers),
                 include_dashboard=ray_config.dashboard,
                 dashboard_host="127.0.0.1",
@@ -180,6 +182,60 @@ def start_embedded(ray_config: RayConfig, resources: ResourcesConfig, workers: i
     where = f", dashboard {url}" if url else ""
     log.info("embedded Ray started: %s, token auth %s%s", describe(ray.cluster_resources()), auth_mode(), where)
     return connection
+
+
+def init_local(**options: Any) -> Any:
+    """`ray.init(address="local", **options)`, started again when Ray's wait for its raylet ran out.
+
+    Ray gives a new node's raylet a fixed 30 s to register with the GCS (`ray/_private/node.py`; no setting
+    changes it) and raises "The current node timed out during startup" otherwise. On an idle 2-core machine it
+    takes 2 to 4 s; on a loaded login node or CI runner it has taken longer than 30. Such a start is cleaned up
+    (the processes it left are killed) and tried again, `START_ATTEMPTS` times in all, then reported as one
+    line; any other failure is Ray's own and raised as it is.
+    """
+    import ray
+
+    for attempt in range(1, START_ATTEMPTS + 1):
+        before = child_processes()
+        try:
+            return ray.init(address="local", **options)
+        except Exception as exc:
+            if STARTUP_TIMED_OUT not in str(exc):
+                raise
+            kill_new(before)
+            if attempt == START_ATTEMPTS:
+                raise UserError(
+                    f"the embedded Ray did not start: its raylet did not register within Ray's 30 s, "
+                    f"{START_ATTEMPTS} times (is the machine overloaded?); `--workers 0` evaluates in-process"
+                ) from None
+            log.warning("the embedded Ray timed out starting (attempt %d of %d): starting it again", attempt,
+                        START_ATTEMPTS)  # fmt: skip
+    raise AssertionError("unreachable")
+
+
+def child_processes() -> set[int]:
+    """The pids of this process's descendants (empty where Ray's bundled psutil is missing)."""
+    try:
+        import psutil
+    except ImportError:
+        return set()
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+def kill_new(before: set[int]) -> None:
+    """Kill the descendants that are not in `before`: the GCS, raylet and agents of a start that failed, which
+    Ray otherwise leaves running until this process exits."""
+    try:
+        import psutil
+    except ImportError:
+        return
+    doomed = []
+    for pid in child_processes() - before:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process = psutil.Process(pid)
+            process.kill()
+            doomed.append(process)
+    psutil.wait_procs(doomed, timeout=10)
 
 
 @contextlib.contextmanager
