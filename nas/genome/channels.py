@@ -6,13 +6,24 @@ one place that walk is written.
 
 import math
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from nas.genome.genome import BlockGene
+from nas.genome.genome import BlockGene, Genome
 from nas.genome.shortcuts import inputs_of
 
-if TYPE_CHECKING:
-    from nas.genome.architecture import Architecture
+
+class Widths(Protocol):
+    """What the channel walk reads of an architecture (an `Architecture` is one), so that this module needs no
+    import of the architecture file's module, which itself validates by this walk."""
+
+    @property
+    def stem_channels(self) -> int: ...
+
+    @property
+    def compression(self) -> float: ...
+
+    @property
+    def genome(self) -> Genome: ...
 
 
 def layer_input_channels(block: BlockGene, in_channels: int) -> list[int]:
@@ -24,7 +35,7 @@ def layer_input_channels(block: BlockGene, in_channels: int) -> list[int]:
     ]
 
 
-def block_channels(arch: "Architecture") -> list[tuple[int, int]]:
+def block_channels(arch: Widths) -> list[tuple[int, int]]:
     """(input channels, output channels) of every block, after the stem and each transition."""
     out, channels = [], arch.stem_channels
     for i, block in enumerate(arch.genome.blocks):
