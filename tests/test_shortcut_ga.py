@@ -93,7 +93,7 @@ def test_elitism_never_loses_the_best_over_a_run(layers, elitism, seed):
         if best_so_far is not None:
             assert best_now >= best_so_far
         best_so_far = best_now
-        assert run.best_fitness == best_now  # with elitism the run's best is always in the population
+        assert run.best.fitness == best_now  # with elitism the run's best is always in the population
         run = run.evolve(ga, rng)
 
 
@@ -119,14 +119,14 @@ def test_a_tiny_space_fills_the_population_with_duplicates_instead_of_looping():
 def test_best_tracks_the_run_and_state_round_trips_through_json():
     rng = random.Random(2)
     run = ShortcutGA.start([2, 3], 4, rng).record([sc(0.1), sc(None), sc(0.9), sc(0.3)])
-    assert run.best_bits == run.population[2] and run.best_fitness == 0.9
+    assert run.best_bits == run.population[2] and run.best.fitness == 0.9
     assert run.best_blocks() == split(run.population[2], [2, 3])
     run = run.evolve(GAConfig(population=4), rng)
     assert run.scores[0] == sc(0.9) and run.todo() == [1, 2, 3]  # the elite keeps its score: not asked again
     run = run.with_asked(1)
     assert run.todo() == [2, 3] and not run.complete
     run = run.record([None, sc(None), sc(None), sc(None)])
-    assert run.complete and run.best_fitness == 0.9  # failures never replace the best
+    assert run.complete and run.best.fitness == 0.9  # failures never replace the best
     data = json.loads(json.dumps(run.to_dict()))
     assert data == run.to_dict() and ShortcutGA.from_dict(data) == run
 

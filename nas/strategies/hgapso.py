@@ -46,10 +46,6 @@ from nas.strategies.ranking import Score
 from nas.strategies.shortcut_ga import ShortcutGA
 from nas.strategies.strategy import Strategy, register
 
-# Seed every particle's new GA with the swarm's best bitstrings too, not only its own: shortcut patterns that
-# pay off transfer across architectures (resized to the new depths), so sharing them is how the GA level
-# profits from the swarm. Measured in benchmarks/RESULTS.md (search quality).
-SEED_GLOBAL_BEST = True
 ADVANCES_PER_DRAW = 50  # generations a particle may complete without an ask inside one draw (all known)
 
 
@@ -102,7 +98,9 @@ class HybridGAPSO(Strategy):
         the DenseNet seed is left out and the rest are one-bit variants of the swarm's best."""
         particle = self.swarm.particles[i]
         exploit = self.exploiting()
-        bests = [b for b in (particle.best, self.swarm.best if SEED_GLOBAL_BEST else None) if b is not None]
+        # The swarm's best bitstrings seed every new GA too: shortcut patterns that pay off transfer across
+        # architectures (resized to the new depths), which is how the GA level profits from the swarm.
+        bests = [b for b in (particle.best, self.swarm.best) if b is not None]
         known = [(b.bits, self.layers_at(b.position)) for b in bests]
         layers = self.layers_at(particle.position)
         scorer = known_scorer(self, particle.position, layers)

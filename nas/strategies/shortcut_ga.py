@@ -153,10 +153,6 @@ class ShortcutGA:
         return run
 
     @property
-    def best_fitness(self) -> float | None:
-        return None if self.best is None else self.best.fitness
-
-    @property
     def complete(self) -> bool:
         """Every member of this generation is scored: it can breed."""
         return all(s is not None for s in self.scores)
