@@ -9,13 +9,14 @@ the dataset, so predict's resize is the training one).
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 from conftest import ROOT, run_nas
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from test_bbbc021 import fixture_dir  # noqa: F401  (the synthetic BBBC021 plates, a pytest fixture)
@@ -163,7 +164,7 @@ def test_a_colour_image_for_a_grey_model_is_one_line_exit_2(digits_round_trip, t
         (["nowhere", "x.png"], "does not exist"),
         (["{save}", "nothing.png"], "does not exist"),
         (["{save}", "{cfg}", "{cfg}"], "only INPUT"),
-        (["{save}", "{cfg}", "--batch-size", "0"], "must be >= 1"),
+        (["{save}", "{cfg}", "--batch-size", "0"], "--batch-size"),
     ],
 )
 def test_bad_inputs_are_one_line_exit_2(digits_round_trip, args, message, tmp_path, capsys, monkeypatch):
@@ -172,6 +173,108 @@ def test_bad_inputs_are_one_line_exit_2(digits_round_trip, args, message, tmp_pa
     code, _, err = predict(capsys, *[a.format(save=save, cfg=config) for a in args])
     assert code == 2
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def png_bomb(path: Path, width: int, height: int) -> None:
+    """A PNG that declares `width` x `height` pixels in its header and holds none (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) +
+                     chunk(b"IEND", b""))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "make, args, message",
+    [
+        (lambda t: os.mkfifo(t / "pipe.png"), ["{save}", "pipe.png"],
+         "pipe.png is a FIFO, not an image file or folder"),
+        (lambda t: os.symlink("/dev/zero", t / "zero.png"), ["{save}", "zero.png"],
+         "zero.png is a character device, not an image file or folder"),
+        (lambda t: os.symlink(t / "nowhere.png", t / "gone.png"), ["{save}", "gone.png"],
+         "gone.png is a broken symbolic link"),
+        (lambda t: os.mkfifo(t / "pipe.yaml"), ["{save}", "pipe.yaml"], "pipe.yaml is a FIFO, not a config"),
+        (lambda t: os.mkfifo(t / "model"), ["model", "x.png"], "model is a FIFO, not a model folder"),
+        (lambda t: (t / "hostname").write_text("x"), ["{save}", "{cfg}", "--out", "hostname/x.csv"],
+         "--out hostname/x.csv: hostname is a file, not a folder"),
+        (lambda t: (t / "out").mkdir(), ["{save}", "{cfg}", "--out", "out"], "--out out is a folder"),
+        (lambda t: png_bomb(t / "bomb.png", 20_000, 20_000), ["{save}", "bomb.png"],
+         "bomb.png: image of 400,000,000 pixels (20000x20000) exceeds the limit"),
+    ],
+)  # fmt: skip
+def test_what_an_input_is_not_is_said(digits_round_trip, make, args, message, tmp_path, capsys, monkeypatch):
+    """A FIFO, a device, a broken link, a file where --out needs a folder, a decompression bomb: each named as
+    what it is (never "does not exist" or a dataset key), before anything is predicted or written."""
+    config, save, _ = digits_round_trip
+    monkeypatch.chdir(tmp_path)
+    make(tmp_path)
+    code, out, err = predict(capsys, *[a.format(save=save, cfg=config) for a in args])
+    assert code == 2, err
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err, err
+    assert "dataset." not in err and not out
+
+
+def test_a_model_ts_without_its_contract_is_checked_by_its_buffers_and_a_dry_run(digits_round_trip, tmp_path, capsys):
+    """A model.ts saved before it carried nas_input.json: its channels come from the normalisation buffer, its
+    outputs from the classifier, and a dry run; a preprocess.json that disagrees is one line naming the field."""
+    import shutil
+
+    import torch
+
+    _, save, _ = digits_round_trip
+    shutil.copy(save / "preprocess.json", tmp_path / "preprocess.json")
+    torch.jit.save(torch.jit.load(str(save / "model.ts")), str(tmp_path / "model.ts"))
+    np.save(tmp_path / "x.npy", np.zeros((2, 8, 8), dtype=np.float32))
+    good = json.loads((tmp_path / "preprocess.json").read_text())
+    assert predict(capsys, str(tmp_path), str(tmp_path / "x.npy"))[0] == 0
+    changes = [
+        ({"class_names": [str(c) for c in range(9)]}, "class_names: 9 names, but model.ts gives 10 outputs"),
+        ({"in_channels": 3, "mean": [0.0] * 3, "std": [1.0] * 3, "channel_order": ["r", "g", "b"]},
+         "in_channels: 3, but model.ts takes 1 channel(s)"),
+    ]  # fmt: skip
+    for change, message in changes:
+        (tmp_path / "preprocess.json").write_text(json.dumps({**good, **change}))
+        code, _, err = predict(capsys, str(tmp_path), str(tmp_path / "x.npy"))
+        assert code == 2 and err.count("\n") == 1 and message in err, err
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(
+    st.lists(st.text(st.characters(codec="ascii", categories=["L", "N", "P"]), min_size=1, max_size=30), min_size=1,
+             max_size=6, unique=True),
+    st.data(),
+)  # fmt: skip
+def test_every_confusion_matrix_label_sits_over_its_column(names, data):
+    """Class names short and long, counts of any width: each header label ends where its column's counts end,
+    and each row starts with its class name."""
+    import re
+
+    from nas.predict.command import matrix_text
+
+    n = len(names)
+    matrix = data.draw(st.lists(st.lists(st.integers(0, 10**7), min_size=n, max_size=n), min_size=n, max_size=n))
+    lines = matrix_text(matrix, names).splitlines()
+    assert lines[0].startswith("true \\ predicted") and len(lines) == n + 1
+    labels = list(re.finditer(r"\S+", lines[0]))[-n:]  # names hold no spaces; the corner label does
+    assert [m.group() for m in labels] == names
+    for name, values, line in zip(names, matrix, lines[1:], strict=True):
+        cells = list(re.finditer(r"\S+", line))
+        assert cells[0].start() == 0 and cells[0].group() == name
+        assert [m.group() for m in cells[1:]] == [str(v) for v in values]
+        assert [m.end() for m in cells[1:]] == [m.end() for m in labels], (lines[0], line)
+
+
+@pytest.mark.parametrize("count, level, text", [(8, "treatments", "8 treatments"), (1, "treatments", "1 treatment"),
+                                                (12, "wells", "12 wells"), (359, "image", "359 images"),
+                                                (1, "image", "1 image")])  # fmt: skip
+def test_counts_are_in_plain_english(count, level, text):
+    from nas.predict.command import counted
+
+    assert counted(count, level) == text
 
 
 def synthetic_folder(root: Path, per_class: int, seed: int) -> None:
@@ -208,6 +311,21 @@ def test_imagefolder_round_trip_from_the_12px_files_gives_the_trained_test_accur
     out = predicted_json(capsys, save, str(images / "test"), fmt=fmt)
     assert out["images"] == 60
     assert out["accuracy"] == accuracy
+
+
+def test_a_config_split_names_each_test_file(folder_round_trip, tmp_path, capsys):
+    """On an imagefolder config's test split, each CSV row carries its file (after `path`, before `label`), and
+    that file's class folder is the row's label."""
+    config, save, images, _ = folder_round_trip
+    code, _, err = predict(capsys, str(save), str(config), "--out", str(tmp_path / "p.csv"))
+    assert code == 0, err
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert list(rows[0])[:4] == ["path", "file", "label", "predicted"] and len(rows) == 60
+    assert [r["path"] for r in rows] == [f"{config.name}:test[{i}]" for i in range(60)]
+    for row in rows:
+        file = Path(row["file"])
+        assert file.is_file() and file.is_relative_to(images / "test") and file.parent.name == row["label"]
+    assert len({r["file"] for r in rows}) == 60
 
 
 def test_export_folder_predicts_with_its_untrained_network(folder_round_trip, capsys):
@@ -261,6 +379,23 @@ def test_bbbc021_plate_statistics_reproduce_the_crops_and_predict_treatments(fix
 
     result = predicted_json(capsys, tmp_path / "m", str(cfg))
     assert result["level"] == "treatments" and result["accuracy"] == accuracy
+
+    code, out, err = predict(capsys, str(tmp_path / "m"), str(cfg), "--out", str(tmp_path / "p.csv"))
+    assert code == 0, err
+    treatments = result["count"]
+    assert f"over {treatments} treatment{'s' if treatments != 1 else ''}\n" in out and "treatmentss" not in out
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    columns = ["path", "compound", "concentration", "plate", "well", "replicate", "image", "crop", "label"]
+    assert list(rows[0])[: len(columns) + 1] == [*columns, "predicted"]
+    fields = {(f.compound, f.concentration, f.plate, f.well, f.replicate, f.paths[2]): f for f in table.fields}
+    for row in rows:
+        key = (row["compound"], float(row["concentration"]), row["plate"], row["well"], int(row["replicate"]),
+               row["image"])  # fmt: skip
+        assert key in fields and fields[key].moa == row["label"] and row["crop"] in {"0", "1", "2", "3"}
+    test_compounds = {row["compound"] for row in rows}
+    assert len(test_compounds) == 1  # holdout_compounds: 1
+    assert len(rows) == 4 * sum(f.compound in test_compounds for f in table.fields)
+    assert {p["compound"] for p in result["predictions"]} == test_compounds
 
 
 def dataset_of(config: Path):

@@ -20,6 +20,9 @@ dtype, the resize training used, mean and std (or the plate statistics), the dat
 
 import json
 import logging
+import math
+import re
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,12 +35,13 @@ import nas
 from nas.atomicfile import atomic_write_text
 from nas.config import DatasetConfig
 from nas.data.dataset import ImageData
-from nas.errors import UserError
+from nas.errors import UserError, shown
 
 log = logging.getLogger(__name__)
 FORMAT = "nas-preprocess/1"
 FILENAME = "preprocess.json"
 DIGITS_MAX = 16.0
+DATASET_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 CHANNELS = {
     "bbbc021": ["Actin", "Tubulin", "DAPI"],
     "bbbc014": ["NF-kB (FITC)", "DAPI"],
@@ -134,22 +138,207 @@ def save_preprocess(pre: Preprocess, path: str | Path) -> None:
     atomic_write_text(path, pre.to_json())
 
 
+# What a preprocess.json may hold: the bounds of an architecture file (`nas.genome.architecture`), the dtypes the
+# exports write, and a size far above any real file (a BBBC021 one with every plate's statistics is a few KB).
+MAX_BYTES = 4 * 1024 * 1024
+MAX_CHANNELS = 64
+MAX_CLASSES = 100_000
+MAX_INPUT_SIZE = 4096
+MAX_NAME = 255
+MAX_TEXT = 10_000
+DTYPES = ("uint8", "float32")
+UINT8_RANGE = (0.0, 255.0)
+
+
 def load_preprocess(path: str | Path) -> Preprocess:
-    """Read `preprocess.json`; a missing or malformed file is a one-line `UserError`."""
+    """Read `preprocess.json` and validate all of it (`parse_preprocess`); anything wrong is a one-line
+    `UserError` naming the file and the field."""
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        with p.open("rb") as f:
+            blob = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise UserError(f"{p} is missing (a model folder written by `nas export` or `nas train --save`)") from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read {p}: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise UserError(f"{p}: not a {FORMAT} file")
-    known = set(Preprocess.__dataclass_fields__)
+    except OSError as exc:
+        raise UserError(f"cannot read {p}: {exc.strerror or exc}") from None
+    if len(blob) > MAX_BYTES:
+        raise UserError(f"{p} is over {MAX_BYTES // (1024 * 1024)} MB, far larger than any preprocess.json")
     try:
-        return Preprocess(**{k: v for k, v in data.items() if k in known})
-    except TypeError as exc:
+        data = json.loads(blob.decode("utf-8"), object_pairs_hook=unique_keys)
+        return parse_preprocess(data)
+    except UserError as exc:
         raise UserError(f"{p}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{p} is not UTF-8 text (byte {exc.start})") from None
+    except RecursionError:
+        raise UserError(f"{p} is nested too deeply to be a preprocess.json") from None
+    except ValueError as exc:
+        raise UserError(f"{p} is not JSON: {exc}") from None
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (JSON would silently keep the last)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise UserError("is given twice", key=shown(key, MAX_NAME).strip("'"))
+        out[key] = value
+    return out
+
+
+def parse_preprocess(data: Any) -> Preprocess:
+    """Validate a parsed preprocess.json against its format: every key present and known, each value of its type
+    and within its range, lengths agreeing with `in_channels`. The error names the field (`std[2]: ...`)."""
+    if not isinstance(data, dict):
+        raise UserError(f"must be a JSON object, not {json_type(data)}")
+    if data.get("format") != FORMAT:
+        got = shown(data.get("format")) if "format" in data else "missing"
+        raise UserError(f"must be {FORMAT!r} (the version this evonas reads), got {got}", key="format")
+    known = list(Preprocess.__dataclass_fields__)
+    unknown = [k for k in data if k not in known]
+    if unknown:
+        raise UserError("unknown key", key=shown(unknown[0], MAX_NAME).strip("'"))
+    missing = [k for k in known if k not in data]
+    if missing:
+        raise UserError("is missing", key=missing[0])
+    channels = integer(data["in_channels"], "in_channels", 1, MAX_CHANNELS)
+    fields = {
+        "dataset": text(data["dataset"], "dataset", 64, pattern=True),
+        "class_names": names(data["class_names"], "class_names", None, MAX_CLASSES),
+        "channel_order": names(data["channel_order"], "channel_order", channels, channels),
+        "input_size": integer(data["input_size"], "input_size", 1, MAX_INPUT_SIZE),
+        "in_channels": channels,
+        "input_dtype": choice(data["input_dtype"], "input_dtype", DTYPES),
+        "resize": None if data["resize"] is None else integer(data["resize"], "resize", 1, MAX_INPUT_SIZE),
+        "mean": numbers(data["mean"], "mean", channels),
+        "std": numbers(data["std"], "std", channels, positive=True),
+        "scale": number(data["scale"], "scale", positive=True),
+        "round": flag(data["round"], "round"),
+        "normalisation": text(data["normalisation"], "normalisation", MAX_TEXT),
+        "plate_statistics": plates(data["plate_statistics"], channels),
+        "evonas_version": text(data["evonas_version"], "evonas_version", MAX_NAME),
+        "format": FORMAT,
+        "resize_method": text(data["resize_method"], "resize_method", MAX_TEXT),
+        "notes": texts(data["notes"], "notes"),
+    }
+    fields["input_range"] = value_range(data["input_range"], fields["input_dtype"])
+    return Preprocess(**fields)
+
+
+def json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false", int: "an integer",
+             float: "a number", type(None): "null"}  # fmt: skip
+    return names.get(type(value), type(value).__name__)
+
+
+def integer(value: Any, key: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserError(f"must be an integer, not {json_type(value)}", key=key)
+    if not low <= value <= high:
+        raise UserError(f"must be in [{low}, {high}], got {shown(value)}", key=key)
+    return value
+
+
+def number(value: Any, key: str, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UserError(f"must be a number, not {json_type(value)}", key=key)
+    x = float(value) if not isinstance(value, int) or abs(value) < 2**1023 else float("inf")
+    if not math.isfinite(x):
+        raise UserError(f"must be a finite number, got {shown(value)}", key=key)
+    if positive and not x > 0:
+        raise UserError(f"must be > 0, got {shown(value)}", key=key)
+    return x
+
+
+def numbers(value: Any, key: str, length: int, positive: bool = False) -> list[float]:
+    """A list of `length` finite numbers (one per input channel)."""
+    if not isinstance(value, list):
+        raise UserError(f"must be a list of {length} numbers (one per channel), not {json_type(value)}", key=key)
+    if len(value) != length:
+        raise UserError(f"has {len(value)} values, in_channels is {length}", key=key)
+    return [number(v, f"{key}[{i}]", positive) for i, v in enumerate(value)]
+
+
+def flag(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise UserError(f"must be true or false, not {json_type(value)}", key=key)
+    return value
+
+
+def text(value: Any, key: str, limit: int, pattern: bool = False) -> str:
+    """A non-empty string of at most `limit` characters, without control characters (it is printed)."""
+    if not isinstance(value, str):
+        raise UserError(f"must be a string, not {json_type(value)}", key=key)
+    if not value or len(value) > limit:
+        raise UserError(f"must be 1 to {limit} characters, got {len(value)}", key=key)
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
+        raise UserError(f"holds a control character: {shown(value)}", key=key)
+    if pattern and not DATASET_NAME.fullmatch(value):
+        raise UserError(f"must be a dataset name (letters, digits, '_', '-', '.'), got {shown(value)}", key=key)
+    return value
+
+
+def texts(value: Any, key: str) -> list[str]:
+    if not isinstance(value, list):
+        raise UserError(f"must be a list of strings, not {json_type(value)}", key=key)
+    if len(value) > 100:
+        raise UserError(f"has {len(value)} entries, at most 100", key=key)
+    return [text(v, f"{key}[{i}]", MAX_TEXT) for i, v in enumerate(value)]
+
+
+def names(value: Any, key: str, length: int | None, limit: int) -> list[str]:
+    """Unique non-empty names; `length` of them when given (else 1 to `limit`)."""
+    if not isinstance(value, list):
+        raise UserError(f"must be a list of names, not {json_type(value)}", key=key)
+    if length is not None and len(value) != length:
+        raise UserError(f"has {len(value)} names, in_channels is {length}", key=key)
+    if not 1 <= len(value) <= limit:
+        raise UserError(f"must hold 1 to {limit} names, got {len(value)}", key=key)
+    out = [text(v, f"{key}[{i}]", MAX_NAME) for i, v in enumerate(value)]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(out):
+        if name in seen:
+            raise UserError(f"repeats {shown(name)} (also {key}[{seen[name]}])", key=f"{key}[{i}]")
+        seen[name] = i
+    return out
+
+
+def choice(value: Any, key: str, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise UserError(f"must be one of {', '.join(allowed)}, got {shown(value)}", key=key)
+    return value
+
+
+def value_range(value: Any, dtype: str) -> list[float] | None:
+    """null, or [low, high] with low < high (inside 0-255 for uint8 input)."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2:
+        raise UserError(f"must be null or [low, high], got {shown(value)}", key="input_range")
+    low, high = (number(v, f"input_range[{i}]") for i, v in enumerate(value))
+    if not low < high:
+        raise UserError(f"low {low} must be below high {high}", key="input_range")
+    if dtype == "uint8" and not (UINT8_RANGE[0] <= low and high <= UINT8_RANGE[1]):
+        raise UserError(f"[{low}, {high}] lies outside uint8's 0-255", key="input_range")
+    return [low, high]
+
+
+def plates(value: Any, channels: int) -> dict[str, dict[str, list[float]]] | None:
+    """null, or plate name -> {"mean": [...], "std": [...]} per channel (BBBC021's DMSO statistics)."""
+    key = "plate_statistics"
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise UserError(f"must be null or an object of plates, not {json_type(value)}", key=key)
+    out = {}
+    for plate, stats in value.items():
+        where = f"{key}.{shown(plate, MAX_NAME).strip(chr(39))}"
+        text(plate, where, MAX_NAME)
+        if not isinstance(stats, dict) or sorted(stats) != ["mean", "std"]:
+            raise UserError('must be {"mean": [...], "std": [...]}', key=where)
+        out[plate] = {"mean": numbers(stats["mean"], f"{where}.mean", channels),
+                      "std": numbers(stats["std"], f"{where}.std", channels, positive=True)}  # fmt: skip
+    return out
 
 
 class RawInput(nn.Module):

@@ -8,9 +8,12 @@ still the one self-contained format `torch` loads without Python source; the dep
 here because the user did not ask for it.
 
 The file holds the network behind `nas.model.preprocess.RawInput`: it takes images in the user's units (uint8
-pixels for image datasets; see `preprocess.json` beside it) and normalises them inside the graph.
+pixels for image datasets; see `preprocess.json` beside it) and normalises them inside the graph. A trace keeps
+no input shape, so the file also carries `nas_input.json` (`CONTRACT_FILE`, a TorchScript extra file): the input
+shape and dtype it was traced at and its number of outputs, which `nas predict` checks `preprocess.json` against.
 """
 
+import json
 import os
 import warnings
 from pathlib import Path
@@ -19,6 +22,14 @@ import torch
 from torch import nn
 
 from nas.model.preprocess import Preprocess, RawInput, example_batch
+
+CONTRACT_FILE = "nas_input.json"
+
+
+def contract_of(pre: Preprocess) -> str:
+    """What the traced file takes and gives: `{"shape": [C, H, W], "dtype": ..., "outputs": classes}`."""
+    shape = [pre.in_channels, pre.input_size, pre.input_size]
+    return json.dumps({"shape": shape, "dtype": pre.input_dtype, "outputs": len(pre.class_names)})
 
 
 def for_users(network: nn.Module, pre: Preprocess) -> RawInput:
@@ -48,15 +59,16 @@ def save_torchscript(network: nn.Module, pre: Preprocess, path: str | Path) -> N
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            torch.jit.save(to_torchscript(network, pre), str(tmp))
+            torch.jit.save(to_torchscript(network, pre), str(tmp), _extra_files={CONTRACT_FILE: contract_of(pre)})
         os.replace(tmp, p)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def load_torchscript(path: str | Path) -> torch.jit.ScriptModule:
-    """Load a `model.ts` on the CPU (TorchScript files hold no pickled Python objects)."""
+def load_torchscript(path: str | Path, extra: dict[str, str] | None = None) -> torch.jit.ScriptModule:
+    """Load a `model.ts` on the CPU (TorchScript files hold no pickled Python objects); the extra files named in
+    `extra` are read into it (left empty when the file has none, as a file written before they existed)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        return torch.jit.load(str(path), map_location="cpu")
+        return torch.jit.load(str(path), map_location="cpu", _extra_files=extra if extra is not None else {})

@@ -5,11 +5,12 @@ Runs a model folder from `nas train --save` or `nas export` (`model.ts` by defau
 inside, so nothing here but decoding and resizing touches the pixels: a prediction is what the model file gives
 for those pixels, and on a config's test split the accuracy is the one `nas train` printed.
 
-Output: one CSV row per image (`path`, `label` when known, `predicted`, then `p_<class>` for every class in the
-model's output order) to `--out`, else to stdout. When every image has a label, accuracy and the confusion
-matrix (rows: true class, columns: predicted) are printed (to stderr when the CSV goes to stdout); on a BBBC021
-or BBBC014 config they are those of the protocol (treatments, wells: the trainer's aggregation), beside the
-per-image accuracy. `--json`
+Output: one CSV row per image (`path`, what identifies a test image of a config's split (`Inputs.columns`: for
+BBBC021 compound, concentration, plate, well, replicate, image, crop), `label` when known, `predicted`, then
+`p_<class>` for every class in the model's output order) to `--out`, else to stdout. `--out` is checked before
+any work. When every image has a label, accuracy and the confusion matrix (rows: true class, columns:
+predicted) are printed (to stderr when the CSV goes to stdout); on a BBBC021 or BBBC014 config they are those of
+the protocol (treatments, wells: the trainer's aggregation), beside the per-image accuracy. `--json`
 prints exactly one JSON object on stdout instead (with the predictions when there is no `--out`). A progress bar
 shows on stderr, when it is a terminal, for inputs longer than one batch.
 """
@@ -27,8 +28,12 @@ import numpy as np
 from nas.atomicfile import atomic_write_text
 from nas.data.aggregate import aggregate
 from nas.errors import UserError
+from nas.predict.files import check_out_path
 from nas.predict.inputs import Inputs, Item, gather
 from nas.predict.model_file import ModelFile, load_model
+
+# The level accuracy is counted at, singular and plural, for the printed summary.
+LEVELS = {"image": ("image", "images"), "treatments": ("treatment", "treatments"), "wells": ("well", "wells")}
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -87,34 +92,54 @@ def csv_text(inputs: Inputs, probs: np.ndarray, class_names: list[str]) -> str:
     labelled = all(item.label is not None for item in inputs.items)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path", *(["label"] if labelled else []), "predicted", *(f"p_{c}" for c in class_names)])
+    header = ["path", *inputs.columns, *(["label"] if labelled else []), "predicted", *(f"p_{c}" for c in class_names)]
+    writer.writerow(header)
     for item, p in zip(inputs.items, probs, strict=True):
         label = [class_names[item.label]] if labelled and item.label is not None else []
-        writer.writerow([item.name, *label, class_names[int(np.argmax(p))], *(f"{v:.6g}" for v in p)])
+        meta = [item.meta.get(c, "") for c in inputs.columns]
+        writer.writerow([item.name, *meta, *label, class_names[int(np.argmax(p))], *(f"{v:.6g}" for v in p)])
     return buffer.getvalue()
 
 
 def matrix_text(matrix: list[list[int]], names: list[str]) -> str:
-    """The confusion matrix as an aligned table, true classes down, predicted across."""
-    width = max(5, *(len(n) for n in names), *(len(str(v)) for row in matrix for v in row))
-    lines = ["true \\ predicted".ljust(width) + " " + " ".join(n[:width].rjust(width) for n in names)]
+    """The confusion matrix as an aligned table, true classes down, predicted across: the first column as wide as
+    its corner label and the longest class name, each other column as wide as its class name and its counts,
+    right-aligned, so every header label ends where its column's counts end."""
+    corner = "true \\ predicted"
+    first = max(len(corner), *(len(n) for n in names))
+    widths = [max(len(n), *(len(str(row[j])) for row in matrix)) for j, n in enumerate(names)]
+    lines = [" ".join([corner.ljust(first), *(n.rjust(w) for n, w in zip(names, widths, strict=True))])]
     for name, row in zip(names, matrix, strict=True):
-        lines.append(name[:width].ljust(width) + " " + " ".join(str(v).rjust(width) for v in row))
+        lines.append(" ".join([name.ljust(first), *(str(v).rjust(w) for v, w in zip(row, widths, strict=True))]))
     return "\n".join(lines)
 
 
+def counted(count: int, level: str) -> str:
+    """`8 treatments`, `1 treatment`, `359 images`."""
+    one, many = LEVELS.get(level, (level, level if level.endswith("s") else f"{level}s"))
+    return f"{count} {one if count == 1 else many}"
+
+
 def summary_text(model: ModelFile, n: int, score: dict[str, Any] | None) -> str:
-    lines = [f"predicted {n} images with {model.path} ({model.format})"]
+    lines = [f"predicted {counted(n, 'image')} with {model.path} ({model.format})"]
     if score is not None:
-        what = f"{score['count']} {score['level']}s" if score["level"] != "image" else f"{score['count']} images"
-        lines.append(f"accuracy {score['accuracy']:.4f} over {what}")
+        lines.append(f"accuracy {score['accuracy']:.4f} over {counted(score['count'], score['level'])}")
         if score["level"] != "image":
             lines.append(f"image-level accuracy {score['image_accuracy']:.4f}")
         lines.append(matrix_text(score["confusion_matrix"], model.preprocess.class_names))
     return "\n".join(lines)
 
 
+def prediction(item: Item, p: np.ndarray) -> dict[str, Any]:
+    """One image's entry in `--json`: its name, what identifies it, its label, the predicted class, the
+    probabilities."""
+    return {"path": item.name, **item.meta, "label": item.label, "predicted": int(np.argmax(p)),
+            "probabilities": p.tolist()}  # fmt: skip
+
+
 def predict_command(args: argparse.Namespace) -> int:
+    if args.out:
+        check_out_path(args.out)
     model = load_model(args.model_dir, args.format)
     pre = model.preprocess
     inputs = gather(args.inputs, pre)
@@ -129,10 +154,7 @@ def predict_command(args: argparse.Namespace) -> int:
         if args.out:
             out["out"] = str(args.out)
         else:
-            out["predictions"] = [
-                {"path": item.name, "label": item.label, "predicted": int(np.argmax(p)), "probabilities": p.tolist()}
-                for item, p in zip(inputs.items, probs, strict=True)
-            ]
+            out["predictions"] = [prediction(item, p) for item, p in zip(inputs.items, probs, strict=True)]
         print(json.dumps(out, allow_nan=False))
     elif args.out:
         print(summary_text(model, len(inputs.items), score))
