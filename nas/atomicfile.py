@@ -10,8 +10,10 @@ outside evonas (free space, permissions) and run the command again; exit code 1 
 """
 
 import os
+import re
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -67,3 +69,39 @@ def atomic_write_text(path: str | Path, text: str | bytes) -> None:
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """`atomic_write_text` for bytes (the rung states of `search.fidelity`): the same write, one code path."""
     atomic_write_text(path, data)
+
+
+STAGED = re.compile(r"\.(?P<target>.+)\.[A-Za-z0-9_]+\.tmp")  # what `atomic_write_text` stages: .NAME.RANDOM.tmp
+
+
+def staged_target(name: str) -> str | None:
+    """The name of the file a staged temporary file called `name` was being written to, or None when `name`
+    is not one (`atomic_write_text` stages `path` as `.<name of path>.<random>.tmp` beside it)."""
+    m = STAGED.fullmatch(name)
+    return m["target"] if m else None
+
+
+def remove_staged(folder: str | Path, targets: Callable[[str], bool]) -> list[Path]:
+    """Remove the staged temporary files that a write killed before its rename (SIGKILL, power loss) left in
+    `folder`, for the targets whose names `targets` accepts; returns those removed.
+
+    Only regular files are removed (never a folder, a link or anything else that happens to have such a name),
+    and only in `folder` itself; a missing folder has none. Call it only while no write to `folder` can be in
+    flight (under the run lock, before the driver writes): a staged file of a live write looks the same. A file
+    that cannot be removed (read-only disk) is left, as it harms nothing: nothing ever reads a staged file.
+    """
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:  # missing, not a folder, unreadable: nothing this can clean
+        return removed
+    for name in sorted(names):
+        target = staged_target(name)
+        if target is None or not targets(target):
+            continue
+        path = Path(folder) / name
+        with suppress(OSError):
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                path.unlink()
+                removed.append(path)
+    return removed

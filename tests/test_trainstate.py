@@ -86,3 +86,30 @@ def test_a_state_that_does_not_fit_the_network_is_refused(digits):
         trainstate.restore(report.state, model, optimizer, torch.Generator())
     with pytest.raises(ValueError, match="not a rung state"):
         trainstate.restore(b"\x00" * 16, model, optimizer, torch.Generator())
+
+
+def test_a_state_with_a_header_field_missing_or_a_garbled_rng_is_a_value_error(digits):
+    """What the driver's checksum keeps from a worker, refused here too as `ValueError` (a failed result with a
+    reason), never a `KeyError` or torch's own error: a header without `optim_scalars`, an RNG state torch
+    rejects ("Invalid mt19937 state"), tensors safetensors cannot read."""
+    import json
+
+    from safetensors.torch import load, save
+
+    report = train_model(seeded_model(ARCH, 0), digits, dataclasses.replace(SGD, epochs=2), seed=0, stop_after=1)
+    tensors = load(report.state)
+    meta = read_header(report.state)
+
+    def fresh():
+        model = seeded_model(ARCH, 0)
+        return model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), torch.Generator().manual_seed(0)
+
+    without = {k: v for k, v in meta.items() if k != "optim_scalars"}
+    with pytest.raises(ValueError, match=r"incomplete or malformed \(KeyError: 'optim_scalars'\)"):
+        trainstate.restore(save(tensors, metadata={"nas": json.dumps(without)}), *fresh())
+    garbled = {**tensors, "rng.batch": torch.zeros_like(tensors["rng.batch"])}
+    with pytest.raises(ValueError, match="does not fit"):
+        trainstate.restore(save(garbled, metadata={"nas": json.dumps(meta)}), *fresh())
+    size = int.from_bytes(report.state[:8], "little")
+    with pytest.raises(ValueError, match="tensors do not load"):
+        trainstate.restore(report.state[: 8 + size + 10], *fresh())

@@ -20,7 +20,9 @@ from nas.genome.genome import Genome
 
 @dataclass(frozen=True)
 class RungJob:
-    """Train `genome` to epoch `epochs`, from `state` (the previous rung's bytes; None at the first rung)."""
+    """Train `genome` to epoch `epochs`, from `state` (the previous rung's bytes, as the driver read and checked
+    them from `RUN_DIR/rungs/`; None at the first rung, or when that file was missing or failed a check: then
+    the rung trains from epoch 0, to the same result)."""
 
     genome: Genome
     epochs: int

@@ -14,6 +14,10 @@ allow-list). safetensors holds tensors only and has no code path that can run an
 else (numbers, param groups, the Python and numpy RNG states) is JSON in the file's `__metadata__` under the
 key `nas`, so the file is one object, written in one atomic replace. Files start with the 8-byte length of a
 JSON header, so `nas.evaluate.rungfile.read_header` checks a file without torch (the driver never imports it).
+The driver seals each state it writes under `RUN_DIR/rungs/` with the candidate's key and a sha256 of the whole
+file, and checks both, and the epochs, before it ships a state back here (`nas.evaluate.rungfile.check`): a
+flipped byte, a NaN written over the weights or a header edited by hand never reaches `restore`; the candidate
+trains from epoch 0 instead.
 """
 
 import json
@@ -71,36 +75,58 @@ def plain(tensor: torch.Tensor) -> torch.Tensor:
 def restore(blob: bytes, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> int:
     """Load a `capture` into a freshly built model, optimizer and generator; returns the epochs done.
 
-    A blob that is not a rung state of this network (other tensors, other shapes) raises `ValueError`: a
-    candidate whose state does not fit is a failed result, never a silently different training."""
+    A blob that is not a rung state of this network (other tensors, other shapes, a header field missing or of
+    the wrong type, an RNG state torch refuses) raises `ValueError`, never a `KeyError` or torch's own error: a
+    candidate whose state does not fit is a failed result, never a silently different training. The whole
+    header is read before anything is loaded, so a missing field is refused before any state changes. The
+    driver checks a state file's checksum, key and epochs before it ships the bytes here
+    (`nas.evaluate.rungfile.check`; a file that fails is retrained from epoch 0 instead), so on a run's own
+    files this refuses only a state that cannot be continued here (one saved on another kind of device)."""
     meta = read_meta(blob)
-    tensors = load_tensors(blob)
+    try:
+        tensors = load_tensors(blob)
+    except Exception as exc:  # safetensors' own error type: a header or data it cannot read
+        raise ValueError(f"the rung state's tensors do not load: {first_line(exc)}") from None
     prefix = "model."
     weights = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    state: dict[int, dict[str, Any]] = {}
+    try:
+        for name, value in tensors.items():
+            if name.startswith("optim."):
+                _, index, stat = name.split(".", 2)
+                state.setdefault(int(index), {})[stat] = value
+        for index, stats in dict(meta["optim_scalars"]).items():
+            state.setdefault(int(index), {}).update(dict(stats))
+        param_groups = list(meta["param_groups"])
+        device = str(meta["batch_device"])
+        kind, pos, has_gauss, gauss = meta["numpy"]
+        numpy_state = (kind, tensors["rng.numpy"].numpy().astype(np.uint32), int(pos), int(has_gauss), float(gauss))
+        version, py_state, py_gauss = meta["python"]
+        python_state = (version, tuple(py_state), py_gauss)
+        batch, global_rng = tensors["rng.batch"], tensors["rng.torch"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"the rung state's header is incomplete or malformed ({type(exc).__name__}: {exc})") from None
+    if device != generator.device.type:
+        raise ValueError(f"the rung state was saved on {device}, not {generator.device.type}")
+    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
     try:
         model.load_state_dict(weights, strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"the rung state does not fit this network: {str(exc).splitlines()[0]}") from None
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        if name.startswith("optim."):
-            _, index, stat = name.split(".", 2)
-            state.setdefault(int(index), {})[stat] = value
-    for index, stats in meta["optim_scalars"].items():
-        state.setdefault(int(index), {}).update(stats)
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    if meta["batch_device"] != generator.device.type:
-        raise ValueError(f"the rung state was saved on {meta['batch_device']}, not {generator.device.type}")
-    generator.set_state(tensors["rng.batch"])
-    torch.set_rng_state(tensors["rng.torch"])
-    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda[: torch.cuda.device_count()])
-    kind, pos, has_gauss, gauss = meta["numpy"]
-    np.random.set_state((kind, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
-    version, py_state, py_gauss = meta["python"]
-    random.setstate((version, tuple(py_state), py_gauss))
+        optimizer.load_state_dict({"state": state, "param_groups": param_groups})
+        generator.set_state(batch)
+        torch.set_rng_state(global_rng)
+        if cuda and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(cuda[: torch.cuda.device_count()])
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
+    except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ValueError(f"the rung state does not fit this network: {first_line(exc)}") from None
     return int(meta["epochs_done"])
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (torch's load errors list every mismatched key)."""
+    lines = str(exc).splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def read_meta(blob: bytes) -> dict[str, Any]:

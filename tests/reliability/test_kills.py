@@ -155,3 +155,44 @@ def test_sigint_and_sigterm_under_ray_stop_cleanly_then_resume_equals_the_uninte
     keys = [r["key"] for r in log_lines(run)]
     assert len(keys) == len(set(keys)), "a finished evaluation was trained twice"
     assert content(run) == content(whole)
+
+
+# A `nas search` whose third write of a rung state (`search.fidelity`) SIGKILLs the process inside the write:
+# the state is fsynced to its staged file, the rename has not happened.
+KILLED_IN_A_RUNG_WRITE = """
+import os, signal, sys
+real, writes = os.replace, []
+def replace(src, dst, *args, **kwargs):
+    if os.path.basename(os.path.dirname(os.fspath(dst))) == "rungs":
+        writes.append(dst)
+        if len(writes) == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real(src, dst, *args, **kwargs)
+os.replace = replace
+from nas.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.timeout(300)
+def test_sigkill_inside_a_rung_state_write_leaves_a_staged_file_that_resume_removes(tmp_path):
+    """An async ASHA search killed inside the write of a rung state leaves `rungs/.<key>.e1.safetensors.<random>
+    .tmp`; `nas resume` removes it, trains what the kill lost, and ends with the uninterrupted run's evaluations."""
+    from reliability_runs import cli
+
+    fidelity = {"mode": "async", "fidelity": {"min_epochs": 1, "eta": 3}}
+    cfg = synthetic_config(tmp_path, 24, search=fidelity, fitness={"epochs": 9})
+    whole, run = tmp_path / "whole", tmp_path / "run"
+    assert cli("search", str(cfg), "--run-dir", str(whole), "--workers", "0").code == 0
+    argv = ["search", str(cfg), "--run-dir", str(run), "--workers", "0"]
+    killed = subprocess.run([sys.executable, "-c", KILLED_IN_A_RUNG_WRITE, *argv], cwd=ROOT, env=env(),
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    staged = list((run / "rungs").glob(".*.safetensors.*.tmp"))
+    assert len(staged) == 1 and staged[0].stat().st_size > 0, "the kill left the staged state"
+    resumed = subprocess.run([sys.executable, "-m", "nas", "resume", str(run), "--workers", "0"], cwd=ROOT, env=env(),
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert resumed.returncode == 0 and "Traceback" not in resumed.stderr, resumed.stderr[-3000:]
+    assert not list((run / "rungs").iterdir()), "the staged file is gone, and the finished search kept no state"
+    outcome = lambda r: sorted((x["key"], x["epochs"], x["status"], x["fitness"]) for x in log_lines(r))  # noqa: E731
+    assert outcome(run) == outcome(whole)
