@@ -128,3 +128,37 @@ def test_embedded_ray_rejects_requests_without_its_token(local_ray):
     token = AuthenticationTokenLoader.instance().get_raw_token()
     reply = stub.GetAllNodeInfo(request, timeout=10, metadata=[("authorization", f"Bearer {token}")])
     assert len(reply.node_info_list) == 1
+
+
+class StartsSeenLate(RayEvaluator):
+    """A start log always behind its tasks: no mark is read while its attempt is in flight, as when a candidate
+    fails faster than its task's message to the start log travels and its result is collected first."""
+
+    def _note_starts(self, flights, force=False):
+        return None
+
+
+def evaluated(evaluator: RayEvaluator, growths: tuple[int, ...]) -> dict[int, Result]:
+    """The results of `growths` on `evaluator` by index; the evaluator is closed after."""
+    results: dict[int, Result] = {}
+    try:
+        evaluator.evaluate([genome_of(g) for g in growths], lambda i, r: results.update({i: r}))
+    finally:
+        evaluator.close()
+    return results
+
+
+def test_a_fast_failure_says_where_it_ran_whatever_the_start_log_knows(local_ray, tmp_path):
+    # The result of a candidate whose objective raised at once is collected before its start mark is seen (with
+    # a timeout set), or with no start log at all (no timeout): either way its line names the worker it ran on.
+    for evaluator_type, resources in ((StartsSeenLate, {"trial_timeout_s": 60.0}), (RayEvaluator, {})):
+        root = tmp_path / evaluator_type.__name__
+        evaluator = evaluator_type(ProbeObjective(str(root), {1: "raise"}), ResourcesConfig(**resources), RayConfig())
+        results = evaluated(evaluator, (1, 2))
+        broke = results[0]
+        assert broke.status == "failed" and broke.attempts == 1, broke
+        assert broke.error.startswith("RuntimeError: candidate 1 broke"), broke.error
+        assert broke.worker is not None and WORKER.fullmatch(broke.worker), (evaluator_type.__name__, broke.worker)
+        pid = next(root.glob("started-1-*")).name.split("-")[2]
+        assert broke.worker.endswith(f":{pid}"), (broke.worker, pid)
+        assert results[1].status == "ok" and WORKER.fullmatch(results[1].worker)

@@ -18,8 +18,9 @@ The evaluator contract (`nas.evaluate.evaluator`) with Ray underneath (DESIGN.md
 - Faults. A worker process or node that dies (`WorkerCrashedError`, `NodeDiedError`, `ObjectLostError`, ...)
   is retried here, not by Ray (tasks run with `max_retries=0`), so `attempts` counts exactly; after
   `resources.max_retries` retries the candidate is a failed result carrying the error. An exception inside the
-  objective is already a failed `Result`; one that still escapes as a `RayTaskError` is recorded failed (`oom` for
-  an out-of-memory) at once, never retried (it would fail again). `resources.trial_timeout_s` counts from the
+  objective is already a failed `Result`; one that still escapes it is caught in the task and returned as one
+  (`oom` for an out-of-memory), never retried (it would fail again); a `RayTaskError` raised around the task
+  (outside the objective) is recorded the same way by the driver. `resources.trial_timeout_s` counts from the
   moment the task starts running, not from submission (a candidate queued behind others, or waiting for the
   autoscaler, is not late): tasks report their start to a small `StartLog` actor, created only when a timeout is
   set and read every `START_POLL_S`; a task over its time is cancelled (`ray.cancel(force=True)` kills its worker)
@@ -33,11 +34,14 @@ The evaluator contract (`nas.evaluate.evaluator`) with Ray underneath (DESIGN.md
 - Out of memory under packing. With `gpus_per_trial` below 1 each task caps its process's CUDA memory at that
   fraction of the card (`torch.cuda.set_per_process_memory_fraction`), so a candidate that grows past its
   share fails alone instead of starving its neighbours. A candidate that runs out of memory (the objective's
-  `oom` result, or torch's `OutOfMemoryError` escaping as a `RayTaskError`) while packed is retried at once,
+  `oom` result, or torch's `OutOfMemoryError` escaping it) while packed is retried at once,
   once, on a whole card (`num_gpus=1`, cap lifted; `attempts` counts it); an `oom` after that is logged as
   such, a transient status that resume retries (`nas.evaluate.result`).
-- `worker` in each result names where it ran: `ray:<node ip>:<node id, 12 hex>:<pid>`. A failed attempt's
-  worker is known from the start log when a timeout is set, None otherwise.
+- `worker` in each result names where it ran: `ray:<node ip>:<node id, 12 hex>:<pid>`. The task says it in its
+  own result, a failed one included, so it never depends on whether the start log's mark arrived before the
+  result (a candidate that fails at once is often collected first). Only an attempt that returns nothing (its
+  worker died, or it was timed out) is named from the start log: the mark when a timeout is set and it arrived,
+  None otherwise.
 
 Connecting to Ray is `nas.evaluate.ray_cluster`'s job: the constructor connects (embedded local Ray or an
 address) and `close()` shuts down an embedded Ray it started.
@@ -107,11 +111,19 @@ def run_candidate(
     start = time.perf_counter()
     try:
         result = objective(genome, device)
+    except Exception as exc:  # the objective broke its contract: the result says so, and where it ran
+        result = escaped(genome, exc)
     finally:
-        release_cuda_cache()
+        release_cuda_cache()  # after the except block: the traceback's frames (and their tensors) are gone
     result.worker = result.worker or worker
     result.seconds = result.seconds or time.perf_counter() - start
     return result
+
+
+def escaped(genome: Genome, exc: Exception) -> Result:
+    """The failed result of an exception that escaped the objective (`oom` for an out-of-memory)."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())[:ERROR_CHARS]
+    return Result.failure(genome.key, genome.to_dict(), text, status="oom" if out_of_memory(exc) else "failed")
 
 
 def cap_cuda_memory(fraction: float) -> None:

@@ -1,8 +1,9 @@
 """`Result`: one finished evaluation, exactly as a line of `evaluations.jsonl` (DESIGN.md section 2).
 
 Fields of the contract: `key`, `genome`, `status` (`ok`, `failed`, `timeout`, `oom`), `fitness` (validation
-accuracy in [0, 1], None unless ok), `params`, `flops`, `seconds`, `attempts`, `worker`, `error` (None unless failed),
-`step`. `metrics` carries the trainer's extras (test accuracy, images/s, peak memory).
+accuracy in [0, 1], None unless ok), `params`, `flops`, `seconds`, `attempts`, `worker`, `error` (None unless
+failed or oom: a log line of ok or timeout with one is refused, `nas.run.runlog`), `step`. `metrics` carries
+the trainer's extras (test accuracy, images/s, peak memory).
 
 `oom` is the one transient status: the candidate ran out of memory (CUDA or host), which on a shared or packed
 GPU may be a neighbour's doing rather than its own. It is logged (with its error) and told to the strategy as

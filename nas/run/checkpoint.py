@@ -12,9 +12,11 @@ Each checkpoint carries the sha256 of its own contents (canonical JSON), so a ga
 valid JSON (a digit changed, a letter in a key) is caught like a truncation, instead of resuming a different
 search or failing with a traceback on a missing key. A checkpoint without the field (older runs) is trusted.
 
-A load that finds `checkpoint.json` missing, truncated or garbled falls back to the previous one with a
-warning; if both are bad it is a `UserError` and neither file is touched. Write failures are
-`DiskWriteError`s naming the file.
+A load that finds `checkpoint.json` missing, truncated, garbled or not a file at all (a directory in its place)
+falls back to the previous one with a warning, said once however often the run's parts load it; if both are bad
+it is a `UserError` and neither file is touched. A directory where a save renames a checkpoint file is cleared
+first, as a bad file is replaced (an empty one removed, one holding files moved aside, never deleted). Write
+failures are `DiskWriteError`s naming the file.
 """
 
 import contextlib
@@ -45,12 +47,15 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
     data = {"format": FORMAT, **state}
     text = json.dumps({**data, "sha256": digest(data)}, allow_nan=False)
     staged = run_dir / STAGED
+    with writing(staged):
+        clear_way(staged)
     atomic_write_text(staged, text)
     current = run_dir / CURRENT
     try:
         if valid_text(current) is not None:
             keep_previous(current, run_dir / PREVIOUS)
         with writing(current):
+            clear_way(current)
             os.replace(staged, current)
             fsync_dir(run_dir)
     except BaseException:
@@ -65,6 +70,7 @@ def keep_previous(current: Path, previous: Path) -> None:
     links, a copy, atomically."""
     link = previous.with_name(f".{previous.name}.link")
     with writing(previous):
+        clear_way(previous)
         link.unlink(missing_ok=True)
         try:
             os.link(current, link)
@@ -81,8 +87,27 @@ def keep_previous(current: Path, previous: Path) -> None:
             raise
 
 
+def clear_way(path: Path) -> None:
+    """Make way for a rename onto `path` where a directory stands in its place (a rename replaces a file of any
+    kind, not a directory): an empty one is removed, one holding anything is moved aside, with a warning that
+    says where. Nothing else is touched."""
+    if path.is_symlink() or not path.is_dir():
+        return
+    try:
+        path.rmdir()
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    aside = next(p for n in range(1, 10_000) if not (p := path.with_name(f"{path.name}.moved-{n}")).exists())
+    os.rename(path, aside)
+    log.warning("%s is a directory holding files, not a checkpoint; moved it to %s", path, aside.name)
+
+
 def valid_text(path: Path) -> str | None:
     """The text of a valid checkpoint file, None when it is missing or not one."""
+    if not path.is_file():  # a directory, or a FIFO whose read would block forever
+        return None
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
@@ -121,6 +146,8 @@ def parsed(text: str) -> dict[str, Any] | None:
 
 def read_one(path: Path) -> dict[str, Any] | None:
     """A checkpoint's contents, or None when it is missing or not a valid checkpoint."""
+    if not path.is_file():
+        return None
     try:
         return parsed(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError):
@@ -141,9 +168,45 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
     staged = read_one(run_dir / STAGED)
     if previous is None and staged is None:
         raise UserError(f"{run_dir}: both {CURRENT} and {PREVIOUS} are missing or corrupt; cannot resume")
+    fault = "is a directory, not a checkpoint" if (run_dir / CURRENT).is_dir() else "is missing or corrupt"
     if staged is not None and (previous is None or staged.get("step", 0) > previous.get("step", 0)):
-        log.warning("%s: %s is missing or corrupt; using the staged checkpoint of step %s", run_dir, CURRENT,
-                    staged.get("step"))  # fmt: skip
+        warn_once(run_dir, "%s: %s %s; using the staged checkpoint of step %s", run_dir, CURRENT, fault,
+                  staged.get("step"))  # fmt: skip
         return staged
-    log.warning("%s: %s is missing or corrupt; falling back to %s", run_dir, CURRENT, PREVIOUS)
+    warn_once(run_dir, "%s: %s %s; falling back to %s", run_dir, CURRENT, fault, PREVIOUS)
     return previous  # type: ignore[return-value]
+
+
+# run directory -> the state of its checkpoint files when a fallback was last announced
+_announced: dict[Path, tuple[Any, ...]] = {}
+
+
+def warn_once(run_dir: Path, message: str, *args: Any) -> None:
+    """Warn about a fallback once while the checkpoint files stay as they are: the driver, its loop and the async
+    loop each load the checkpoint, and the same fallback said three times reads as three faults."""
+    state = tuple(file_state(run_dir / name) for name in (CURRENT, PREVIOUS, STAGED))
+    key = run_dir.resolve()
+    if _announced.get(key) != state:
+        _announced[key] = state
+        log.warning(message, *args)
+
+
+def file_state(path: Path) -> tuple[int, int, int, int] | None:
+    """What tells a file's version apart (inode, kind, size, modification time), None when it is absent."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns)
+
+
+def saved_state(run_dir: Path, log_path: Path) -> str:
+    """What a refused write leaves for `nas resume`, as it is: a checkpoint of the last step, an earlier one the
+    resume falls back to, or none; a log that holds evaluations is never called empty."""
+    if read_one(run_dir / CURRENT) is not None:
+        return f"every finished evaluation is in the log and {CURRENT} holds the last step"
+    if read_one(run_dir / PREVIOUS) is not None or read_one(run_dir / STAGED) is not None:
+        return "every finished evaluation is in the log and an earlier checkpoint is intact (resume falls back to it)"
+    if log_path.is_file() and log_path.stat().st_size:
+        return f"every finished evaluation is in the log, but neither {CURRENT} nor {PREVIOUS} is readable"
+    return "no checkpoint was written yet, so nothing was evaluated; resume starts the search from its config"

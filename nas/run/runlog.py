@@ -7,7 +7,11 @@ key -> `Result` index (O(1) lookups and appends afterwards: nothing costs O(n) p
 JSON Lines; a malformed line anywhere else is corruption and an error (exit 2, naming the file and the line):
 resume never drops a finished evaluation silently. A line is a result only if it is a JSON object with the
 contract's fields of the right types (`result_of`): valid JSON that is not a result (`[]`, `{}`, a wrong
-status, a string for a number) is as malformed as garbage, not a result with holes in it.
+status, a string for a number) is as malformed as garbage, not a result with holes in it. Opened by a run, the log
+also holds each line to what an evaluation of that run's config can write (`line_rules`): `epochs` absent without
+`search.fidelity` and one of its rungs with it, `attempts` within the retries the config allows. A line a
+crafted or foreign log slipped past those (a 1-epoch candidate logged as `epochs: 999` would rank first) is
+refused like any other bad line.
 
 An `oom` line (the transient status, see `nas.evaluate.result`) is kept and readable, but `key in log` is
 False for it: the cache does not answer that genome, and resume trains it again; a later line of the same key
@@ -24,23 +28,49 @@ import logging
 import math
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nas.atomicfile import DiskWriteError, writing
+from nas.config import Config
 from nas.errors import UserError, shown
 from nas.evaluate.result import Result
 from nas.genome.genome import Genome
+from nas.run.fidelity import rung_epochs
 from nas.strategies.ranking import fitness_of, order
 
 log = logging.getLogger(__name__)
 
 
-class EvaluationLog:
-    """The run's `evaluations.jsonl`, with an in-memory index by genome key."""
+@dataclass(frozen=True)
+class LineRules:
+    """What an evaluation of one run's config can write, beyond what every line obeys (`result_of`): the values
+    its `epochs` field may take (None: the field is absent) and the most `attempts` a candidate is given."""
 
-    def __init__(self, path: str | Path):
+    epochs: frozenset[int | None]
+    attempts: int
+
+
+def line_rules(config: Config) -> LineRules:
+    """The `LineRules` of a run of `config`. Without `search.fidelity` no line carries `epochs` (every candidate
+    trains the whole `fitness.epochs`); with it every line is one rung, the top one being `fitness.epochs`. The
+    Ray evaluator retries a lost worker `resources.max_retries` times, and an out-of-memory while packed once
+    more on a whole card; the in-process evaluator makes one attempt."""
+    fidelity = config.search.fidelity
+    epochs: frozenset[int | None] = frozenset([None])
+    if fidelity is not None:
+        epochs = frozenset(rung_epochs(fidelity.min_epochs, fidelity.eta, config.fitness.epochs))
+    return LineRules(epochs, config.resources.max_retries + 2)
+
+
+class EvaluationLog:
+    """The run's `evaluations.jsonl`, with an in-memory index by genome key; `rules` (`line_rules` of the run's
+    config) holds every line read to what this run can write."""
+
+    def __init__(self, path: str | Path, rules: LineRules | None = None):
         self.path = Path(path)
+        self.rules = rules
         self.results: dict[str, Result] = {}
         self.rungs: dict[tuple[str, int | None], Result] = {}
         self.order: list[str] = []
@@ -60,7 +90,7 @@ class EvaluationLog:
             if not raw.strip():
                 continue
             try:
-                self._index(result_of(raw))
+                self._index(result_of(raw, self.rules))
             except ValueError as exc:
                 if number == len(complete) and not tail:
                     self._drop_torn_tail(len(data) - len(raw) - 1, number)
@@ -166,8 +196,9 @@ def finished_count(results: list[Result]) -> int:
     return sum(1 for r in latest.values() if not r.transient)
 
 
-def read_results(path: str | Path) -> list[Result]:
-    """All results of a log, in log order, without opening it for writing (for export and report)."""
+def read_results(path: str | Path, rules: LineRules | None = None) -> list[Result]:
+    """All results of a log, in log order, without opening it for writing (for export and report); `rules` as
+    `EvaluationLog` takes them."""
     p = Path(path)
     if not p.exists():
         raise UserError(f"no evaluations.jsonl in {p.parent}: not a run directory, or nothing finished yet")
@@ -177,7 +208,7 @@ def read_results(path: str | Path) -> list[Result]:
         if not raw.strip():
             continue
         try:
-            results.append(result_of(raw))
+            results.append(result_of(raw, rules))
         except ValueError as exc:
             if number >= len(lines) - 1:
                 log.warning("%s: line %d is incomplete; ignoring it", p, number)
@@ -206,8 +237,9 @@ FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
 REQUIRED = ("key", "genome", "status", "fitness")
 
 
-def result_of(raw: bytes) -> Result:
-    """One log line as a `Result`; a `ValueError` saying why when it is not one (not only when not JSON)."""
+def result_of(raw: bytes, rules: LineRules | None = None) -> Result:
+    """One log line as a `Result`; a `ValueError` saying why when it is not one (not only when not JSON), or when
+    it is not one an evaluation under `rules` writes."""
     data = json.loads(raw)
     if not isinstance(data, dict):
         raise ValueError(f"a JSON {type(data).__name__}, not an object")
@@ -226,7 +258,11 @@ def result_of(raw: bytes) -> Result:
         raise ValueError("an ok result without fitness")
     if data["status"] != "ok" and data["fitness"] is not None:
         raise ValueError(f"a {data['status']} result with a fitness")
+    if data["status"] in ("ok", "timeout") and data.get("error") is not None:
+        raise ValueError(f"a {data['status']} result with an error")
     check_values(data)
+    if rules is not None:
+        check_rules(data, rules)
     check_genome(data)
     return Result.from_dict(data)
 
@@ -239,6 +275,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "seconds": (0.0, math.inf),
     "attempts": (1, math.inf),
     "step": (0, math.inf),
+    "epochs": (1, math.inf),
 }
 
 
@@ -253,6 +290,23 @@ def check_values(data: dict[str, Any]) -> None:
             raise ValueError(f"{name} is {value}")
         if not low <= value <= high:
             raise ValueError(f"{name} {shown(value)} is outside [{low:g}, {high:g}]")
+
+
+def check_rules(data: dict[str, Any], rules: LineRules) -> None:
+    """A line this run cannot have written: `epochs` that is not one of its rungs (or any, without
+    `search.fidelity`), more attempts than its retries allow."""
+    epochs = data.get("epochs")
+    if epochs not in rules.epochs:
+        rungs = sorted(e for e in rules.epochs if e is not None)
+        if not rungs:
+            raise ValueError(f"epochs {shown(epochs)} in a run without search.fidelity, which logs no epochs")
+        allowed = ", ".join(map(str, rungs))
+        if epochs is None:
+            raise ValueError(f"no epochs in a run with search.fidelity, whose every line is a rung ({allowed})")
+        raise ValueError(f"epochs {shown(epochs)} is not a rung of this run ({allowed})")
+    attempts = data.get("attempts", 1)
+    if attempts > rules.attempts:
+        raise ValueError(f"attempts {attempts} is more than this run gives a candidate ({rules.attempts})")
 
 
 def check_genome(data: dict[str, Any]) -> None:

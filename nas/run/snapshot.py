@@ -18,7 +18,7 @@ from nas.genome.architecture import Architecture
 from nas.run.checkpoint import load_checkpoint
 from nas.run.driver import architecture_of
 from nas.run.rundir import RunDir, open_run_dir
-from nas.run.runlog import ranked, read_results
+from nas.run.runlog import line_rules, ranked, read_results
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,8 @@ def load_snapshot(path: str | Path) -> RunSnapshot:
     if not p.is_dir():
         raise UserError(f"{p} is not a run directory (no such folder)")
     run = open_run_dir(p)
-    results = read_results(run.log)
+    config = run.load_config()
+    results = read_results(run.log, line_rules(config))  # a line this run cannot write never ranks
     if not results:
         raise UserError(f"{p}: evaluations.jsonl is empty; nothing has finished in this run yet")
     try:
@@ -83,4 +84,4 @@ def load_snapshot(path: str | Path) -> RunSnapshot:
         raise UserError(f"{p}: no valid checkpoint.json (it holds the run's fixed architecture keys)") from None
     if not isinstance(checkpoint.get("architecture_base"), dict):
         raise UserError(f"{p}: checkpoint.json has no architecture_base; was it written by `nas search`?")
-    return RunSnapshot(run, run.load_config(), results, checkpoint, ranked(results))
+    return RunSnapshot(run, config, results, checkpoint, ranked(results))
