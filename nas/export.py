@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from nas.config import Config
+from nas.config import Config, load_config
+from nas.data.folds import cv_protocol
 from nas.evaluate.result import Result
 from nas.genome.architecture import Architecture
 from nas.run.snapshot import RunSnapshot, load_snapshot
@@ -162,10 +163,11 @@ def describe(run_dir: Path, exported: Exported) -> str:
         f"key {prov['key'][:12]}"
     ]
     lines += [f"{LABELS[name]:<13} {path}" for name, path in files.items()]
-    lines.append(
-        f"retrain with  nas train {files[ARCHITECTURE]} --config {run_dir / 'config.yaml'} --full "
-        f"--save {run_dir / 'retrained'}"
-    )
+    train = f"nas train {files[ARCHITECTURE]} --config {run_dir / 'config.yaml'}"
+    cv = cv_protocol(load_config(run_dir / "config.yaml").dataset.name)  # the protocol the dataset prescribes
+    if cv is not None:
+        lines.append(f"evaluate with {train} --cv {cv} --save {run_dir / cv}")
+    lines.append(f"retrain with  {train} --full --save {run_dir / 'retrained'}")
     lines.append(f"then predict  nas predict {run_dir / 'retrained'} IMAGES_OR_FOLDER...")
     return "\n".join(lines)
 

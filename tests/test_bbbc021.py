@@ -50,9 +50,14 @@ def test_real_metadata_counts(shared_data, nas, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump(shipped))
     out = nas("data", "summary", str(cfg), "--json")
-    assert out.returncode == 0, out.stderr
-    summary = json.loads(out.stdout)
+    summary = json.loads(out.stdout)  # printed whole, though its images are not there
     assert [summary[k] for k in ("images", "treatments", "compounds", "classes", "folds")] == [1208, 103, 38, 12, 38]
+    # the 1,208 fields and the 1,176 DMSO fields of their 49 plates, 3 channel files each: none under the
+    # placeholder root, which is what `nas search` would stop on, so the summary exits 2 saying so
+    assert (summary["image_files"], summary["image_files_present"], summary["image_files_missing"]) == (7152, 0, 7152)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert "dataset.root: 7,152 of 7,152 BBBC021 image files missing" in out.stderr
+    assert out.stderr.strip().endswith(summary["first_missing_file"])
 
 
 def test_taxol_filter_keeps_week1_d03_to_d05_only(shared_data):
@@ -224,6 +229,62 @@ def test_in_process_and_parallel_preprocessing_agree(fixture_dir, tmp_path):
     np.testing.assert_array_equal(one, two)
 
 
+def summary_lines(out) -> dict[str, str]:
+    """The text summary's lines by label."""
+    return {line[:16].strip(): line[16:] for line in out.stdout.splitlines() if line[:16].strip()}
+
+
+def test_summary_counts_the_image_files_and_names_the_first_missing(nas, fixture_dir, tmp_path):
+    """The summary looks for every file preprocessing reads (no pixel read): all there, exit 0; one gone, exit 2
+    naming it; once the crops are cached, missing images no longer matter (nothing reads them again)."""
+    from nas.data.bbbc021 import load_crops
+
+    root, meta = copy_fixture(fixture_dir, tmp_path)
+    cfg, _ = write_config(tmp_path, root, meta)
+    out = nas("data", "summary", str(cfg))
+    assert out.returncode == 0, out.stderr
+    needed = 3 * (76 + 48)  # the 76 protocol fields and the 48 DMSO fields of their two plates
+    assert summary_lines(out)["image files"] == f"{needed} of {needed} present under {root}"
+    field = load_table(meta).fields[3]
+    (root / field.paths[1]).unlink()
+    out = nas("data", "summary", str(cfg), "--json")
+    summary = json.loads(out.stdout)
+    assert (summary["image_files_missing"], summary["first_missing_file"]) == (1, str(root / field.paths[1]))
+    line = one_error_line(out)
+    assert line.startswith("nas data: error: dataset.root: 1 of 372 BBBC021 image files missing under")
+    assert line.endswith(str(root / field.paths[1]))
+    shutil.copy(fixture_dir / "images" / field.paths[1], root / field.paths[1])
+    data = yaml.safe_load(cfg.read_text())["dataset"]
+    load_crops(DatasetConfig(**data))  # preprocess once: the cache entry
+    shutil.rmtree(root / PLATES[0].split("_")[0])
+    out = nas("data", "summary", str(cfg))
+    assert out.returncode == 0, out.stderr
+    lines = summary_lines(out)
+    assert lines["cache"].startswith(str(tmp_path / "cache" / "bbbc021-")) and "first missing" in lines
+
+
+@settings(max_examples=20, derandomize=True, database=None, deadline=None)
+@given(fraction=st.floats(0.0, 1.0, exclude_min=True, exclude_max=True))
+def test_a_training_subset_is_refused_with_its_key(fraction):
+    """`dataset.train_subset` would change the leave-one-compound-out protocol: refused wherever the crops load
+    (both views), with its key, before any metadata or image is read."""
+    from nas.data.bbbc021 import load_crops
+    from nas.errors import UserError
+
+    config = DatasetConfig(name="bbbc021", root="/nonexistent", metadata="/nonexistent", train_subset=fraction)
+    with pytest.raises(UserError, match=r"^dataset\.train_subset: is .* but bbbc021 trains on every field"):
+        load_crops(config)
+
+
+def test_a_training_subset_is_a_one_line_error_in_the_summary(nas, fixture_dir, tmp_path):
+    cfg, _ = write_config(tmp_path, fixture_dir / "images", fixture_dir / "metadata")
+    data = yaml.safe_load(cfg.read_text())
+    data["dataset"]["train_subset"] = 0.2
+    cfg.write_text(yaml.safe_dump(data))
+    line = one_error_line(nas("data", "summary", str(cfg)))
+    assert line.startswith("nas data: error: dataset.train_subset: is 0.2, but bbbc021 trains on every field")
+
+
 # ---------------------------------------------------------------- through the command line
 
 ARCH = {
@@ -284,6 +345,13 @@ def test_pipeline_learns_the_moa_and_reuses_its_cache(nas, fixture_dir, tmp_path
         treatments = list(csv.DictReader(f))
     assert len(treatments) == 19
     assert np.mean([r["correct"] == "True" for r in treatments]) == pytest.approx(report["accuracy"])
+    saved = json.loads((tmp_path / "cv" / "loco_metrics.json").read_text())
+    assert saved == report
+    trained = saved["settings"]  # how the folds were trained, as run: the config's epochs, resolved recipe
+    assert (trained["epochs"], trained["batch_size"], trained["lr"]) == (3, 32, 0.05)
+    assert (trained["augmentation"], trained["class_weights"]) == ("dihedral", "balanced")
+    assert trained["architecture"] == str(arch.resolve()) and trained["params"] > 0
+    assert [c["groups"] for c in saved["class_accuracy"]] == np.array(saved["confusion"]).sum(axis=1).tolist()
 
 
 def one_error_line(out) -> str:

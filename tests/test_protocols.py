@@ -155,6 +155,11 @@ def test_summary_of_a_cross_validation(tmp_path, caplog):
         "images": 8,
         "class_names": CLASSES,
         "confusion": [[2, 0, 0], [0, 0, 2], [0, 0, 0]],
+        "class_accuracy": [
+            {"class": "a", "groups": 2, "correct": 2, "accuracy": 1.0},
+            {"class": "b", "groups": 2, "correct": 0, "accuracy": 0.0},
+            {"class": "c", "groups": 0, "correct": 0, "accuracy": None},
+        ],
     }
     assert summary["folds"][1] == {"name": "two", "images": 4, "groups": 2, "accuracy": 0.5, "image_accuracy": 0.5,
                                    "seconds": report.folds[1].seconds}  # fmt: skip
@@ -197,3 +202,34 @@ def test_a_fold_reduced_by_the_mean_with_one_group_level():
     (row,) = report.group_rows
     assert (row["well"], row["images"], row["predicted"], row["correct"]) == (4, 3, "a", True)
     assert row["p_a"] == pytest.approx(1.4 / 3, abs=1e-6)
+
+
+def test_text_report_prints_the_confusion_matrix_and_each_classs_accuracy(tmp_path, capsys):
+    """`nas train --cv` without `--json`: after the folds, the matrix (a row per true class, numbered columns)
+    with each class's correct count, group count and accuracy, and the settings the folds were trained with."""
+    from nas.evaluate.crossval import print_summary
+
+    (f1, p1), (f2, _) = small_fold("one"), small_fold("two")
+    report = cross_validate(iter([f1, f2]), lambda f: nn.Identity(), lambda m, f: p1)
+    settings = {"architecture": "a.yaml", "params": 1234, "epochs": 1, "batch_size": 8, "optimizer": "sgd",
+                "lr": 0.05, "schedule": "cosine", "augmentation": "dihedral", "class_weights": "balanced"}  # fmt: skip
+    print_summary({"seed": 0, **report.to_dict(), "settings": settings, "files": {"metrics": "m.json"}})
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("treatment confusion matrix"))
+    header, a, b, c = lines[start + 1 : start + 5]
+    assert header.split() == ["1", "2", "3", "treatments", "correct", "accuracy"]
+    assert a.split() == ["1", "a", "2", "0", "0", "2", "2", "1.0000"]
+    assert b.split() == ["2", "b", "0", "0", "2", "2", "0", "0.0000"]
+    assert c.split() == ["3", "c", "0", "0", "0", "0", "0", "n/a"]
+    trained = next(line for line in lines if line.startswith("trained: "))
+    assert "a.yaml (1,234 params), 1 epoch, batch 8, sgd lr 0.05 (cosine), augmentation dihedral" in trained
+    assert "class weights balanced, seed 0" in trained and lines[-1] == "metrics: m.json"
+
+
+def test_confusion_text_keeps_its_columns_for_long_names_and_large_counts():
+    from nas.evaluate.protocols import confusion_lines
+
+    names = ["Microtubule destabilizers", "b"]
+    lines = confusion_lines(names, [[1234, 5], [0, 7]], "treatment")
+    assert [len(line) for line in lines[1:]] == [len(lines[1])] * 3, "every row as wide as the header"
+    assert lines[2].split()[:5] == ["1", "Microtubule", "destabilizers", "1234", "5"]

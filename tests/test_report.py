@@ -3,18 +3,24 @@
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import matplotlib.image
 import pytest
 from conftest import ROOT, run_nas
 
+from nas.config import parse_config
 from nas.evaluate.result import Result
+from nas.export import Exported, describe
 from nas.genome.genome import BlockGene, Genome
 from nas.report.best import CHAIN, NOT_A_LINK, OFF, ON, link_matrix
+from nas.report.context import ReportContext
 from nas.report.pareto import pareto_front
 from nas.report.progress import progress_of
 from nas.report.style import SIZES
+from nas.report.summary import best_section, pending_row
 from nas.run.runlog import ranked, read_results
+from nas.run.snapshot import RunSnapshot, load_snapshot
 from nas.transfer.results import write_metrics
 
 FILES = ("progress.png", "pareto.png", "best.png", "summary.md")
@@ -150,3 +156,71 @@ def test_link_matrix_marks_the_chain_apart_from_evolved_bits():
     # 2 layers: bits for (0 -> 2), (0 -> out), (1 -> out) = "101"
     grid = link_matrix(BlockGene(2, 4, "101"))
     assert grid.tolist() == [[CHAIN, ON, OFF], [NOT_A_LINK, CHAIN, ON], [NOT_A_LINK, NOT_A_LINK, CHAIN]]
+
+
+def tensorboard_steps(run: Path) -> dict[str, list[int]]:
+    """The steps each search scalar was written at, in order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    return {tag: [e.step for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_steps_are_numbered_from_0_in_the_log_tensorboard_and_the_report(smoke_run):
+    """The smoke search's budget (200) cuts its last batch short: every place a person reads a step number
+    numbers the steps from 0, as the log does, the cut-short one included."""
+    snap = load_snapshot(smoke_run)
+    logged = sorted({r.step for r in snap.results})
+    assert logged == list(range(snap.step + 1))  # the told steps, then the one the budget cut short
+    steps = tensorboard_steps(smoke_run)
+    assert steps["search/best_fitness"] == logged  # the cut-short step's best too, at its own index
+    for tag in ("search/mean_fitness", "search/failures", "search/repeats_avoided", "search/unfilled"):
+        assert steps[tag] == list(range(snap.step)), tag  # the told steps only
+    assert progress_of(snap.results).step_ids == logged
+    best = snap.best_first[0]
+    text = "\n".join(best_section(ReportContext(snap)))
+    assert f"evaluated at step {best.step};" in text and best.step in logged
+
+
+def snapshot_of(results: list[Result], checkpoint: dict, dataset: str = "digits") -> RunSnapshot:
+    """A snapshot built by hand: a run directory only in name."""
+    config = parse_config({"name": "x", "dataset": {"name": dataset}})
+    run = SimpleNamespace(path=Path("runs/x"))
+    return RunSnapshot(run, config, results, checkpoint, ranked(results))  # type: ignore[arg-type]
+
+
+def test_cost_names_only_evaluations_that_finished_after_the_last_checkpoint():
+    results = [result(k, 0.5, 1, 0) for k in "abc"] + [result(k, 0.6, 1, 1) for k in "de"]
+    # a run that ended with a checkpoint counting every evaluation (finished, or paused at a checkpoint): no row,
+    # whatever the steps its last lines carry (a step cut short by the budget is checkpointed, never told)
+    assert pending_row(snapshot_of(results, {"step": 1, "evaluations": 5})) == []
+    assert pending_row(snapshot_of(results, {"step": 2, "evaluations": 5})) == []
+    # stopped between two checkpoints (a signal, a kill): the evaluations after the last one, whatever their step
+    ((label, text),) = pending_row(snapshot_of(results, {"step": 1, "evaluations": 3}))
+    assert label == "since the last checkpoint"
+    assert text == "2 evaluations finished after it (their time is not in the wall time)"
+    oom = Result(key="f", genome={}, status="oom", fitness=None, error="out of memory", step=1)
+    assert "1 evaluation finished" in pending_row(snapshot_of([*results, oom], {"step": 1, "evaluations": 4}))[0][1]
+    assert pending_row(snapshot_of(results, {"step": 1})) == []  # a checkpoint that counts nothing says nothing
+
+
+def test_next_steps_include_the_evaluation_the_dataset_prescribes(tmp_path):
+    """BBBC021's protocol is leave-one-compound-out: the report and `nas export` both suggest `--cv loco`
+    beside the plain retraining; a dataset without a protocol gets the retraining alone."""
+    results = [result("a", 0.5, 1, 0)]
+    cells = "\n".join(best_section(ReportContext(snapshot_of(results, {"step": 1}, dataset="bbbc021"))))
+    assert "--config runs/x/config.yaml --cv loco --save runs/x/loco`" in cells
+    assert "--full --save runs/x/retrained`" in cells
+    plain = "\n".join(best_section(ReportContext(snapshot_of(results, {"step": 1}))))
+    assert "--cv" not in plain and "--full --save runs/x/retrained`" in plain
+
+    provenance = {"rank": 1, "run": "x", "fitness": 0.5, "params": 10, "key": "a" * 64}
+    exported = Exported(SimpleNamespace(provenance=provenance), {"architecture.yaml": tmp_path / "e/architecture.yaml"})
+    for dataset, cv in (("bbbc021", "loco"), ("bbbc014", "cell-line"), ("digits", None)):
+        (tmp_path / "config.yaml").write_text(json.dumps({"name": "x", "dataset": {"name": dataset}}))
+        lines = describe(tmp_path, exported).splitlines()  # type: ignore[arg-type]
+        evaluate = [line for line in lines if line.startswith("evaluate with")]
+        train = f"nas train {tmp_path / 'e/architecture.yaml'} --config {tmp_path / 'config.yaml'}"
+        assert evaluate == ([f"evaluate with {train} --cv {cv} --save {tmp_path / cv}"] if cv else []), dataset
+        assert f"retrain with  {train} --full --save {tmp_path / 'retrained'}" in lines

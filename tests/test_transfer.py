@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from conftest import ROOT
 from PIL import Image
 from test_bbbc014 import write_plate
@@ -214,6 +215,8 @@ def test_from_scratch_run_through_the_cli_is_labelled_everywhere(nas, tmp_path):
     assert result["accuracy"] == pytest.approx(np.mean(correct))
     (loaded,) = load_baseline_results(run_dir)
     assert loaded["label"] == "ResNet50 (from-scratch)" and loaded["paper_accuracy"] is None
+    as_run = yaml.safe_load((run_dir / "baseline" / "config.yaml").read_text())
+    assert as_run["baseline"]["epochs"] == 1, "the config as run: --epochs 1 in place of the file's 3"
 
 
 def grouped_fold(name: str, seed: int) -> Fold:

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from nas.config import DatasetConfig
 from nas.data.bbbc021_images import GRID, combine_moments, field_crops, field_moments
 from nas.data.bbbc021_metadata import Bbbc021Table, Field
-from nas.data.cache import cached_arrays
+from nas.data.cache import cache_folder, cache_key, cached_arrays
 from nas.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -65,9 +65,32 @@ def cache_parts(config: DatasetConfig, table: Bbbc021Table) -> dict[str, Any]:
     }
 
 
+def crops_entry(config: DatasetConfig, table: Bbbc021Table) -> Path:
+    """Where the cache keeps this config's crops (`nas.data.cache.cached_arrays` names its entries so): when the
+    file is there, nothing reads an image again."""
+    key = cache_key({"kind": CACHE_KIND, **cache_parts(config, table)})
+    return cache_folder(config.cache_dir) / f"{CACHE_KIND}-{key[:24]}.npz"
+
+
+def dmso_fields(table: Bbbc021Table) -> list[Field]:
+    """The DMSO fields of the protocol's plates: what the per-plate normalisation reads."""
+    plates = set(table.plates)
+    return [f for f in table.dmso if f.plate in plates]
+
+
+def needed_fields(table: Bbbc021Table) -> list[Field]:
+    """Every field preprocessing reads (three channel files each): the protocol's, then its plates' DMSO."""
+    return [*table.fields, *dmso_fields(table)]
+
+
+def missing_files(root: Path, fields: Iterable[Field]) -> list[str]:
+    """The channel files of `fields` that are not files under `root`, in field order."""
+    return [str(root / p) for f in fields for p in f.paths if not (root / p).is_file()]
+
+
 def check_files(root: Path, fields: Iterable[Field]) -> None:
     """Every channel file must exist before any work starts; report how many are missing and the first few."""
-    missing = [str(root / p) for f in fields for p in f.paths if not (root / p).is_file()]
+    missing = missing_files(root, fields)
     if missing:
         shown = ", ".join(missing[:SHOW_MISSING]) + (", ..." if len(missing) > SHOW_MISSING else "")
         raise UserError(f"{len(missing)} BBBC021 image file(s) missing under {root} (dataset.root): {shown}")
@@ -89,7 +112,7 @@ def plate_statistics(
     for plate in plates:
         if not table.dmso_of(plate):
             raise UserError(f"plate {plate} has no DMSO fields in the metadata to normalise by")
-    dmso = [f for f in table.dmso if f.plate in set(plates)]
+    dmso = dmso_fields(table)
     moments = list(parallel_map(partial(field_moments, root), [f.paths for f in dmso], executor, bar))
     by_plate: dict[str, list[np.ndarray]] = {}
     for field, m in zip(dmso, moments, strict=True):
@@ -107,7 +130,7 @@ def build_crops(config: DatasetConfig, table: Bbbc021Table) -> np.ndarray:
     root, size = image_root(config), input_size(config)
     if not root.is_dir():
         raise UserError(f"not a folder: {root}", key="dataset.root")
-    dmso = [f for f in table.dmso if f.plate in set(table.plates)]
+    dmso = dmso_fields(table)
     check_files(root, [*table.fields, *dmso])
     workers = config.workers or os.cpu_count() or 1
     out = np.empty((len(table.fields), GRID[0] * GRID[1], 3, size, size), dtype=np.float16)
@@ -147,7 +170,7 @@ def plate_statistics_of(config: DatasetConfig, table: Bbbc021Table) -> dict[str,
 
     def compute() -> dict[str, tuple[np.ndarray, np.ndarray]]:
         root = image_root(config)
-        dmso = [f for f in table.dmso if f.plate in set(table.plates)]
+        dmso = dmso_fields(table)
         check_files(root, dmso)
         with tqdm(total=len(dmso), desc="BBBC021 plate statistics", unit="field", file=sys.stderr,
                   disable=None) as bar, worker_pool(config.workers or os.cpu_count() or 1) as executor:  # fmt: skip

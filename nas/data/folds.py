@@ -38,6 +38,15 @@ class Fold:
 FoldIterator = Callable[[DatasetConfig, int], Iterator[Fold]]
 FOLDS: Registry[FoldIterator] = Registry("cross-validation protocol")
 
+# `nas train --cv NAME`: each protocol's name and the dataset kind whose folds it runs.
+CV_PROTOCOLS = {"loco": "bbbc021", "cell-line": "bbbc014"}
+
+
+def cv_protocol(dataset: str) -> str | None:
+    """The `--cv` name of a dataset kind's evaluation protocol (`loco` for BBBC021), None for a kind without
+    one: what the next-step hints of `nas export` and `nas report` add to the evaluation they suggest."""
+    return next((name for name, kind in CV_PROTOCOLS.items() if kind == dataset), None)
+
 
 def fold_protocols() -> list[str]:
     """Dataset kinds that define folds (imports their modules so they register)."""

@@ -9,9 +9,12 @@ other, both ways), scored at the well level.
 
 Predictions are written as CSV to `--save DIR` when given, else to the current directory:
 `<cv>_predictions.csv` (one row per crop or tile, with class probabilities) and `<cv>_treatments.csv` /
-`<cv>_wells.csv` (one row per aggregated group), beside `<cv>_metrics.json` (the printed summary). Nothing
-is trained on the test compound of a fold, and the network is rebuilt for every fold, so no weights leak
-between folds.
+`<cv>_wells.csv` (one row per aggregated group), beside `<cv>_metrics.json` (the printed summary, with the
+per-class accuracy, and under `settings` how the folds were trained: the architecture file and its size, the
+config, epochs, batch size, optimizer, learning rate and schedule, augmentation and class weights as
+resolved for the dataset, so that a figure is never read without them). The text output prints the same:
+per fold, pooled, the confusion matrix with each class's accuracy, and the settings. Nothing is trained on
+the test compound of a fold, and the network is rebuilt for every fold, so no weights leak between folds.
 """
 
 import argparse
@@ -24,22 +27,21 @@ from torch import nn
 
 from nas.atomicfile import atomic_write_text
 from nas.config import Config
-from nas.data.folds import Fold, count_folds, iterate_folds
+from nas.data.folds import CV_PROTOCOLS, Fold, count_folds, iterate_folds
 from nas.errors import UserError
-from nas.evaluate.protocols import CrossValReport, cross_validate
-from nas.evaluate.recipe import recipe
+from nas.evaluate.protocols import CrossValReport, confusion_lines, cross_validate
+from nas.evaluate.recipe import augmentation_for, recipe, weighting_for
 from nas.evaluate.train_command import check_fits
 from nas.evaluate.trainer import seeded_model, train_model
 from nas.genome.architecture import Architecture
-
-PROTOCOLS = {"loco": "bbbc021", "cell-line": "bbbc014"}
+from nas.model.analytic_cost import analytic_cost
 
 
 def check_protocol(cv: str, config: Config) -> None:
     """`--cv NAME` must be the protocol of the config's dataset."""
-    wanted = PROTOCOLS.get(cv)
+    wanted = CV_PROTOCOLS.get(cv)
     if wanted is None:
-        raise UserError(f"--cv: unknown protocol {cv!r} (known: {', '.join(PROTOCOLS)})")
+        raise UserError(f"--cv: unknown protocol {cv!r} (known: {', '.join(CV_PROTOCOLS)})")
     if config.dataset.name != wanted:
         raise UserError(f"--cv {cv} needs dataset.name {wanted}, the config has {config.dataset.name!r}")
 
@@ -61,15 +63,42 @@ def run_protocol(arch: Architecture, config: Config, seed: int, epochs: int | No
     return cross_validate(folds, model_factory, train, total=count_folds(config.dataset))
 
 
+def training_settings(arch: Architecture, config: Config, epochs: int | None, args: argparse.Namespace) -> dict:
+    """How every fold's network was trained, as `run_protocol` trains it: the `settings` of the metrics file."""
+    fitness, dataset = config.fitness, config.dataset.name
+    params, flops = analytic_cost(arch)
+    lr = arch.genome.learning_rate
+    return {
+        "architecture": str(Path(args.architecture).resolve()),
+        "config": str(Path(args.config).resolve()) if getattr(args, "config", None) else None,
+        "params": params,
+        "flops": flops,
+        "input_size": arch.input_size,
+        "blocks": [b.to_dict() for b in arch.genome.blocks],
+        "epochs": epochs or fitness.epochs,
+        "batch_size": fitness.batch_size,
+        "optimizer": fitness.optimizer,
+        "lr": fitness.lr if lr is None else lr,  # the architecture's own, when its file has one (as trained)
+        "schedule": fitness.schedule,
+        "weight_decay": fitness.weight_decay,
+        "augmentation": augmentation_for(fitness, dataset),
+        "class_weights": weighting_for(fitness, dataset),
+        "precision": fitness.precision,
+    }
+
+
 def crossval_command(args: argparse.Namespace, arch: Architecture, config: Config) -> int:
     """Run `--cv` for `nas train`; print the summary (one JSON object with `--json`), write the CSVs."""
     check_protocol(args.cv, config)
     seed = config.seed if getattr(args, "seed", None) is None else args.seed
-    report = run_protocol(arch, config, seed, getattr(args, "epochs", None), str(args.architecture))
+    epochs = getattr(args, "epochs", None)
+    report = run_protocol(arch, config, seed, epochs, str(args.architecture))
     folder = Path(args.save) if getattr(args, "save", None) else Path.cwd()
     files = report.write_csv(folder, args.cv)
     files["metrics"] = str(folder / f"{args.cv}_metrics.json")
-    summary = {"protocol": args.cv, "dataset": config.dataset.name, "seed": seed, **report.to_dict(), "files": files}
+    settings = training_settings(arch, config, epochs, args)
+    summary = {"protocol": args.cv, "dataset": config.dataset.name, "seed": seed, **report.to_dict(),
+               "settings": settings, "files": files}  # fmt: skip
     atomic_write_text(files["metrics"], json.dumps(summary, indent=1, allow_nan=False) + "\n")
     if getattr(args, "json", False):
         print(json.dumps(summary, allow_nan=False))
@@ -79,7 +108,8 @@ def crossval_command(args: argparse.Namespace, arch: Architecture, config: Confi
 
 
 def print_summary(summary: dict) -> None:
-    """A human-readable table: one line per fold, then the pooled figures."""
+    """A human-readable report: one line per fold, the pooled figures, the confusion matrix with each class's
+    accuracy, how the folds were trained, and the files written."""
     level = summary["level"]
     out = sys.stdout
     out.write(f"{'fold':<28} {level + 's':>10} {'accuracy':>9} {'images':>7} {'img acc':>8}\n")
@@ -87,7 +117,13 @@ def print_summary(summary: dict) -> None:
         acc, img = number(f["accuracy"]), number(f["image_accuracy"])
         out.write(f"{f['name'][:28]:<28} {f['groups']:>10} {acc:>9} {f['images']:>7} {img:>8}\n")
     out.write(f"{level} accuracy {number(summary['accuracy'])} over {summary['groups']} {level}s; ")
-    out.write(f"image accuracy {number(summary['image_accuracy'])} over {summary['images']} images\n")
+    out.write(f"image accuracy {number(summary['image_accuracy'])} over {summary['images']} images\n\n")
+    out.write("\n".join(confusion_lines(summary["class_names"], summary["confusion"], level)) + "\n\n")
+    s = summary["settings"]
+    epochs = f"{s['epochs']} epoch{'s' if s['epochs'] != 1 else ''}"
+    out.write(f"trained: {s['architecture']} ({s['params']:,} params), {epochs}, batch {s['batch_size']}, "
+              f"{s['optimizer']} lr {s['lr']:g} ({s['schedule']}), augmentation {s['augmentation']}, "
+              f"class weights {s['class_weights']}, seed {summary['seed']}\n")  # fmt: skip
     for kind, path in summary["files"].items():
         out.write(f"{kind}: {path}\n")
 

@@ -13,7 +13,10 @@ Metrics, as Kensert et al. (2019) report them:
   a well, then over replicate wells, for BBBC021) and the argmax is the group's prediction;
 - `image_accuracy`: per network input (a crop or tile), pooled over all folds;
 - `confusion`: group-level counts, rows the true class, columns the predicted class;
+- `class_accuracy`: per true class, its groups, how many were predicted right and that fraction (the confusion
+  matrix's diagonal over its row sums; null for a class with no group);
 - per fold: both accuracies and the numbers of images and groups.
+`confusion_lines` renders the last two as text, for the commands that print them.
 Predictions go to two CSV files: one row per image (fold, its test-table columns, true and predicted class,
 the class probabilities) and one row per group (its describing columns, image count, true and predicted
 class, the aggregated probabilities).
@@ -82,6 +85,10 @@ class CrossValReport:
             out[index[row["true"]], index[row["predicted"]]] += 1
         return out
 
+    def class_accuracy(self) -> list[dict[str, Any]]:
+        """Per true class: `class`, `groups`, `correct` and `accuracy` (None for a class without a group)."""
+        return class_accuracy(self.class_names, self.confusion())
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON-safe summary (no per-image rows; NaN becomes None)."""
         return {
@@ -93,6 +100,7 @@ class CrossValReport:
             "folds": [{k: finite(v) for k, v in vars(f).items()} for f in self.folds],
             "class_names": list(self.class_names),
             "confusion": self.confusion().tolist(),
+            "class_accuracy": self.class_accuracy(),
         }
 
     def write_csv(self, folder: str | Path, prefix: str) -> dict[str, str]:
@@ -109,6 +117,42 @@ class CrossValReport:
 
 def finite(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def class_accuracy(class_names: list[str], confusion: np.ndarray | list[list[int]]) -> list[dict[str, Any]]:
+    """Per true class (a row of `confusion`): its group count, the correct ones and their fraction."""
+    counts = np.asarray(confusion, dtype=np.int64).reshape(len(class_names), len(class_names))
+    out = []
+    for i, name in enumerate(class_names):
+        groups, correct = int(counts[i].sum()), int(counts[i, i])
+        out.append({"class": name, "groups": groups, "correct": correct,
+                    "accuracy": correct / groups if groups else None})  # fmt: skip
+    return out
+
+
+def confusion_lines(class_names: list[str], confusion: np.ndarray | list[list[int]], level: str) -> list[str]:
+    """The confusion matrix and the per-class accuracy as aligned text, one line a class.
+
+    Columns are numbered (class names of a dozen words would make a matrix wider than any terminal); each row
+    gives its number and name, then its counts, then the class's correct groups, its groups and accuracy.
+    """
+    counts = np.asarray(confusion, dtype=np.int64).reshape(len(class_names), len(class_names))
+    n = len(class_names)
+    number = len(str(n))
+    name_width = min(max((len(c) for c in class_names), default=5), 32)
+    cell = max(number, len(str(int(counts.max()))) if counts.size else 1) + 1
+    label = number + 1 + name_width
+    rows = class_accuracy(class_names, counts)
+    lines = [f"{level} confusion matrix (rows: true class, columns: predicted class, by number) "
+             f"and accuracy per true class"]  # fmt: skip
+    head = "".join(f"{j:>{cell}}" for j in range(1, n + 1))
+    lines.append(f"{'':<{label}}{head}  {level + 's':>10} {'correct':>8} {'accuracy':>9}")
+    for i, (name, row) in enumerate(zip(class_names, rows, strict=True), start=1):
+        cells = "".join(f"{int(v):>{cell}}" for v in counts[i - 1])
+        acc = "n/a" if row["accuracy"] is None else f"{row['accuracy']:.4f}"
+        lines.append(f"{i:>{number}} {name[:name_width]:<{name_width}}{cells}  {row['groups']:>10} "
+                     f"{row['correct']:>8} {acc:>9}")  # fmt: skip
+    return lines
 
 
 def mean_or_nan(values: list[bool]) -> float:

@@ -2,10 +2,13 @@
 
 Sections: what ran (config, strategy, seed, objective, dataset); its cost (evaluations by status, steps, wall
 hours over all sessions up to the last checkpoint, and summed training hours, which exceed the wall time when
-workers run in parallel); the best network; the top 10 (ranked as `nas export --rank` counts, so row K is what
-`--rank K` exports); the Pareto front; the failures with their errors; the arms side by side when there is
-something to compare with (the transfer arm run in the same run directory by `nas baseline --run-dir`, or the
-best network retrained into `RUN_DIR/retrained`); and the figures. Numbers are printed so that they can be read
+workers run in parallel; a run stopped between checkpoints, by a signal or a kill, also says how many
+evaluations finished after its last one, since their time is not in the wall time); the best network, with
+the commands that export it, evaluate it by the dataset's protocol (`--cv loco` on BBBC021) and retrain it;
+the top 10 (ranked as `nas export --rank` counts, so row K is what `--rank K` exports); the Pareto front; the
+failures with their errors; the arms side by side when there is something to compare with (the transfer arm
+run in the same run directory by `nas baseline --run-dir`, or the best network retrained into
+`RUN_DIR/retrained`); and the figures. Numbers are printed so that they can be read
 back: fitness with 4 decimals, params and FLOPs as plain integers with thousands separators.
 """
 
@@ -13,6 +16,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
+from nas.data.folds import cv_protocol
 from nas.evaluate.result import Result
 from nas.report.arms import ArmRow, arm_rows
 from nas.report.context import ReportContext
@@ -105,11 +109,21 @@ def rung_row(snap: RunSnapshot) -> list[list[str]]:
 
 
 def pending_row(snap: RunSnapshot) -> list[list[str]]:
-    """A paused run's evaluations that finished after the last checkpoint (its wall time does not count them)."""
-    pending = sum(1 for r in snap.results if r.step is not None and r.step >= snap.step)
-    if not pending:
+    """Evaluations that finished after the last checkpoint, whose time its wall time does not hold.
+
+    The checkpoint counts the log's finished evaluations when it is written (`evaluations`), so the difference
+    is exactly what came after it: none for a run that ended with a checkpoint, some for one stopped between
+    two (a signal, a kill, a crash). A step number cannot tell them apart: a step cut short by a budget is
+    checkpointed without being told, so its evaluations carry the checkpoint's own step though their time is
+    in the wall time.
+    """
+    finished = sum(1 for r in per_candidate(snap.results) if not r.transient)
+    counted = snap.checkpoint.get("evaluations")
+    pending = finished - int(counted) if isinstance(counted, int) else 0
+    if pending <= 0:
         return []
-    return [["since the last checkpoint", f"{pending:,} evaluations of step {snap.step} (not in the wall time yet)"]]
+    noun = "evaluation" if pending == 1 else "evaluations"
+    return [["since the last checkpoint", f"{pending:,} {noun} finished after it (their time is not in the wall time)"]]
 
 
 def best_section(ctx: ReportContext) -> list[str]:
@@ -118,14 +132,17 @@ def best_section(ctx: ReportContext) -> list[str]:
         return ["## Best architecture", "", "No evaluation succeeded, so there is no best architecture yet."]
     best = snap.best_first[0]
     run = snap.run.path
+    train = f"nas train {run}/export/architecture.yaml --config {run}/config.yaml"
+    cv = cv_protocol(snap.config.dataset.name)
+    evaluate = f"evaluate it by the dataset's protocol with `{train} --cv {cv} --save {run}/{cv}`, " if cv else ""
     return [
         "## Best architecture",
         "",
         f"Validation accuracy **{fitness(best.fitness)}** with {integer(best.params)} parameters and "
         f"{integer(best.flops)} FLOPs, evaluated at step {best.step}; blocks {shape(best)}; genome `{best.key}`.",
         "",
-        f"Export it with `nas export {run}` (TorchScript and `architecture.yaml`), then retrain it with "
-        f"`nas train {run}/export/architecture.yaml --config {run}/config.yaml --full --save {run}/retrained`.",
+        f"Export it with `nas export {run}` (TorchScript and `architecture.yaml`), then {evaluate}"
+        f"retrain it with `{train} --full --save {run}/retrained`.",
     ]
 
 

@@ -116,6 +116,7 @@ def run_folds(arm: Arm) -> tuple[dict[str, Any], dict[str, Rows]]:
         "folds": summary["folds"],
         "class_names": summary["class_names"],
         "confusion": summary["confusion"],
+        "class_accuracy": summary["class_accuracy"],
     }
     rows = {
         "predictions": labelled(report.image_rows, arm.run),

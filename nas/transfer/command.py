@@ -3,11 +3,13 @@
 Order matters for the user's time: the config and every weights file are checked first (seconds), then the
 dataset is loaded once for all backbones, then each backbone runs the dataset's protocol in turn and its
 `metrics.json` and `predictions.csv` are written the moment it finishes, so an interrupted run keeps the
-backbones already done. The default run directory is `runs/<config name>-baseline`; pointing `--run-dir` at a
-search's run directory puts the arm beside the search for `nas report`.
+backbones already done. `baseline/config.yaml` is the config as run: the file's, with `--epochs` applied. The
+default run directory is `runs/<config name>-baseline`; pointing `--run-dir` at a search's run directory puts
+the arm beside the search for `nas report`.
 """
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -46,8 +48,18 @@ def summary_line(metrics: dict[str, Any]) -> str:
     return f"{metrics['label']:<34} {metrics['metric']} {shown}{versus}  params {metrics['params']:,}"
 
 
+def as_run(config: Config, epochs: int | None) -> Config:
+    """The config with the command line's overrides applied (`--epochs` is `baseline.epochs`): what
+    `baseline/config.yaml` records, so that the file says how the arm was trained, not how the config
+    file would have trained it."""
+    if epochs is None or config.baseline is None:
+        return config
+    return dataclasses.replace(config, baseline=dataclasses.replace(config.baseline, epochs=epochs))
+
+
 def baseline_command(args: argparse.Namespace) -> int:
     config, runs = checked_plan(args.config)
+    config = as_run(config, args.epochs)
     use_given_cores(config.resources.cpus_per_trial)
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config)
     atomic_write_text(baseline_dir(run_dir) / "config.yaml", config.to_yaml())
