@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_RUN := runs/demo
 
-.PHONY: setup test lint demo clean
+.PHONY: setup test check lint demo clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -22,6 +22,10 @@ lint: setup
 
 test: setup lint
 	$(BIN)/pytest -q -n 2 --dist loadfile --durations=20
+
+# The fast tier for the edit loop: no Ray clusters, no real-process kills, no mutation run, no long trainings.
+check: setup lint
+	$(BIN)/pytest -q -n 2 --dist loadfile -m "not full" --durations=10
 
 # Mutation testing of the listed modules, one group at a time against its own tests (long: about an hour on 2
 # cores; mutmut keeps its copies and cache in mutants/, so a rerun tests only what changed). tests/MUTATION.md

@@ -8,10 +8,12 @@ to its concept and is imported only when run, so `nas inspect` does not pay for 
 import argparse
 import importlib
 import logging
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from nas.errors import UserError, one_line
+from nas.config import BaselineConfig, BudgetConfig, Config, FitnessConfig, RayConfig, field_bounds
+from nas.errors import UserError, one_line, shown
 
 COMMANDS = {
     "search": "nas.run.driver:search_command",
@@ -34,85 +36,125 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+DECIMAL = re.compile(r"-?[0-9]+")  # ASCII digits only: int() also takes '+5', '1_0', ' 5 ' and other scripts' digits
+MAX_RANK = 10**9
 
 
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def integer(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a plain decimal integer within [low, high], else one line saying why.
+
+    `int()` alone accepts what nobody means as a count or a seed ('+5', '1_0', '٣', ' 5 ') and raises a bare
+    ValueError past 4,300 digits; the range keeps a flag to what the config key it overrides allows."""
+
+    def parse(text: str) -> int:
+        if not DECIMAL.fullmatch(text):
+            raise argparse.ArgumentTypeError(f"must be a plain decimal integer (digits 0-9), not {shown(text)}")
+        digits = text.lstrip("-").lstrip("0")
+        if len(digits) > len(str(max(abs(low), abs(high)))):
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got an integer of {len(digits):,} "
+                                             "digits")  # fmt: skip
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def config_integer(cls: type, name: str) -> Callable[[str], int]:
+    """`integer` held to the range of the config field `name` of `cls` that the flag overrides."""
+    return integer(*field_bounds(cls, name))
+
+
+def non_empty(text: str) -> str:
+    """An argparse type for a path or an address: an empty one is a mistake, never "use the default"."""
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
+    seed = config_integer(Config, "seed")
+    workers = config_integer(RayConfig, "workers")
+    evaluations = config_integer(BudgetConfig, "evaluations")
     parser = OneLineParser(prog="nas", description="Evolutionary neural architecture search (hybrid GA-PSO).")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     p = sub.add_parser("search", help="start a new search from a config")
-    p.add_argument("config")
-    p.add_argument("--run-dir", help="run directory (default: runs/<name>-<time>); must be empty or absent")
-    p.add_argument("--seed", type=non_negative, help="override the config's seed")
-    p.add_argument("--workers", type=non_negative, help="concurrent candidates; 0 = in-process evaluator")
-    p.add_argument("--ray-address", help="an existing Ray cluster ('auto' or ray://host:port)")
-    p.add_argument("--max-evaluations", type=positive, help="stop cleanly after N new evaluations")
+    p.add_argument("config", type=non_empty)
+    p.add_argument(
+        "--run-dir", type=non_empty, help="run directory (default: runs/<name>-<time>); must be empty or absent"
+    )
+    p.add_argument("--seed", type=seed, help="override the config's seed")
+    p.add_argument("--workers", type=workers, help="concurrent candidates; 0 = in-process evaluator")
+    p.add_argument("--ray-address", type=non_empty, help="an existing Ray cluster ('auto' or ray://host:port)")
+    p.add_argument("--max-evaluations", type=evaluations, help="stop cleanly after N new evaluations")
 
     p = sub.add_parser("resume", help="continue a search from its checkpoint and log")
-    p.add_argument("run_dir")
-    p.add_argument("--workers", type=non_negative, help="concurrent candidates; 0 = in-process evaluator")
-    p.add_argument("--ray-address", help="an existing Ray cluster ('auto' or ray://host:port)")
-    p.add_argument("--max-evaluations", type=positive, help="stop cleanly after N new evaluations")
+    p.add_argument("run_dir", type=non_empty)
+    p.add_argument("--workers", type=workers, help="concurrent candidates; 0 = in-process evaluator")
+    p.add_argument("--ray-address", type=non_empty, help="an existing Ray cluster ('auto' or ray://host:port)")
+    p.add_argument("--max-evaluations", type=evaluations, help="stop cleanly after N new evaluations")
 
     p = sub.add_parser("inspect", help="describe an architecture or search-space file")
-    p.add_argument("file")
+    p.add_argument("file", type=non_empty)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("train", help="train one architecture with a config's dataset and fitness settings")
-    p.add_argument("architecture")
-    p.add_argument("--config", required=True)
-    p.add_argument("--epochs", type=positive, help="override fitness.epochs")
+    p.add_argument("architecture", type=non_empty)
+    p.add_argument("--config", type=non_empty, required=True)
+    p.add_argument("--epochs", type=config_integer(FitnessConfig, "epochs"), help="override fitness.epochs")
     p.add_argument("--full", action="store_true", help="train on the whole training split, report test")
-    p.add_argument("--save", help="write weights.pt, model.ts, preprocess.json and metrics.json to this folder")
+    p.add_argument(
+        "--save", type=non_empty, help="write weights.pt, model.ts, preprocess.json and metrics.json to this folder"
+    )
     p.add_argument("--onnx", action="store_true", help="also write model.onnx to --save (needs the export extra)")
     p.add_argument(
         "--cv",
         choices=["loco", "cell-line"],
         help="cross-validation protocol (BBBC021: loco, leave-one-compound-out; BBBC014: cell-line, both ways)",
     )
-    p.add_argument("--seed", type=non_negative, help="override the config's seed")
+    p.add_argument("--seed", type=seed, help="override the config's seed")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("export", help="write the best (or K-th best) architecture of a run")
-    p.add_argument("run_dir")
-    p.add_argument("--out", help="output folder (default RUN_DIR/export)")
-    p.add_argument("--rank", type=positive, default=1, help="1 = best")
+    p.add_argument("run_dir", type=non_empty)
+    p.add_argument("--out", type=non_empty, help="output folder (default RUN_DIR/export)")
+    p.add_argument("--rank", type=integer(1, MAX_RANK), default=1, help="1 = best")
     p.add_argument("--onnx", action="store_true", help="also write model.onnx (needs the export extra)")
 
     p = sub.add_parser("baseline", help="the pretrained-transfer arm on the config's dataset")
-    p.add_argument("config")
-    p.add_argument("--run-dir", help="where baseline/<model>/ goes (default runs/<name>-baseline)")
-    p.add_argument("--epochs", type=positive, help="override baseline.epochs")
+    p.add_argument("config", type=non_empty)
+    p.add_argument("--run-dir", type=non_empty, help="where baseline/<model>/ goes (default runs/<name>-baseline)")
+    p.add_argument("--epochs", type=config_integer(BaselineConfig, "epochs"), help="override baseline.epochs")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("data", help="dataset tools")
     data_sub = p.add_subparsers(dest="data_command", required=True, parser_class=OneLineParser)
     s = data_sub.add_parser("summary", help="what a dataset config resolves to")
-    s.add_argument("config")
+    s.add_argument("config", type=non_empty)
     s.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("report", help="plots and a Markdown summary under RUN_DIR/report/")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", type=non_empty)
 
     p = sub.add_parser("predict", help="a trained network on images, an image folder or a config's test split")
-    p.add_argument("model_dir", help="a folder from `nas train --save` or `nas export` (or its model file)")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, .npy arrays, folders, or a config")
-    p.add_argument("--out", help="write one CSV row per image to this file")
+    p.add_argument(
+        "model_dir", type=non_empty, help="a folder from `nas train --save` or `nas export` (or its model file)"
+    )
+    p.add_argument(
+        "inputs", nargs="+", type=non_empty, metavar="INPUT", help="image files, .npy arrays, folders, or a config"
+    )
+    p.add_argument("--out", type=non_empty, help="write one CSV row per image to this file")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--batch-size", type=positive, default=256, help="images per forward pass (default 256)")
+    p.add_argument(
+        "--batch-size",
+        type=config_integer(FitnessConfig, "eval_batch_size"),
+        default=256,
+        help="images per forward pass (default 256)",
+    )
     p.add_argument("--format", choices=["auto", "torchscript", "onnx"], default="auto",
                    help="which model file to run (auto: model.ts, else model.onnx)")  # fmt: skip
     return parser

@@ -316,7 +316,8 @@ def convert(value: Any, tp: Any, key: str, base: Path | None) -> Any:
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise UserError(f"must be an integer, not {short(value)}", key=key)
+            spelling = " in plain decimal digits" if isinstance(value, str) and any(c.isdigit() for c in value) else ""
+            raise UserError(f"must be an integer{spelling}, not {short(value)}", key=key)
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float) or not finite(value):
@@ -411,6 +412,13 @@ def check_name(name: str) -> str:
     if len(name) > NAME_CHARS:
         raise UserError(f"must be at most {NAME_CHARS} characters, got {len(name):,}", key="name")
     return name
+
+
+def field_bounds(cls: type, name: str) -> tuple[Any, Any]:
+    """The (low, high) range of field `name` of config dataclass `cls`: what a command-line flag that overrides
+    it is held to as well."""
+    meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
+    return meta.get("low"), meta.get("high")
 
 
 def check_seed(seed: int, key: str = "--seed") -> int:

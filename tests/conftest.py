@@ -41,3 +41,24 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data folder {SHARED_DATA} is absent (it is present in CI)")
     return SHARED_DATA
+
+
+# --- test tiers ---------------------------------------------------------------------------------------------------
+# `make check` is the edit loop's tier (under 2 minutes on 2 cores): everything not marked `full`. `make test` (what
+# CI runs) is every test. A test is `full` when it is marked `slow` (long real training), or lives in a module that
+# starts Ray clusters or kills real processes, runs mutants, or in the reliability suite.
+FULL_MODULES = {
+    "test_async_search",
+    "test_mutation",
+    "test_ray_cluster",
+    "test_ray_embedded",
+    "test_ray_evaluator",
+    "test_ray_search",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        in_full_module = item.path.stem in FULL_MODULES or "reliability" in item.path.parts
+        if in_full_module or item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.full)

@@ -46,7 +46,7 @@ from nas.genome import shortcuts
 from nas.genome.architecture import FIXED_KEYS, Architecture, check_input_size, save_architecture
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace, load_space
-from nas.run.checkpoint import has_checkpoint, load_checkpoint, read_one, save_checkpoint
+from nas.run.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint, saved_state
 from nas.run.dispatch import largest_first
 from nas.run.monitor import Monitor
 from nas.run.rundir import (
@@ -58,9 +58,9 @@ from nas.run.rundir import (
     input_digests,
     open_run_dir,
 )
-from nas.run.rungs import SyncRungs
+from nas.run.rungs import SyncRungs, prepare_folder
 from nas.run.runlock import run_lock
-from nas.run.runlog import EvaluationLog, check_log_complete, rank_key, ranked
+from nas.run.runlog import EvaluationLog, check_log_complete, line_rules, rank_key, ranked
 from nas.run.signals import Interrupted, SignalGuard
 from nas.strategies.strategy import Strategy, build_strategy
 from nas.yamlfile import load_yaml_mapping
@@ -221,6 +221,8 @@ def resume_locked(run: RunDir, args: argparse.Namespace) -> int:
         stalled_steps=int(checkpoint.get("stalled_steps", 0)),
         inputs=checkpoint.get("inputs"),
     )
+    if config.search.fidelity is not None:
+        prepare_folder(run.path)  # `rungs` not a folder: exit 2; what a killed state write staged goes
     log.info("resuming %s at step %d", run.path, session.step)
     with resumable_on_disk_error(run):
         return drive(session, args.workers, args.ray_address, args.max_evaluations)
@@ -268,10 +270,7 @@ def resumable_on_disk_error(run: RunDir) -> Iterator[None]:
 
 def disk_error_hint(run: RunDir) -> str:
     """What is safe after a refused write, as it is: a run stopped before its first checkpoint holds none."""
-    if read_one(run.path / "checkpoint.json") is not None:
-        held = "every finished evaluation is in the log and checkpoint.json holds the last step"
-    else:
-        held = "no checkpoint was written yet, so nothing was evaluated; resume starts the search from its config"
+    held = saved_state(run.path, run.log)
     return f"{held}; once the disk is writable again, continue with: nas resume {run.path}"
 
 
@@ -306,7 +305,7 @@ class Loop:
         self.evaluator = evaluator
         self.guard = guard
         self.base = load_checkpoint(session.run.path)["architecture_base"]
-        self.log = EvaluationLog(session.run.log)
+        self.log = EvaluationLog(session.run.log, line_rules(session.config))
         best = ranked(iter(self.log))
         self.best: Result | None = best[0] if best else None
         if self.best is not None and self.best_file_key() != self.best.key:
@@ -394,7 +393,7 @@ class Loop:
                 self.best = top
                 self.write_best(top)
         for result in results:
-            self.monitor.evaluated(result)
+            self.monitor.evaluated(result, self.best.fitness if self.best else None)  # the bar shows the run's best
 
     def write_best(self, result: Result) -> None:
         """`best/architecture.yaml` for `result`, with where it came from."""
@@ -441,10 +440,10 @@ class Loop:
         try:
             complete, todo = self.evaluate_batch(genomes)
         except OutOfTime:  # what is still in flight was cancelled; the batch is not told
+            complete, todo = False, 0
+        if not complete:  # cut short by a budget or --max-evaluations: not told, but its time is the run's
             self.save_elapsed()
-            return False
-        if not complete:
-            if self.best is not None:  # the batch is not told, but a best it found belongs on the curve
+            if self.best is not None:  # and a best it found belongs on the curve
                 self.monitor.best(self.s.step, self.best.fitness)  # type: ignore[arg-type]
             return False
         results = [self.log.get(g.key) for g in genomes]
@@ -462,7 +461,8 @@ class Loop:
         with self.guard.critical():
             save_state(self.s, self.base, len(self.log))
         repeats = self.s.strategy.repeats
-        log.info("step %d: %d asked, %d new, repeats avoided %d, slots left empty %d", self.s.step, len(genomes),
+        # the step just told, by its index: numbered from 0, as the log, summary.md and TensorBoard number it
+        log.info("step %d: %d asked, %d new, repeats avoided %d, slots left empty %d", self.s.step - 1, len(genomes),
                  todo, repeats.avoided, repeats.unfilled)  # fmt: skip
         self.monitor.step(self.s.step, results, self.best.fitness if self.best else None)  # type: ignore[arg-type]
         self.monitor.repeats(self.s.step, repeats.avoided, repeats.unfilled)
@@ -535,7 +535,7 @@ def connect_evaluator(
 def print_summary(session: Session, loop: Loop) -> None:
     run = session.run
     state = "finished" if loop.finished() else f"paused (continue with: nas resume {run.path})"
-    lines = [f"search {state}: {len(loop.log)} evaluations ({loop.new} new), step {session.step}"]
+    lines = [f"search {state}: {len(loop.log)} evaluations ({loop.new} new), {session.step} steps completed"]
     if loop.best is not None:
         lines.append(f"best fitness {loop.best.fitness:.4f}  params {loop.best.params}  key {loop.best.key[:12]}")
         lines.append(f"best architecture  {run.best_architecture}")

@@ -83,9 +83,15 @@ def default_run_dir(config: Config) -> Path:
 
 
 def check_run_dir_free(path: Path) -> None:
-    """Refuse a run directory that holds anything (checked before connecting to Ray, and again on creation)."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise UserError(f"run directory {path} is not empty; use `nas resume {path}` or choose another --run-dir")
+    """Refuse a run directory that holds anything (checked before connecting to Ray, and again on creation), or
+    that is a file (which `nas resume` could not take either)."""
+    try:
+        if path.exists() and not path.is_dir():
+            raise UserError(f"run directory {path} is a file, not a folder; choose another --run-dir")
+        if path.is_dir() and any(path.iterdir()):
+            raise UserError(f"run directory {path} is not empty; use `nas resume {path}` or choose another --run-dir")
+    except OSError as exc:
+        raise UserError(f"cannot read run directory {path}: {exc.strerror or exc}") from None
 
 
 def create_run_dir(path: Path, config: Config) -> RunDir:
@@ -106,6 +112,13 @@ def create_run_dir(path: Path, config: Config) -> RunDir:
 def open_run_dir(path: Path) -> RunDir:
     """An existing run directory, checked to hold a config."""
     run = RunDir(path)
-    if not run.config.is_file():
-        raise UserError(f"{path} is not a run directory (no config.yaml)")
+    try:
+        if path.exists() and not path.is_dir():
+            raise UserError(f"{path} is a file, not a run directory")
+        if not path.exists():
+            raise UserError(f"{path} is not a run directory (no such folder)")
+        if not run.config.is_file():
+            raise UserError(f"{path} is not a run directory (no config.yaml)")
+    except OSError as exc:
+        raise UserError(f"cannot read run directory {path}: {exc.strerror or exc}") from None
     return run

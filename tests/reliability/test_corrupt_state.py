@@ -10,11 +10,14 @@ silently dropped. Every resume that goes ahead must end exactly as the uninterru
 """
 
 import json
+import math
 import random
 import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from reliability_runs import (
     ROOT,
     best,
@@ -29,7 +32,11 @@ from reliability_runs import (
     synthetic_reference,
 )
 
+from nas.config import load_config
 from nas.run.checkpoint import read_one
+from nas.run.driver import disk_error_hint
+from nas.run.rundir import RunDir
+from nas.run.runlog import line_rules
 
 PAUSED_AT = 20
 TRUNCATIONS = 24
@@ -383,3 +390,591 @@ def test_a_digit_change_that_leaves_the_same_number_is_not_counted_as_damage():
     cases = [bad for case, bad in garbled(data, random.Random(0), per_kind=20) if case.startswith("digit")]
     assert cases and all(json.loads(bad) != json.loads(data) for bad in cases)
     assert data.replace(b"04,", b"05,") not in cases
+
+
+@pytest.fixture(scope="module")
+def rung_run(tmp_path_factory) -> Path:
+    """The synthetic search under `search.fidelity` (rungs 1, 3 and 9 epochs), paused after 20 candidates."""
+    folder = tmp_path_factory.mktemp("rungs")
+    cfg = synthetic_config(folder, fitness={"epochs": 9}, search={"fidelity": {"min_epochs": 1, "eta": 3}})
+    return paused_synthetic_run(cfg, folder / "paused", PAUSED_AT)
+
+
+def with_line_5(paused: Path, to: Path, change: dict) -> Path:
+    """A copy of a paused run whose line 5 has `change` applied (a value of `DROP` removes that field)."""
+    lines = (paused / "evaluations.jsonl").read_bytes().splitlines(keepends=True)
+    line = {**log_lines(paused)[4], **change}
+    line = {k: v for k, v in line.items() if v is not DROP}
+    run = copy_run(paused, to)
+    (run / "evaluations.jsonl").write_bytes(b"".join([*lines[:4], json.dumps(line).encode() + b"\n", *lines[5:]]))
+    return run
+
+
+class Dropped:
+    """The value that removes a field from a line."""
+
+    def __repr__(self) -> str:
+        return "(removed)"
+
+
+DROP = Dropped()
+NOT_WRITTEN = {  # (paused run, change to line 5): lines no evaluation of that run writes
+    "epochs 999 without fidelity": ("plain", {"epochs": 999}),
+    "epochs -1 without fidelity": ("plain", {"epochs": -1}),
+    "epochs 0 without fidelity": ("plain", {"epochs": 0}),
+    "epochs = fitness.epochs without fidelity": ("plain", {"epochs": 3}),
+    "epochs 2 between rungs 1 and 3": ("rungs", {"epochs": 2}),
+    "epochs 999 above the top rung": ("rungs", {"epochs": 999}),
+    "epochs 10 above the top rung": ("rungs", {"epochs": 10}),
+    "epochs -1 under fidelity": ("rungs", {"epochs": -1}),
+    "no epochs under fidelity": ("rungs", {"epochs": DROP}),
+    "attempts beyond the retries": ("plain", {"attempts": 5}),
+    "an ok result with an error": ("plain", {"status": "ok", "fitness": 0.5, "error": "RuntimeError: boom"}),
+}
+
+
+def test_a_log_line_this_run_never_writes_is_refused_naming_the_line(runs, rung_run, fast_tmp, record_property):
+    """Lines valid on their own that no evaluation of the run's config writes (epochs 999, -1, 0 or
+    fitness.epochs without `search.fidelity`; epochs 2, 10 or 999 or none with rungs 1, 3 and 9; attempts past
+    max_retries + 2; an ok line with an error) in the middle of the log: resume exits 2 with one line naming the
+    file and the line, and nothing is touched."""
+    paused = {"plain": runs[1], "rungs": rung_run}
+    for i, (case, (kind, change)) in enumerate(NOT_WRITTEN.items()):
+        run = with_line_5(paused[kind], fast_tmp / f"w{i}", change)
+        assert_refused(run, case, str(run / "evaluations.jsonl"), "line 5 ")
+        for command in ("export", "report"):  # nor may such a line rank first in what a user takes away
+            out = cli(command, str(run))
+            assert out.exception is None and out.code == 2, (case, command, out.code, out.exception)
+            assert len(out.error_lines()) == 1 and "line 5 " in out.error_lines()[0], (case, command, out.stderr)
+    record_property("tried", 3 * len(NOT_WRITTEN))
+
+
+def broken_values(rules, real: dict) -> dict[str, st.SearchStrategy]:
+    """For each field of a line, values no evaluation under `rules` writes there."""
+    words = st.text(max_size=8)
+    not_int = st.one_of(words, st.booleans(), st.floats(allow_nan=False).filter(lambda x: x != int(x)))
+    off_rungs = st.one_of(st.integers(-3, 12), st.integers(-(10**6), 10**6)).filter(lambda e: e not in rules.epochs)
+    epochs = st.one_of(off_rungs, off_rungs, not_int)
+    return {
+        "key": st.one_of(st.text("0123456789abcdef", min_size=64, max_size=64), words, st.none()).filter(
+            lambda key: key != real["key"]
+        ),
+        "genome": st.one_of(st.dictionaries(words, st.integers(), max_size=3), words, st.none()),
+        "status": st.one_of(words.filter(lambda s: s not in ("ok", "failed", "timeout", "oom")), st.integers()),
+        "fitness": st.one_of(
+            st.floats(min_value=1, exclude_min=True), st.floats(max_value=0, exclude_max=True), st.just(math.nan)
+        ),
+        "params": st.one_of(st.integers(max_value=-1), not_int),
+        "flops": st.one_of(st.integers(max_value=-1), not_int),
+        "seconds": st.one_of(st.floats(max_value=0, exclude_max=True), st.just(math.inf), st.just(math.nan), words),
+        "attempts": st.one_of(st.integers(max_value=0), st.integers(min_value=rules.attempts + 1), not_int),
+        "step": st.one_of(st.integers(max_value=-1), not_int),
+        "worker": st.one_of(st.integers(), st.lists(st.integers(), max_size=2)),
+        "metrics": st.one_of(st.lists(st.integers(), max_size=2), words, st.integers()),
+        "epochs": epochs if None in rules.epochs else st.one_of(epochs, st.just(DROP)),
+        "error on an ok line": words,
+    }
+
+
+def test_a_log_line_broken_in_any_field_is_refused_naming_the_line(runs, rung_run, fast_tmp, record_property):
+    """Generated: line 5 of a paused run (with or without `search.fidelity`) with one field set to a value no
+    evaluation of that run writes (a key not its genome's, a wrong status, fitness outside [0, 1] or not finite,
+    negative or fractional counts, attempts past the retries, epochs off the rungs, ...): resume exits 2 with one
+    line naming the file and the line, and nothing is touched."""
+    paused = {"plain": runs[1], "rungs": rung_run}
+    rules = {kind: line_rules(load_config(run / "config.yaml")) for kind, run in paused.items()}
+    tried: list[str] = []
+
+    @settings(max_examples=60, derandomize=True, database=None, deadline=None)
+    @given(data=st.data())
+    def check(data: st.DataObject) -> None:
+        kind = data.draw(st.sampled_from(sorted(paused)))
+        real = log_lines(paused[kind])[4]
+        values = broken_values(rules[kind], real)
+        field = data.draw(st.sampled_from(sorted(values)))
+        value = data.draw(values[field])
+        change = {"status": "ok", "fitness": 0.5, "error": value} if field == "error on an ok line" else {field: value}
+        run = with_line_5(paused[kind], fast_tmp / f"g{len(tried)}", change)
+        tried.append(f"{kind}: {field} = {value!r}")
+        assert_refused(run, tried[-1], str(run / "evaluations.jsonl"), "line 5 ")
+
+    check()
+    record_property("tried", len(tried))
+
+
+def test_checkpoint_json_replaced_by_a_directory_falls_back_to_the_previous_warning_once(
+    runs, fast_tmp, tmp_path_factory, record_property
+):
+    """checkpoint.json replaced by an empty directory, by a directory holding a file, or torn (sync, and async
+    whose loops load the checkpoint three times): resume says the fallback to checkpoint.prev.json once, in one
+    line, and goes on (the sync run ends as the uninterrupted one); a directory holding files is moved aside
+    whole, never deleted."""
+    whole, paused = runs
+    folder = tmp_path_factory.mktemp("async-paused")
+    async_paused = paused_synthetic_run(synthetic_config(folder, search={"mode": "async"}), folder / "run", PAUSED_AT)
+
+    def holding_a_file(path: Path) -> None:
+        path.mkdir()
+        (path / "note.txt").write_text("kept")
+
+    damages = {
+        "an empty directory": Path.mkdir,
+        "a directory holding a file": holding_a_file,
+        "torn": lambda path: path.write_text('{"format": "nas-checkpoint/1", "st'),
+    }
+    cases = [(name, paused, damage) for name, damage in damages.items()]
+    cases += [(f"async, {name}", async_paused, damages[name]) for name in ("an empty directory", "torn")]
+    for i, (case, source, damage) in enumerate(cases):
+        run = copy_run(source, fast_tmp / f"d{i}")
+        (run / "checkpoint.json").unlink()
+        damage(run / "checkpoint.json")
+        out = cli("resume", str(run), "--workers", "0")
+        assert out.code == 0 and out.exception is None, (case, out.stderr[-2000:], out.exception)
+        warnings = [line for line in out.stderr.splitlines() if line.startswith("WARNING")]
+        fallbacks = [line for line in warnings if "falling back to checkpoint.prev.json" in line]
+        assert len(fallbacks) == 1, (case, warnings)
+        moved = [line for line in warnings if "moved it to" in line]
+        assert len(warnings) == 1 + len(moved) and len(moved) == (case == "a directory holding a file"), warnings
+        assert read_one(run / "checkpoint.json") is not None, case
+        if moved:
+            assert (run / "checkpoint.json.moved-1" / "note.txt").read_text() == "kept"
+        if source is paused:
+            assert keys(run) == keys(whole) and content(run) == content(whole) and best(run) == best(whole), case
+    record_property("tried", len(cases))
+
+
+def test_the_hint_of_a_refused_write_says_what_resume_continues_from(runs, fast_tmp, record_property):
+    """The hint a refused write ends with, on a paused run of 20 evaluations whose checkpoint.json is a directory
+    or torn beside a good previous one, or whose both checkpoints are unreadable: it never says nothing was
+    evaluated; it names the earlier checkpoint resume falls back to, or says that neither is readable."""
+    _, paused = runs
+    torn = '{"format": "nas-checkpoint/1", "st'
+    cases = {  # (checkpoint.json, checkpoint.prev.json) -> what the hint says; None: a directory; "": missing
+        "a directory, previous good": (None, "keep", "an earlier checkpoint is intact"),
+        "torn, previous good": (torn, "keep", "an earlier checkpoint is intact"),
+        "a directory, previous torn": (None, torn, "neither checkpoint.json nor checkpoint.prev.json is readable"),
+        "both missing": ("", "", "neither checkpoint.json nor checkpoint.prev.json is readable"),
+    }
+    for i, (case, (current, previous, says)) in enumerate(cases.items()):
+        run = copy_run(paused, fast_tmp / f"h{i}")
+        for name, text in (("checkpoint.json", current), ("checkpoint.prev.json", previous)):
+            if text != "keep":
+                (run / name).unlink()
+            if text is None:
+                (run / name).mkdir()
+            elif text not in ("", "keep"):
+                (run / name).write_text(text)
+        hint = disk_error_hint(RunDir(run))
+        assert "nothing was evaluated" not in hint and says in hint, (case, hint)
+    fresh = fast_tmp / "fresh"
+    fresh.mkdir()
+    assert "no checkpoint was written yet, so nothing was evaluated" in disk_error_hint(RunDir(fresh))
+    record_property("tried", len(cases) + 1)
+
+
+# --- rung states of `search.fidelity` (RUN_DIR/rungs/) ----------------------------------------------------------
+#
+# An async ASHA search stopped as a crash stops it, right after a rung line that says "continue": the candidate's
+# state is on disk and its next rung is not trained. Its state file is then replaced by something else; resume must
+# say so in one warning line, train that candidate's next rung from epoch 0, and end with exactly the evaluations
+# of the uninterrupted search (a result depends only on genome, seed and epochs).
+
+FIDELITY = {"min_epochs": 1, "eta": 3}
+
+
+class Crash(BaseException):
+    """A crash at an exact instant: nothing in evonas catches it (it is no `Exception`), as nothing outlives a
+    SIGKILL, and the run directory is left as the kill would leave it."""
+
+
+def crashed_async_run(cfg: Path, to: Path, lines: int) -> Path:
+    """The async search of `cfg` stopped by a crash once its log holds `lines` lines and a candidate continues."""
+    from nas.run.rungs import AsyncRungs
+
+    original = AsyncRungs.arrived
+
+    def arrived(self, job, result):
+        settled = original(self, job, result)
+        if len(self.log.lines) >= lines and self.open:
+            raise Crash
+        return settled
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(AsyncRungs, "arrived", arrived)
+        with pytest.raises(Crash):
+            cli("search", str(cfg), "--run-dir", str(to), "--workers", "0")
+    return to
+
+
+def rung_outcome(run: Path) -> list[tuple]:
+    """Every rung line's outcome, in a canonical order (the log of an async run is in completion order)."""
+    return sorted((r["key"], r["epochs"], r["status"], r["fitness"], r["params"], r["flops"]) for r in log_lines(run))
+
+
+def fidelity_runs(folder: Path, cfg: Path, lines: int) -> tuple[Path, Path, Path]:
+    """(uninterrupted run, crashed run, the state file its resume loads first)."""
+    whole = folder / "whole"
+    out = cli("search", str(cfg), "--run-dir", str(whole), "--workers", "0")
+    assert out.code == 0 and out.exception is None, (out.stderr[-2000:], out.exception)
+    assert not list((whole / "rungs").iterdir())
+    paused = crashed_async_run(cfg, folder / "paused", lines)
+    states = sorted((paused / "rungs").glob("*.safetensors"))
+    assert states and not any(r["epochs"] == 9 and r["key"] == states[0].name[:64] for r in log_lines(paused))
+    return whole, paused, states[0]
+
+
+@pytest.fixture(scope="module")
+def rung_runs(tmp_path_factory) -> tuple[Path, Path, Path]:
+    folder = tmp_path_factory.mktemp("rungs")
+    cfg = synthetic_config(folder, 24, search={"mode": "async", "fidelity": FIDELITY}, fitness={"epochs": 9})
+    return fidelity_runs(folder, cfg, 12)
+
+
+def state_name(state: Path) -> tuple[str, int]:
+    key, epochs, _ = state.name.split(".")
+    return key, int(epochs[1:])
+
+
+def assert_retrained_to_the_whole_run(run: Path, whole: Path, state: Path, case: str, *reason: str) -> None:
+    """Resume warns once, naming the state and `reason`; the candidate's next rung trained all its epochs from
+    0; the log ends with the uninterrupted run's evaluations; the finished search kept no state."""
+    out = cli("resume", str(run), "--workers", "0")
+    assert out.code == 0 and out.exception is None, (case, out.stderr[-2000:], out.exception)
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1, (case, warnings)
+    assert str(state) in warnings[0] and "trains again from epoch 0" in warnings[0], (case, warnings)
+    assert all(words in warnings[0] for words in reason), (case, warnings)
+    key, epochs = state_name(state)
+    following = [r for r in log_lines(run) if r["key"] == key and r["epochs"] > epochs]
+    assert following and following[0]["metrics"]["epochs_trained"] == following[0]["epochs"], case
+    assert rung_outcome(run) == rung_outcome(whole), f"{case}: not the uninterrupted run's evaluations"
+    assert best(run) == best(whole), case
+    assert not list((run / "rungs").glob("*.safetensors")), case
+
+
+def replaced(state: Path, data: bytes) -> None:
+    state.unlink()
+    state.write_bytes(data)
+
+
+def linked(state: Path, target: Path | str) -> None:
+    state.unlink()
+    state.symlink_to(target)
+
+
+def header_edited(blob: bytes, edit) -> bytes:
+    """`blob` with its `nas` header object edited and the file written again (its old digest kept in it)."""
+    import struct
+
+    size = struct.unpack("<Q", blob[:8])[0]
+    header = json.loads(blob[8 : 8 + size])
+    meta = json.loads(header["__metadata__"]["nas"])
+    edit(meta)
+    header["__metadata__"]["nas"] = json.dumps(meta)
+    text = json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + blob[8 + size :]
+
+
+def another_candidates_state(run: Path, key: str, epochs: int) -> bytes:
+    """The state file the driver writes for another candidate of the log after `epochs` epochs."""
+    from nas.evaluate.rungfile import metadata_only
+    from nas.run.rungs import RungStore
+
+    other = next(r["key"] for r in log_lines(run) if r["key"] != key)
+    store = RungStore(run.parent / f"{run.name}-other")
+    store.save(other, epochs, metadata_only({"epochs_done": epochs, "key": other}))
+    return store.file(other, epochs).read_bytes()
+
+
+def test_a_bad_rung_state_is_one_warning_and_its_candidate_retrains_to_the_same_search(
+    rung_runs, fast_tmp, record_property
+):
+    """A FIFO (no hang), a link to /dev/zero (no endless read), a link out of the run directory to a good copy
+    of the state, another candidate's sealed state, a flipped byte, a header with a field removed, truncation,
+    an empty file, an unsealed state (as an older evonas wrote it), its own state of another rung, a sparse file
+    over the size bound, a folder: each is one warning line naming the path and why, the candidate trains its
+    next rung from epoch 0, and the search ends with exactly the uninterrupted run's evaluations."""
+    import os
+
+    from nas.evaluate.rungfile import metadata_only, seal
+    from nas.run.rungs import MAX_STATE_BYTES
+
+    whole, paused, original = rung_runs
+    good = original.read_bytes()
+    key, epochs = state_name(original)
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0x04
+
+    def sparse(state: Path) -> None:
+        state.unlink()
+        with open(state, "wb") as f:
+            f.truncate(MAX_STATE_BYTES + 1)
+
+    def folder(state: Path) -> None:
+        state.unlink()
+        (state / "something").mkdir(parents=True)
+
+    cases = {
+        "a FIFO": (lambda s: (s.unlink(), os.mkfifo(s)), ["not a regular file"]),
+        "a link to /dev/zero": (lambda s: linked(s, "/dev/zero"), ["is a link"]),
+        "a link out of the run directory": (lambda s: linked(s, fast_tmp / "outside.safetensors"), ["is a link"]),
+        "another candidate's state": (
+            lambda s: replaced(s, another_candidates_state(s.parents[1], key, epochs)),
+            ["another candidate"],
+        ),
+        "a flipped byte": (lambda s: replaced(s, bytes(flipped)), ["damaged"]),
+        "a header without its key": (lambda s: replaced(s, header_edited(good, lambda m: m.pop("key"))), ["damaged"]),
+        "truncated": (lambda s: replaced(s, good[: len(good) // 2]), ["not a rung state"]),
+        "empty": (lambda s: replaced(s, b""), ["not a rung state"]),
+        "unsealed": (lambda s: replaced(s, metadata_only({"epochs_done": epochs, "key": key})), ["no checksum"]),
+        "its state of another rung": (
+            lambda s: replaced(s, seal(metadata_only({"epochs_done": 9, "key": key}), key, 9)),
+            ["holds 9 epochs"],
+        ),
+        "a sparse file over the bound": (sparse, [f"over the {MAX_STATE_BYTES}"]),
+        "a folder holding something": (folder, ["was a folder", "moved aside"]),
+        "an empty folder": (lambda s: (s.unlink(), s.mkdir()), ["was a folder", "removed"]),
+    }
+    (fast_tmp / "outside.safetensors").write_bytes(good)
+    for i, (case, (damage, reason)) in enumerate(cases.items()):
+        run = copy_run(paused, fast_tmp / f"r{i}")
+        state = run / "rungs" / original.name
+        damage(state)
+        assert_retrained_to_the_whole_run(run, whole, state, case, *reason)
+        if case == "a folder holding something":
+            assert (state.parent / f"{state.name}.moved-1" / "something").is_dir(), "nothing in it was deleted"
+    record_property("tried", len(cases))
+
+
+def test_a_rungs_path_that_is_not_a_folder_is_refused_in_one_line(rung_runs, fast_tmp, record_property):
+    """`RUN_DIR/rungs` a file, a link to /proc, a link to a copy of the folder elsewhere: exit 2, one line naming it
+    and what to do, nothing touched. Moved away as the line says, the resume runs to the uninterrupted search
+    (the lost state is one warning, its candidate retrained)."""
+    import shutil
+
+    whole, paused, original = rung_runs
+    cases = {
+        "a file": (lambda r: r.write_bytes(b"rungs"), "is a file, not a folder"),
+        "a link to /proc": (lambda r: r.symlink_to("/proc"), "is a link, not a folder"),
+        "a link to a copy": (lambda r: r.symlink_to(shutil.copytree(paused / "rungs", fast_tmp / "copy")), "is a link"),
+    }
+    for i, (case, (make, words)) in enumerate(cases.items()):
+        run = copy_run(paused, fast_tmp / f"f{i}")
+        shutil.rmtree(run / "rungs")
+        make(run / "rungs")
+        assert_refused(run, case, str(run / "rungs"), words, "move it away and resume")
+        (run / "rungs").rename(fast_tmp / f"moved-{i}")
+        out = cli("resume", str(run), "--workers", "0")
+        assert out.code == 0 and out.exception is None, (case, out.stderr[-2000:])
+        warnings = [line for line in out.stderr.splitlines() if line.startswith("WARNING")]
+        assert len(warnings) == 1 and "is missing" in warnings[0] and original.name in warnings[0], warnings
+        assert rung_outcome(run) == rung_outcome(whole), case
+    record_property("tried", len(cases))
+
+
+def test_resume_removes_what_a_killed_state_write_left_staged(rung_runs, fast_tmp):
+    """A state write killed before its rename leaves `rungs/.<key>.e<N>.safetensors.<random>.tmp`: the resume
+    removes it (and nothing that is not one), without a warning, and ends as the uninterrupted search."""
+    whole, paused, original = rung_runs
+    run = copy_run(paused, fast_tmp / "staged")
+    rungs = run / "rungs"
+    staged = rungs / f".{original.name}.x1y2z3_a.tmp"
+    staged.write_bytes(original.read_bytes()[:50])
+    later = rungs / f".{original.name[:64]}.e3.safetensors.q8w7e6r5.tmp"  # the next rung's write, killed
+    later.write_bytes(original.read_bytes())
+    mine = rungs / "notes.tmp"
+    mine.write_text("not evonas's")
+    out = cli("resume", str(run), "--workers", "0")
+    assert out.code == 0 and out.exception is None, out.stderr[-2000:]
+    assert not [line for line in out.stderr.splitlines() if line.startswith("WARNING")], out.stderr[-2000:]
+    assert not staged.exists() and not later.exists() and mine.read_text() == "not evonas's"
+    assert rung_outcome(run) == rung_outcome(whole)
+
+
+@pytest.fixture(scope="module")
+def digits_rung_runs(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """The same with real training (tiny digits, rungs of 1 and 3 epochs): states with weights, optimizer, RNGs."""
+    import yaml
+    from reliability_runs import digits_config
+
+    folder = tmp_path_factory.mktemp("digits-rungs")
+    cfg = digits_config(folder, 6)
+    data = yaml.safe_load(cfg.read_text())
+    data["fitness"]["epochs"] = 3
+    data["search"].update({"mode": "async", "fidelity": FIDELITY})
+    cfg.write_text(yaml.safe_dump(data, sort_keys=False))
+    return fidelity_runs(folder, cfg, 4)
+
+
+def nan_weights(blob: bytes) -> bytes:
+    """Every floating-point weight of the model set to NaN, written again by safetensors with the same metadata
+    (its digest included), as a tool that edits tensors would."""
+    import struct
+
+    import torch
+    from safetensors.torch import load, save
+
+    tensors = load(blob)
+    for name, value in tensors.items():
+        if name.startswith("model.") and value.is_floating_point():
+            tensors[name] = torch.full_like(value, float("nan"))
+    size = struct.unpack("<Q", blob[:8])[0]
+    return save(tensors, metadata=json.loads(blob[8 : 8 + size])["__metadata__"])
+
+
+def test_a_damaged_real_rung_state_is_retrained_to_the_same_search(digits_rung_runs, tmp_path, record_property):
+    """Real training: bytes of a tensor flipped (was: failed, "Invalid mt19937 state"), a header without
+    `optim_scalars` (was: failed, KeyError), every weight NaN (was: ok at fitness 0.1). Each is one warning
+    line, the candidate trains again from epoch 0, and the search ends with the uninterrupted run's evaluations
+    (CPU training is deterministic for a seed)."""
+    import torch
+
+    torch.set_num_threads(1)
+    whole, paused, original = digits_rung_runs
+    good = original.read_bytes()
+    data = 8 + int.from_bytes(good[:8], "little")
+    flipped = bytearray(good)
+    for offset in range(data, len(good), max(1, (len(good) - data) // 16)):
+        flipped[offset] ^= 0xFF
+    cases = {
+        "tensor bytes flipped": bytes(flipped),
+        "no optim_scalars": header_edited(good, lambda m: m.pop("optim_scalars")),
+        "NaN weights": nan_weights(good),
+    }
+    for i, (case, bad) in enumerate(cases.items()):
+        run = copy_run(paused, tmp_path / f"d{i}")
+        state = run / "rungs" / original.name
+        replaced(state, bad)
+        assert_retrained_to_the_whole_run(run, whole, state, case, "damaged")
+    record_property("tried", len(cases))
+
+
+_real_state: dict[str, bytes] = {}
+
+
+def real_sealed_state(folder: Path) -> bytes:
+    """A rung state file as the driver writes it for a real training (weights, momentum, RNGs) of the example
+    network after one optimizer step, sealed for key "a" * 64 after 1 epoch; made once."""
+    if "blob" not in _real_state:
+        import torch
+
+        from nas.evaluate import trainstate
+        from nas.evaluate.trainer import seeded_model
+        from nas.genome.architecture import load_architecture
+        from nas.run.rungs import RungStore
+
+        model = seeded_model(load_architecture(ROOT / "examples/densenet_small.yaml"), 0)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        model(torch.rand(4, 1, 8, 8)).sum().backward()
+        optimizer.step()
+        state = trainstate.capture(model, optimizer, torch.Generator().manual_seed(0), 1)
+        store = RungStore(folder)
+        store.save("a" * 64, 1, state)
+        _real_state["blob"] = store.file("a" * 64, 1).read_bytes()
+    return _real_state["blob"]
+
+
+def corruption(size: int, header: int) -> st.SearchStrategy:
+    """One change to a file of `size` bytes whose header ends at `header`: a bit flipped, bytes overwritten,
+    inserted or deleted (in the header or anywhere), the file cut or extended."""
+    anywhere = st.one_of(st.integers(0, header - 1), st.integers(0, size - 1))
+    junk = st.binary(min_size=1, max_size=16)
+    return st.one_of(
+        st.tuples(st.just("flip"), anywhere, st.integers(0, 7)),
+        st.tuples(st.just("write"), anywhere, junk),
+        st.tuples(st.just("insert"), anywhere, junk),
+        st.tuples(st.just("delete"), anywhere, st.integers(1, 64)),
+        st.tuples(st.just("cut"), anywhere),
+        st.tuples(st.just("append"), junk),
+    )
+
+
+def corrupted(data: bytes, change: tuple) -> bytes:
+    """`data` (not empty) with `change` made; an offset beyond its end (it was cut before) wraps around."""
+    kind, *args = change
+    if kind != "append":
+        args[0] %= len(data)
+    if kind == "flip":
+        offset, bit = args
+        return data[:offset] + bytes([data[offset] ^ (1 << bit)]) + data[offset + 1 :]
+    if kind == "write":
+        offset, junk = args
+        return data[:offset] + junk + data[offset + len(junk) :]
+    if kind == "insert":
+        offset, junk = args
+        return data[:offset] + junk + data[offset:]
+    if kind == "delete":
+        offset, length = args
+        return data[:offset] + data[offset + length :]
+    if kind == "cut":
+        return data[: args[0]]
+    return data + args[0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_the_loader_returns_a_rung_state_only_when_it_is_exactly_the_one_written(tmp_path_factory, data):
+    """Over generated corruptions of a real rung state file (1 to 3 changes: bits flipped, bytes overwritten,
+    inserted or deleted, the file cut or extended, in the header or the tensors): the store returns the state
+    only when the file holds exactly the bytes it wrote, else None with one warning line; never an exception,
+    never a different state."""
+    import logging
+
+    from nas.run.rungs import RungStore
+
+    folder = tmp_path_factory.getbasetemp() / "loader-rule"
+    good = real_sealed_state(folder)
+    header = 8 + int.from_bytes(good[:8], "little")
+    bad = good
+    for change in data.draw(st.lists(corruption(len(good), header), min_size=1, max_size=3)):
+        if bad:
+            bad = corrupted(bad, change)
+    store = RungStore(folder)
+    store.file("a" * 64, 1).write_bytes(bad)
+    warned: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: warned.append(record.getMessage())
+    logging.getLogger("nas.run.rungs").addHandler(handler)
+    try:
+        loaded = store.load("a" * 64, 1)
+    finally:
+        logging.getLogger("nas.run.rungs").removeHandler(handler)
+    if bad == good:
+        assert loaded == good and not warned
+    else:
+        assert loaded is None and len(warned) == 1 and "trains again from epoch 0" in warned[0], warned
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_a_worker_refuses_a_corrupted_state_as_a_value_error_or_loads_it(tmp_path_factory, data):
+    """The worker's loader (`trainstate.restore`) behind the driver's check: whatever the corruption, it loads
+    the state or raises `ValueError` (a failed result with a reason), never a `KeyError`, torch's own error or
+    a crash. (What it loads from a corrupted file can differ from what was saved: that is why the driver checks
+    the checksum before any worker sees the bytes.)"""
+    import random as python_random
+
+    import numpy as np
+    import torch
+
+    from nas.evaluate import trainstate
+    from nas.evaluate.trainer import seeded_model
+    from nas.genome.architecture import load_architecture
+
+    good = real_sealed_state(tmp_path_factory.getbasetemp() / "loader-rule")
+    header = 8 + int.from_bytes(good[:8], "little")
+    bad = good
+    for change in data.draw(st.lists(corruption(len(good), header), min_size=1, max_size=2)):
+        if bad:
+            bad = corrupted(bad, change)
+    model = seeded_model(load_architecture(ROOT / "examples/densenet_small.yaml"), 0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    rngs = (torch.get_rng_state(), np.random.get_state(), python_random.getstate())
+    try:
+        assert trainstate.restore(bad, model, optimizer, torch.Generator()) == 1
+    except ValueError:
+        pass
+    finally:
+        torch.set_rng_state(rngs[0])
+        np.random.set_state(rngs[1])
+        python_random.setstate(rngs[2])

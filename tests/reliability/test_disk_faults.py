@@ -12,6 +12,7 @@ import ctypes
 import errno
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_runs import ROOT, THREADS_ENV, best, cli, content, keys, log_lines, scratch, synthetic_config
+from reliability_runs import ROOT, THREADS_ENV, best, cli, content, copy_run, keys, log_lines, scratch, synthetic_config
 
 import nas.run.driver as driver
 from nas.run.checkpoint import FORMAT, read_one
@@ -202,8 +203,8 @@ def test_a_log_append_cut_short_by_a_full_disk_is_dropped_on_resume(reference, f
     for n in range(1, len(keys(whole)) + 1, 3):
         with pytest.MonkeyPatch.context() as mp:
 
-            def init(self: EvaluationLog, path: Any, fail_at: int = n) -> None:
-                real_init(self, path)
+            def init(self: EvaluationLog, path: Any, rules: Any = None, fail_at: int = n) -> None:
+                real_init(self, path, rules)
                 self._file = TornFile(self._file, fail_at)
 
             mp.setattr(EvaluationLog, "__init__", init)
@@ -351,3 +352,158 @@ def test_a_full_disk_during_a_checkpoint_save_leaves_nothing_behind_and_the_hint
         assert cli("search", str(cfg), "--run-dir", str(run), "--workers", "0").code == 0
     assert linked and all(linked), "the previous checkpoint was written as a copy, not linked"
     record_property("tried", len(chosen) + len(linked))
+
+
+# --- publishing a folder (export, report, train --save) where the disk will not take it ---------------------------
+
+EROFS = OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+
+def tree(folder: Path) -> dict[str, bytes | None]:
+    """Every path under `folder` (itself included) with a file's bytes, None for a folder; {} when absent."""
+    if not folder.exists():
+        return {}
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in [folder, *folder.rglob("*")]}
+
+
+def impossible_places() -> list[str]:
+    """Folders no process can make: under /proc (no such entry may be created), and the sysfs root."""
+    places = ["/proc/self/evonas-out", "/proc/1/evonas/out", "/proc/evonas-out"]
+    if os.path.ismount("/sys") and os.path.isdir("/sys/kernel"):  # sysfs, where mkdir is refused to everyone
+        places.append("/sys/evonas-out")
+    return places
+
+
+def test_export_and_train_save_into_an_impossible_place_are_one_line(reference, tmp_path, record_property):
+    """`nas export --out` and `nas train --save` into folders under /proc and the sysfs root (no such entry can be
+    made there, by root either): exit 2 and one line naming the folder, no traceback, nothing made."""
+    _, whole = reference
+    run = copy_run(whole, tmp_path / "run")
+    before, tried = tree(run), 0
+    arch = ROOT / "examples/densenet_small.yaml"
+    digits = ROOT / "search_configs/digits_quick.yaml"
+    for place in impossible_places():
+        assert_one_line_error(cli("export", str(run), "--out", place), place)
+        assert_one_line_error(cli("train", str(arch), "--config", str(digits), "--epochs", "1", "--save", place), place)
+        assert not os.path.exists(place)
+        tried += 2
+    assert tree(run) == before
+    record_property("tried", tried)
+
+
+class FailingStaging:
+    """The filesystem calls `nas.stagedir` makes (mkdtemp, fsync, chmod, rename, replace, fsync_dir), the
+    `fail_at`-th raising `error`: a read-only or full file system at each step of staging and publishing a folder.
+    Calls from anywhere else pass through and are not counted."""
+
+    def __init__(self, fail_at: int | None = None, error: OSError = EROFS):
+        self.fail_at, self.error = fail_at, error
+        self.sites: list[str] = []
+
+    def wrap(self, real: Callable[..., Any], name: str, anywhere: bool = False) -> Callable[..., Any]:
+        def fake(*args: Any, **kwargs: Any) -> Any:
+            if anywhere or sys._getframe(1).f_globals.get("__name__") == "nas.stagedir":
+                self.sites.append(name)
+                if len(self.sites) == self.fail_at:
+                    raise self.error
+            return real(*args, **kwargs)
+
+        return fake
+
+    def __enter__(self) -> "FailingStaging":
+        import tempfile
+
+        import nas.stagedir as stagedir
+
+        self.patch = pytest.MonkeyPatch()
+        for module, name in ((tempfile, "mkdtemp"), (os, "fsync"), (os, "chmod"), (os, "rename"), (os, "replace")):
+            self.patch.setattr(module, name, self.wrap(getattr(module, name), name))
+        self.patch.setattr(stagedir, "fsync_dir", self.wrap(stagedir.fsync_dir, "fsync_dir", anywhere=True))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.patch.undo()
+
+
+def reset(absent: Path, empty: Path) -> None:
+    """`absent` removed and `empty` an empty folder again (a successful export fills them)."""
+    shutil.rmtree(absent, ignore_errors=True)
+    shutil.rmtree(empty, ignore_errors=True)
+    empty.mkdir()
+
+
+def staging_leftovers(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if ".staging-" in p.name or ".old-" in p.name)
+
+
+def test_export_and_report_failing_at_each_step_of_publishing_leave_the_previous_folder(
+    reference, tmp_path, record_property
+):
+    """A read-only file system (EROFS) or a full disk (ENOSPC) at each step of staging and publishing a folder in
+    turn (making the staging folder, a file's fsync, the chmod, the old folder's rename aside, the rename into
+    place, the folder's fsync): `nas export` refreshing RUN_DIR/export, `nas export --out` into a new and into an
+    empty folder, `nas report` refreshing RUN_DIR/report. Exit 2 and one line naming the folder; the previous
+    folder (or its absence, or the empty folder) exactly as before; no staging or old folder left behind."""
+    _, whole = reference
+    run = copy_run(whole, tmp_path / "run")
+    assert cli("export", str(run)).code == 0 and cli("report", str(run)).code == 0
+    fresh, empty = tmp_path / "fresh", tmp_path / "empty"
+    calls = {
+        "export": (("export", str(run)), run / "export"),
+        "export --out new": (("export", str(run), "--out", str(fresh)), fresh),
+        "export --out empty": (("export", str(run), "--out", str(empty)), empty),
+        "report": (("report", str(run)), run / "report"),
+    }
+    tried = 0
+    for what, (argv, target) in calls.items():
+        reset(fresh, empty)
+        with FailingStaging() as dry:
+            assert cli(*argv).code == 0
+        sites = dry.sites[: dry.sites.index("fsync_dir") + 1]
+        steps = {step: sites.index(step) + 1 for step in dict.fromkeys(sites)}  # the first call of each kind
+        assert {"mkdtemp", "fsync", "chmod", "replace", "fsync_dir"} <= set(steps), sites
+        assert ("rename" in steps) == (target.name in ("export", "report")), sites
+        for i, (step, n) in enumerate(steps.items()):
+            for error in (EROFS, ENOSPC) if step == "mkdtemp" else ((EROFS, ENOSPC)[i % 2],):
+                reset(fresh, empty)
+                before = tree(target)
+                with FailingStaging(fail_at=n, error=error):
+                    out = cli(*argv)
+                assert_one_line_error(out, str(target), error.strerror)
+                assert tree(target) == before, f"{what}: {step} failing changed {target}"
+                assert not staging_leftovers(target.parent), f"{what}: {step}: {staging_leftovers(target.parent)}"
+                tried += 1
+    record_property("tried", tried)
+
+
+def test_export_report_and_train_save_on_a_read_only_run_directory_are_one_line(
+    reference, chmod_bites, tmp_path, record_property
+):
+    """A finished run directory made read-only (chmod, the child without root's permission bypass): `nas export`
+    (RUN_DIR/export, and `--out` inside the run), `nas report` and `nas train --save` into it. Exit 2 and one line
+    naming the folder, no traceback, the run directory unchanged; both work once it is writable again."""
+    _, whole = reference
+    run = copy_run(whole, tmp_path / "run")
+    arch = ROOT / "examples/densenet_small.yaml"
+    calls = [
+        (["export", str(run)], run / "export"),
+        (["export", str(run), "--out", str(run / "mine")], run / "mine"),
+        (["report", str(run)], run / "report"),
+        (["train", str(arch), "--config", str(run / "config.yaml"), "--epochs", "1", "--save", str(run / "w")],
+         run / "w"),
+    ]  # fmt: skip
+    set_writable(run, False)
+    try:
+        before = tree(run)
+        for argv, target in calls:
+            proc = unprivileged(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            _, err = proc.communicate(timeout=300)
+            text = err.decode(errors="replace")
+            errors = [line for line in text.splitlines() if ": error: " in line]
+            assert proc.returncode == 2 and "Traceback" not in text and len(errors) == 1, (argv, text[-2000:])
+            assert str(target) in errors[0] and "Permission denied" in errors[0], errors[0]
+            assert tree(run) == before, f"{argv[0]} changed the read-only run directory"
+    finally:
+        set_writable(run, True)
+    assert cli("export", str(run)).code == 0 and cli("report", str(run)).code == 0
+    record_property("tried", len(calls))

@@ -978,3 +978,435 @@ def test_a_huge_value_is_never_echoed_whole(tmp_path, record_property):
     data["dataset"]["name"] = "x" * 1_000_000
     check(nas("data", "summary", str(Case(data, "", "").write(folders.next() / "config.yaml"))), "dataset.name")
     record_property("tried", tried + 2)
+
+
+# --- numbers spelled otherwise than in plain decimal, and empty or misdirected paths -----------------------------
+
+
+def registered_leaves() -> list[Leaf]:
+    """The keys of the config sections strategies declare for themselves (`search.<strategy>.*`)."""
+    import nas.strategies  # noqa: F401  (importing the package registers every strategy's section)
+
+    sections = sorted(config_module.SEARCH_SECTIONS.items())
+    return [leaf for name, cls in sections for leaf in config_leaves(cls, f"search.{name}.")]
+
+
+INT_LEAVES = [leaf for leaf in LEAVES + registered_leaves() if base_type(leaf.hint) is int]
+FLOAT_LEAVES = [leaf for leaf in LEAVES + registered_leaves() if base_type(leaf.hint) is float]
+MARKER = "SPELLINGGOESHERE"
+MAX_DIGITS = 4300  # CPython's default limit of int(): one more digit and it raises ValueError
+
+
+def in_range(meta: typing.Mapping[str, Any]) -> st.SearchStrategy:
+    """An integer the field accepts, so that only its spelling can be what is refused."""
+    low, high = meta.get("low"), meta.get("high")
+    low = 0 if low is None else int(low) + (1 if meta.get("open_low") else 0)
+    high = low + 10**6 if high is None else min(int(high), low + 10**6)
+    return st.integers(low, high)
+
+
+def int_spellings(n: int) -> st.SearchStrategy:
+    """YAML 1.1 (and `int()`) spellings of `n` other than plain decimal: each once read as a number."""
+    text = str(n)
+    return st.sampled_from(
+        [f"+{n}", f"{text[0]}_{text[1:]}" if len(text) > 1 else f"0_{n}", f"0{n:o}", f"0o{n:o}", f"0x{n:X}",
+         f"0b{n:b}", f"{max(1, n // 60)}:{n % 60:02d}", f"!!int 0x{n:X}", f"'{n}'", "٣", "５"]
+    )  # fmt: skip
+
+
+HUGE_INTS = st.integers(MAX_DIGITS + 1, MAX_DIGITS + 2000).map(lambda digits: "9" * digits)
+FLOAT_SPELLINGS = st.sampled_from(["1_0.5", "0.000_1", "1:30.5", "!!float 1_0.0", "!!float 1:30", "!!float x"])
+
+
+@st.composite
+def spelled_numbers(draw: Callable) -> tuple[str, str]:
+    """(key path, raw YAML scalar): a number at a config key spelled in a way no field takes."""
+    if draw(st.integers(0, 5)) == 0:
+        return draw(st.sampled_from(FLOAT_LEAVES)).path, draw(FLOAT_SPELLINGS)
+    leaf = draw(st.sampled_from(INT_LEAVES))
+    spelling = draw(st.one_of(in_range(leaf.meta).flatmap(int_spellings), HUGE_INTS, st.just("-" + "1" * 5000)))
+    return leaf.path, spelling
+
+
+def spelled_config(path: str, spelling: str, folder: Path) -> Path:
+    """The smoke config with `spelling` written verbatim (not quoted by a YAML dumper) at key `path`."""
+    data = shipped_config("smoke")
+    set_path(data, path, MARKER)
+    text = yaml.safe_dump(data, sort_keys=False)
+    assert text.count(MARKER) == 1
+    cfg = folder / "config.yaml"
+    cfg.write_text(text.replace(MARKER, spelling), encoding="utf-8")
+    return cfg
+
+
+def test_numbers_not_in_plain_decimal_are_refused_at_every_integer_key(tmp_path, record_property):
+    """Every integer key of the config, then generated (key, spelling) pairs: base 60 (`1:30`), octal (`017`,
+    `0o17`), hex, binary, underscores, a `+` sign, an explicit `!!int 0x1F`, a quoted number, other scripts'
+    digits, integers of 4,301 to 6,300 digits (past Python's int() limit); and float keys given `1_0.5`, `1:30.5`
+    or a bad `!!float`: each refused by every command that reads a config, naming the key."""
+    folders, seen = Folder(tmp_path), set()
+    for i, leaf in enumerate(INT_LEAVES):  # no integer key left to chance: each with one spelling in turn
+        low = int(leaf.meta.get("low") or 0) + (1 if leaf.meta.get("open_low") else 0)
+        spellings = [f"+{low + 1}", f"{low + 1}_0", "1:30", f"0{low + 8:o}", f"0x{low + 1:X}", "1" + "0" * 5000]
+        spelling = spellings[i % len(spellings)]
+        folder = folders.next()
+        config_commands(spelled_config(leaf.path, spelling, folder), folder, leaf.path)
+        seen.add((leaf.path, spelling))
+
+    @settings(max_examples=80, **HYPOTHESIS)
+    @given(case=spelled_numbers())
+    def check(case: tuple[str, str]) -> None:
+        path, spelling = case
+        folder = folders.next()
+        config_commands(spelled_config(path, spelling, folder), folder, path)
+        seen.add(case)
+
+    check()
+    record_property("tried", len(seen))
+    assert len(seen) >= len(INT_LEAVES) + 60, len(seen)
+
+
+def test_plain_decimal_numbers_still_load_as_numbers(record_property):
+    """Generated plain decimal integers (either sign, up to 4,300 digits, padded with spaces) and floats, loaded
+    by the same reader: each is still a number, so the refusals above take nothing written as a plain number."""
+    from nas.yamlfile import load_unique
+
+    seen = set()
+
+    @settings(max_examples=200, **HYPOTHESIS)
+    @given(n=st.one_of(st.integers(-(10**30), 10**30), st.just(10**MAX_DIGITS - 1)), pad=st.sampled_from(["", " "]))
+    def check(n: int, pad: str) -> None:
+        assert load_unique(f"k: {pad}{n}{pad}\n", "test") == {"k": n}
+        assert load_unique(f"k: {n}.5\n", "test") == {"k": float(f"{n}.5")}
+        assert load_unique(f"k: [{n}.5e+3]\n", "test") == {"k": [float(f"{n}.5e3")]}
+        seen.add(n)
+
+    check()
+    record_property("tried", len(seen))
+
+
+INT_FLAGS = [  # (command line up to the flag, flag, low, high)
+    (("search", "CFG", "--run-dir", "RUN"), "--seed", 0, 2**63 - 1),
+    (("search", "CFG", "--run-dir", "RUN"), "--workers", 0, 100_000),
+    (("search", "CFG", "--run-dir", "RUN"), "--max-evaluations", 1, 10_000_000),
+    (("resume", "RUN"), "--workers", 0, 100_000),
+    (("resume", "RUN"), "--max-evaluations", 1, 10_000_000),
+    (("train", "ARCH", "--config", "CFG"), "--epochs", 1, 10_000),
+    (("train", "ARCH", "--config", "CFG"), "--seed", 0, 2**63 - 1),
+    (("export", "RUN"), "--rank", 1, 10**9),
+    (("baseline", "CFG", "--run-dir", "RUN"), "--epochs", 1, 1000),
+    (("predict", "RUN", "CFG"), "--batch-size", 1, 65_536),
+]
+
+
+def flag_spellings(low: int, high: int) -> st.SearchStrategy:
+    """What `int()` accepts but a count or a seed must not be, and numbers just past the flag's range."""
+    n = st.integers(low, min(high, low + 10**6))
+    return st.one_of(
+        n.map(lambda v: f"+{v}"), n.map(lambda v: f" {v}"), n.map(lambda v: f"{v}\n"), n.map(lambda v: f"0x{v:x}"),
+        n.filter(lambda v: v >= 10).map(lambda v: f"{str(v)[0]}_{str(v)[1:]}"),
+        n.map(lambda v: "".join(chr(0x0660 + int(d)) for d in str(v))),  # Arabic-Indic digits
+        n.map(lambda v: "".join(chr(0xFF10 + int(d)) for d in str(v))),  # full-width digits
+        st.sampled_from(["", "1:30", "1e3", "5.0", "0o17", "0b1", "nan", "-", "1 0", "١_٠", "1" + "0" * 5000]),
+        st.sampled_from([str(low - 1), str(high + 1), str(10**100), "-" + "9" * 5000]),
+    )  # fmt: skip
+
+
+def test_integer_flags_take_plain_decimal_numbers_in_range_only(tmp_path, record_property):
+    """Generated spellings at every integer flag of every command (`--seed`, `--workers`, `--max-evaluations`,
+    `--epochs`, `--rank`, `--batch-size`): a sign, underscores, hex, octal, other scripts' digits (`--seed ٣`),
+    spaces, a newline, 5,000 digits, one past either end of the range. Each is refused in one line naming the
+    flag, before anything runs; a plain decimal in range (leading zeros included) parses to its value."""
+    from nas.cli import build_parser
+
+    cfg, run = synthetic_config(tmp_path, evaluations=4), tmp_path / "run"
+    names = {"CFG": str(cfg), "RUN": str(run), "ARCH": str(GOOD_ARCH)}
+    tried = 0
+
+    @settings(max_examples=30, **HYPOTHESIS)
+    @given(data=st.data())
+    def check(data: st.DataObject) -> None:
+        nonlocal tried
+        for prefix, flag, low, high in INT_FLAGS:
+            argv = [names.get(a, a) for a in prefix]
+            spelling = data.draw(flag_spellings(low, high), label=flag)
+            line = assert_refused(nas(*argv, f"{flag}={spelling}"), flag)
+            assert len(line) <= 300, line[:400]
+            value = data.draw(st.integers(low, high), label=f"{flag} valid")
+            parsed = build_parser().parse_args([*argv, flag, f"00{value}"])
+            assert getattr(parsed, flag.lstrip("-").replace("-", "_")) == value
+            tried += 1
+
+    check()
+    assert not run.exists()
+    record_property("tried", tried)
+
+
+PATH_CALLS = [  # (argv with '' in one path or address, what the error line names)
+    (("search", "CFG", "--run-dir", ""), "--run-dir"),
+    (("search", "", "--run-dir", "RUN"), "config"),
+    (("search", "CFG", "--run-dir", "RUN", "--ray-address", ""), "--ray-address"),
+    (("resume", ""), "run_dir"),
+    (("resume", "RUN", "--ray-address", ""), "--ray-address"),
+    (("export", "RUN", "--out", ""), "--out"),
+    (("export", ""), "run_dir"),
+    (("report", ""), "run_dir"),
+    (("train", "ARCH", "--config", "CFG", "--save", ""), "--save"),
+    (("train", "", "--config", "CFG"), "architecture"),
+    (("train", "ARCH", "--config", ""), "--config"),
+    (("baseline", "CFG", "--run-dir", ""), "--run-dir"),
+    (("data", "summary", ""), "config"),
+    (("inspect", ""), "file"),
+    (("predict", "", "CFG"), "model_dir"),
+    (("predict", "RUN", ""), "INPUT"),
+    (("predict", "RUN", "CFG", "--out", ""), "--out"),
+]
+
+
+def test_an_empty_path_is_a_bad_flag(tmp_path, monkeypatch, record_property):
+    """'' as every path and address argument (`--run-dir ''`, `--out ''`, `--save ''`, `nas resume ''`, a config,
+    a model folder, an input, `--ray-address ''`): refused in one line naming the argument, never taken as
+    "the default" (the current folder, runs/<name>-<time>, RUN_DIR/export, no --save) and nothing written."""
+    monkeypatch.chdir(tmp_path)
+    cfg = synthetic_config(tmp_path, evaluations=4)
+    run = tmp_path / "run"
+    assert nas("search", str(cfg), "--run-dir", str(run), "--workers", "0").code == 0
+    names = {"CFG": str(cfg), "RUN": str(run), "ARCH": str(GOOD_ARCH)}
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    for argv, needle in PATH_CALLS:
+        assert_refused(nas(*[names.get(a, a) for a in argv]), needle, "must not be empty")
+        assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before, f"{argv}: something was made"
+    record_property("tried", len(PATH_CALLS))
+
+
+def test_a_run_directory_that_is_a_file_is_called_a_file(tmp_path, record_property):
+    """`nas search --run-dir FILE` and `nas resume FILE` (a config, an empty file, a symlink to a file): refused
+    in one line saying it is a file (not "not empty; use nas resume", which then fails too), the file untouched."""
+    cfg = synthetic_config(tmp_path, evaluations=4)
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    link = tmp_path / "link"
+    link.symlink_to(cfg)
+    tried = 0
+    for file in (cfg, empty, link):
+        content = file.read_bytes()
+        line = assert_refused(nas("search", str(cfg), "--run-dir", str(file), "--workers", "0"), str(file), "a file")
+        assert "nas resume" not in line, line
+        assert_refused(nas("resume", str(file), "--workers", "0"), str(file), "a file")
+        assert file.read_bytes() == content
+        tried += 2
+    record_property("tried", tried)
+
+
+# --- nas predict: a hand-edited preprocess.json -------------------------------------------------------------------
+
+
+_models: dict[str, Path] = {}
+
+
+def digits_model(tmp_path_factory: Any) -> Path:
+    """A real tiny digits model folder (`nas train --save --onnx`, 1 epoch on 30% of the digits), made once per
+    session in a separate process, so that this process's peak memory stays that of predict alone."""
+    from reliability_runs import digits_config
+
+    if "digits" not in _models:
+        folder = tmp_path_factory.mktemp("predict_model")
+        save = folder / "model"
+        out = run_nas("train", str(GOOD_ARCH), "--config", str(digits_config(folder)), "--epochs", "1", "--save",
+                      str(save), "--onnx")  # fmt: skip
+        assert out.returncode == 0, out.stderr[-2000:]
+        _models["digits"] = save
+    return _models["digits"]
+
+
+NOT_TEXT = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True), st.lists(st.just(1),
+                     max_size=2), st.just({"a": 1}))  # fmt: skip
+NOT_INT = st.one_of(st.none(), st.booleans(), st.floats(allow_nan=True), st.text(max_size=3), st.just([8]))
+NOT_NUMBER = st.one_of(st.none(), st.booleans(), st.text(max_size=3), st.just([1.0]), st.just({"a": 1}),
+                       st.sampled_from([math.nan, math.inf, -math.inf]))  # fmt: skip
+BAD_TEXT = st.one_of(NOT_TEXT, st.just(""), st.just("x" * 10_001), st.sampled_from(["a\nb", "a\x00b", "a\u2028b"]))
+
+
+def bad_numbers(length: int, positive: bool) -> st.SearchStrategy:
+    """A per-channel list that is wrong: not a list, the wrong length, or one bad value."""
+    bad_value = st.one_of(NOT_NUMBER, st.sampled_from([0.0, -1.0, -1e-9])) if positive else NOT_NUMBER
+    return st.one_of(
+        NOT_TEXT.filter(lambda v: not isinstance(v, list)),
+        st.lists(st.floats(0.5, 2), min_size=0, max_size=5).filter(lambda v: len(v) != length),
+        st.tuples(st.integers(0, length - 1), bad_value).map(
+            lambda iv: [iv[1] if i == iv[0] else 1.0 for i in range(length)]
+        ),  # fmt: skip
+    )
+
+
+def bad_class_names(good: list[str]) -> st.SearchStrategy:
+    """Not a list, empty, a non-string or empty or control-character name, a repeated name, or a count the
+    model does not give."""
+    at = st.integers(0, len(good) - 1)
+    return st.one_of(
+        NOT_TEXT.filter(lambda v: not isinstance(v, list)),
+        st.just([]),
+        st.tuples(at, BAD_TEXT.filter(lambda v: v != "x" * 10_001)).map(
+            lambda iv: [iv[1] if i == iv[0] else n for i, n in enumerate(good)]
+        ),  # fmt: skip
+        st.tuples(at, at)
+        .filter(lambda ij: ij[0] != ij[1])
+        .map(lambda ij: [good[ij[0]] if i == ij[1] else n for i, n in enumerate(good)]),  # fmt: skip
+        st.integers(1, 30).filter(lambda k: k != len(good)).map(lambda k: [f"c{i}" for i in range(k)]),
+    )
+
+
+@st.composite
+def preprocess_cases(draw: Callable, good: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """A valid preprocess.json broken at one field, and the field the error line must name."""
+    doc = {k: (list(v) if isinstance(v, list) else v) for k, v in good.items()}
+    channels = good["in_channels"]
+    field = draw(st.sampled_from([*good, "extra key", "missing key"]))
+    if field == "extra key":
+        key = draw(st.text(min_size=1, max_size=12).filter(lambda k: k not in good and k.isprintable() and
+                                                           "'" not in k and "\\" not in k))  # fmt: skip
+        doc[key] = draw(st.integers())
+        return doc, key
+    if field == "missing key":
+        key = draw(st.sampled_from([k for k in good if k != "format"]))
+        del doc[key]
+        return doc, key
+    values: dict[str, st.SearchStrategy] = {
+        "format": st.one_of(NOT_TEXT, st.sampled_from(["", "nas-preprocess/2", "nas-preprocess/0", "nas-arch/1"])),
+        "dataset": st.one_of(BAD_TEXT, st.sampled_from(["a b", "x" * 65, "../x", "d/x"])),
+        "class_names": bad_class_names(good["class_names"]),
+        "channel_order": st.one_of(
+            NOT_TEXT.filter(lambda v: not isinstance(v, list)),
+            st.just([]),
+            st.just(["a", "b"]),
+            BAD_TEXT.map(lambda v: [v]),
+        ),  # fmt: skip
+        "input_size": st.one_of(
+            NOT_INT,
+            st.integers(max_value=0),
+            st.integers(min_value=4097),
+            st.sampled_from([100_000, 10**30, 16, 4096, 2]),
+        ),  # fmt: skip
+        "in_channels": st.one_of(NOT_INT, st.integers(max_value=0), st.integers(min_value=65), st.just(3)),
+        "input_dtype": st.one_of(NOT_TEXT, st.sampled_from(["object", "float64", "", "uint8", "int8"])),
+        "input_range": st.one_of(
+            st.sampled_from(["x", 1, [1.0], [0.0, 1.0, 2.0], [5.0, 1.0], [1.0, 1.0]]),
+            st.tuples(NOT_NUMBER, st.floats(0, 1)).map(list),
+        ),  # fmt: skip
+        "resize": st.one_of(
+            NOT_INT.filter(lambda v: v is not None), st.integers(max_value=0), st.integers(min_value=4097)
+        ),  # fmt: skip
+        "mean": bad_numbers(channels, positive=False),
+        "std": bad_numbers(channels, positive=True),
+        "scale": st.one_of(NOT_NUMBER, st.floats(max_value=0)),
+        "round": st.one_of(st.none(), st.integers(0, 1), st.text(max_size=4), st.just([True])),
+        "normalisation": BAD_TEXT,
+        "plate_statistics": st.sampled_from(
+            [
+                1,
+                "x",
+                [],
+                {"P1": 1},
+                {"P1": {"mean": [0.0]}},
+                {"P1": {"mean": [0.0], "std": [0.0]}},
+                {"P1": {"mean": [0.0, 1.0], "std": [1.0]}},
+                {"P1": {"mean": [0.0], "std": [1.0], "x": 1}},
+                {"": {"mean": [0.0], "std": [1.0]}},
+            ]
+        ),  # fmt: skip
+        "evonas_version": BAD_TEXT,
+        "resize_method": BAD_TEXT,
+        "notes": st.one_of(
+            NOT_TEXT.filter(lambda v: not isinstance(v, list)), BAD_TEXT.map(lambda v: [v]), st.just(["n"] * 101)
+        ),  # fmt: skip
+    }
+    doc[field] = draw(values[field])
+    if field == "in_channels" and doc[field] == 3:  # consistent lengths: only the model can tell it is wrong
+        doc.update(mean=[0.0] * 3, std=[1.0] * 3, channel_order=["red", "green", "blue"])
+    return doc, field
+
+
+def test_generated_bad_preprocess_json_is_refused_by_predict(tmp_path_factory, tmp_path, record_property):
+    """Generated bad preprocess.json documents beside a real trained model (each field broken by type, range,
+    NaN/inf, length, emptiness, repetition; extra and missing keys; fields that disagree with the model's own
+    input channels, size, dtype or outputs), given to `nas predict` through model.ts and model.onnx: one line
+    naming the field, and no large allocation (the input size is bounded before any tensor is made)."""
+    import json
+    import os
+
+    import numpy as np
+
+    model_dir = digits_model(tmp_path_factory)
+    images = tmp_path / "digits.npy"
+    np.save(images, np.zeros((2, 8, 8), dtype=np.float32))
+    good = json.loads((model_dir / "preprocess.json").read_text())
+    for fmt in ("torchscript", "onnx"):  # a good file predicts, and brings the runtimes in before measuring
+        assert nas("predict", str(model_dir), str(images), "--format", fmt, "--json").code == 0
+    folders, seen = Folder(tmp_path), set()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    @settings(max_examples=150, **HYPOTHESIS)
+    @given(case=preprocess_cases(good), fmt=st.sampled_from(["torchscript", "onnx"]))
+    def check(case: tuple[dict[str, Any], str], fmt: str) -> None:
+        doc, field = case
+        model = folders.next()
+        for name in ("model.ts", "model.onnx"):
+            os.link(model_dir / name, model / name)
+        (model / "preprocess.json").write_text(json.dumps(doc))
+        out = nas("predict", str(model), str(images), "--format", fmt, "--out", str(model / "p.csv"))
+        line = assert_refused(out, "preprocess.json: ")
+        assert line.split("preprocess.json: ", 1)[1].startswith(field), (field, line)
+        assert not (model / "p.csv").exists()
+        seen.add((json.dumps(doc, sort_keys=True), fmt))
+
+    check()
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024
+    record_property("tried", len(seen))
+    assert grown_mb < 100, f"peak memory grew by {grown_mb:.0f} MB while refusing preprocess.json files"
+    assert len(seen) >= 120, f"only {len(seen)} distinct bad preprocess.json files"
+
+
+def test_preprocess_json_that_is_no_json_object_or_no_file_is_refused(tmp_path_factory, tmp_path, record_property):
+    """preprocess.json that is not JSON, not an object, not UTF-8, nested 100,000 deep, over the size limit, a key
+    given twice, a FIFO, a folder, a link to /dev/zero, a link out of the model folder, missing: one line naming
+    the file, at once (nothing blocks on the FIFO or reads /dev/zero forever)."""
+    import os
+
+    import numpy as np
+
+    model_dir = digits_model(tmp_path_factory)
+    images = tmp_path / "digits.npy"
+    np.save(images, np.zeros((1, 8, 8), dtype=np.float32))
+    outside = tmp_path / "outside.json"
+    outside.write_text((model_dir / "preprocess.json").read_text())
+    cases: list[tuple[str, Callable[[Path], object], str]] = [
+        ("not JSON", lambda p: p.write_text("{format: 1"), "not JSON"),
+        ("a list", lambda p: p.write_text("[1, 2]"), "JSON object"),
+        ("a string", lambda p: p.write_text('"nas-preprocess/1"'), "JSON object"),
+        ("empty", lambda p: p.write_bytes(b""), "not JSON"),
+        ("not UTF-8", lambda p: p.write_bytes(b"\xff\xfe{}"), "UTF-8"),
+        ("deep", lambda p: p.write_text("[" * 100_000), "nested"),
+        ("huge", lambda p: p.write_bytes(b" " * (5 * 1024 * 1024)), "MB"),
+        ("twice", lambda p: p.write_text('{"format": "nas-preprocess/1", "format": "x"}'), "format: is given twice"),
+        ("FIFO", lambda p: os.mkfifo(p), "is a FIFO"),
+        ("folder", lambda p: p.mkdir(), "is a folder"),
+        ("/dev/zero", lambda p: os.symlink("/dev/zero", p), "character device"),
+        ("link out", lambda p: os.symlink(outside, p), "out of the model folder"),
+        ("dangling", lambda p: os.symlink(p.parent / "nowhere.json", p), "broken symbolic link"),
+        ("missing", lambda p: None, "is missing"),
+    ]  # fmt: skip
+    folders, tried = Folder(tmp_path), 0
+    for what, make, needle in cases:
+        model = folders.next()
+        os.link(model_dir / "model.ts", model / "model.ts")
+        make(model / "preprocess.json")
+        start = time.monotonic()
+        assert_refused(nas("predict", str(model), str(images)), "preprocess.json", needle)
+        assert time.monotonic() - start < 30, what
+        tried += 1
+    inside = folders.next()  # a link within the model folder is fine
+    os.link(model_dir / "model.ts", inside / "model.ts")
+    (inside / "contract.json").write_text((model_dir / "preprocess.json").read_text())
+    os.symlink("contract.json", inside / "preprocess.json")
+    assert nas("predict", str(inside), str(images), "--json").code == 0
+    record_property("tried", tried + 1)

@@ -2,7 +2,8 @@
 only there, so these tests give the real process a pseudo-terminal).
 
 A log record written while the bar is on screen must get a line of its own, not be glued to the bar's line;
-a search that stops before its budget must not leave an ETA that will never come true.
+a search that stops before its budget must not leave an ETA that will never come true; the bar's last `best=`
+and the console's step numbers must say what the log and `summary.md` say.
 """
 
 import fcntl
@@ -16,7 +17,7 @@ import termios
 from pathlib import Path
 
 import yaml
-from reliability_runs import ROOT, THREADS_ENV, synthetic_config
+from reliability_runs import ROOT, THREADS_ENV, best, log_lines, synthetic_config
 
 BAR = re.compile(r"search:\s+\d+%\|")
 
@@ -78,3 +79,28 @@ def test_a_paused_search_leaves_no_stale_eta(tmp_path, record_property):
     assert bars, lines[-10:]
     assert "paused" in bars[-1] and "<" not in bars[-1], f"the last bar drawn: {bars[-1]!r}"
     record_property("tried", 1)
+
+
+STEP_LINE = re.compile(r"INFO step (\d+): ")
+BEST = re.compile(r"best=(\d\.\d{4})")
+
+
+def test_the_bar_ends_on_the_runs_best_and_the_console_numbers_steps_as_the_log(tmp_path, record_property):
+    """Searches whose last batch the budget cuts short (23 and 40 evaluations in batches of about 6): the bar's last
+    best= is the run's best fitness, the console's step lines count from 0 as the log's steps do, and the search
+    ends checkpointed, so its report counts no evaluation outside the wall time."""
+    tried = 0
+    for evaluations in (23, 40):
+        cfg = synthetic_config(tmp_path, evaluations=evaluations)
+        run = tmp_path / f"run{evaluations}"
+        code, lines = on_a_terminal("search", str(cfg), "--run-dir", str(run), "--workers", "0")
+        assert code == 0, lines[-10:]
+        shown = [m[1] for line in lines if (m := BEST.search(line))]
+        assert shown and shown[-1] == f"{best(run)[1]:.4f}", (shown[-3:], best(run))
+        told = [int(m[1]) for line in lines if (m := STEP_LINE.search(line))]
+        logged = sorted({r["step"] for r in log_lines(run)})
+        assert told == list(range(len(told))) and set(told) <= set(logged), (told, logged)
+        checkpoint = yaml.safe_load((run / "checkpoint.json").read_text())
+        assert checkpoint["evaluations"] == len(log_lines(run)) == evaluations
+        tried += 1
+    record_property("tried", tried)
