@@ -19,6 +19,7 @@ setup: $(STAMP)
 lint: setup
 	$(BIN)/ruff check nas tests benchmarks
 	$(BIN)/ruff format --check nas tests benchmarks
+	$(BIN)/lint-imports
 
 test: setup lint
 	$(BIN)/pytest -q -n 2 --dist loadfile --durations=20

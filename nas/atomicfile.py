@@ -34,6 +34,15 @@ class DiskWriteError(UserError):
         return DiskWriteError(self.path, OSError(self.errno, self.reason), hint)
 
 
+def fsync_dir(path: Path) -> None:
+    """Make renames in `path` durable (POSIX: the directory entry must be synced too)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def writing(path: str | Path) -> Iterator[None]:
     """Turn an `OSError` raised while writing `path` into a `DiskWriteError` naming it."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nas.errors import UserError, shown
+from nas.registry import Registry
 from nas.yamlfile import dump_yaml, load_yaml_mapping
 
 
@@ -139,9 +140,12 @@ class FixedBlock:
     growth_rate: int = bounds(12, 1, 512)
 
 
-# Config sections that strategies declare for themselves (`nas.strategies.strategy.register(name, config=...)`):
-# `search.<name>` in a file, validated against the dataclass like every built-in section. Filled when
-# `nas.strategies` is imported, which `parse_config` does before it reads a file.
+# What strategies declare of themselves (`nas.strategies.strategy.register(name, config=...)`): their names, one
+# of which `search.strategy` must be, and their own config sections, `search.<name>` in a file, validated against
+# the dataclass like every built-in section. Filled when `nas.strategies` is imported, which importing the
+# package `nas` does first: a config is never read before every strategy has declared itself, and this module
+# needs no import of the strategies (which import it).
+STRATEGY_NAMES: Registry[type] = Registry("strategy")
 SEARCH_SECTIONS: dict[str, type] = {}
 
 
@@ -431,12 +435,9 @@ def check_seed(seed: int, key: str = "--seed") -> int:
 
 def parse_config(data: dict[str, Any], base: Path | None = None) -> Config:
     """Validate a config mapping; `base` is the folder relative paths are resolved against."""
-    import nas.strategies  # noqa: F401  (the package registers every strategy and its config section)
-    from nas.strategies.strategy import STRATEGIES
-
     config = from_mapping(Config, data, "", base)
     check_name(config.name)
-    STRATEGIES.get(config.search.strategy, key="search.strategy")
+    STRATEGY_NAMES.get(config.search.strategy, key="search.strategy")
     if config.fitness.lr_values is not None:
         for i, v in enumerate(config.fitness.lr_values):
             check_bounds(v, {"low": 0, "open_low": True, "high": 10}, f"fitness.lr_values[{i}]")

@@ -83,7 +83,7 @@ def run_preprocess(snapshot: RunSnapshot, arch: Architecture) -> "Preprocess":
     """The input contract of the run's candidates: its dataset as the search loaded it (validation carved by the
     run's seed), whose training split's statistics the trainer normalised with."""
     from nas.data.loading import load_dataset
-    from nas.evaluate.train_command import check_fits
+    from nas.evaluate.fit_check import check_fits
     from nas.model.preprocess import preprocess_of
 
     dataset = snapshot.config.dataset

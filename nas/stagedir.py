@@ -23,9 +23,8 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from nas.atomicfile import DiskWriteError
+from nas.atomicfile import DiskWriteError, fsync_dir
 from nas.errors import UserError
-from nas.run.checkpoint import fsync_dir
 
 
 def check_target(target: Path, refreshable: bool, owned: Collection[str], flag: str) -> None:

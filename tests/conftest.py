@@ -57,8 +57,33 @@ FULL_MODULES = {
 }
 
 
+# Single tests of otherwise fast modules that kill real processes, start Ray, or train for more than about 6 s
+# on 2 cores (measured with --durations=0).
+FULL_TESTS = {
+    "test_bbbc014.py::test_pipeline_learns_across_cell_lines_and_reuses_its_cache",
+    "test_bbbc021.py::test_pipeline_learns_the_moa_and_reuses_its_cache",
+    "test_export.py::test_export_prints_where_everything_went",
+    "test_export.py::test_rank_k_refreshes_the_default_folder_but_never_foreign_files",
+    "test_export.py::test_retrained_weights_round_trip",
+    "test_fidelity_search.py::test_async_fidelity_sigkill_then_resume_continues_the_same_run",
+    "test_fidelity_search.py::test_rungs_through_ray_give_the_in_process_search",
+    "test_fidelity_search.py::test_sigkill_during_a_promotion_then_resume_loses_nothing_and_trains_nothing_twice",
+    "test_report.py::test_digits_report",
+    "test_report.py::test_report_lists_failures_and_arms_and_refuses_foreign_files",
+    "test_search.py::test_a_second_driver_on_a_running_search_is_refused_and_changes_nothing",
+    "test_search.py::test_sigint_and_sigterm_stop_cleanly_and_resume",
+    "test_search.py::test_sigkill_at_random_instants_loses_nothing",
+    "test_search.py::test_sigterm_during_real_training_logs_nothing_for_the_interrupted_candidate",
+    "test_train_command.py::test_quickstart_reaches_95_percent_on_digits_and_saves_a_loadable_network",
+    "test_trainer.py::test_cifar10_jpeg_subset_learns_and_is_deterministic",
+    "test_transfer.py::test_folds_run_through_the_shared_protocol_code",
+    "test_transfer.py::test_from_scratch_run_through_the_cli_is_labelled_everywhere",
+}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         in_full_module = item.path.stem in FULL_MODULES or "reliability" in item.path.parts
-        if in_full_module or item.get_closest_marker("slow"):
+        name = f"{item.path.name}::{item.originalname}"
+        if in_full_module or name in FULL_TESTS or item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.full)

@@ -17,3 +17,58 @@ def test_strategy_package_imports_neither_torch_nor_ray_and_registers_every_stra
     heavy, names = out.stdout.splitlines()
     assert heavy == "", f"nas.strategies pulled in {heavy}"
     assert set(names.split(",")) >= {"hgapso", "pso", "ga", "random", "regularized-evolution"}
+
+
+def import_cycles(package: str) -> list[list[str]]:
+    """The strongly connected components of more than one module in grimp's import graph of `package`, every
+    import counted (function-level and TYPE_CHECKING ones too): each is an import cycle."""
+    import grimp
+
+    graph = grimp.build_graph(package)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:  # Tarjan's algorithm
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in on_stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == module:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+def test_no_module_of_nas_is_in_an_import_cycle():
+    assert import_cycles("nas") == []
+
+
+def test_the_cycle_finder_finds_a_cycle(tmp_path, monkeypatch):
+    """The check above can fail: two modules importing each other (one inside a function) are found."""
+    pkg = tmp_path / "cyclic_probe"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from cyclic_probe import b\n")
+    (pkg / "b.py").write_text("def f():\n    from cyclic_probe import a\n")
+    (pkg / "c.py").write_text("from cyclic_probe import a\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert import_cycles("cyclic_probe") == [["cyclic_probe.a", "cyclic_probe.b"]]

@@ -39,7 +39,7 @@ from nas.config import DatasetConfig
 from nas.data.assemble import channel_stats
 from nas.data.cache import cached_arrays
 from nas.data.dataset import DATASETS, ImageData
-from nas.data.folds import FOLDS, Fold
+from nas.data.fold import FOLDS, Fold
 from nas.data.tiling import tiles
 from nas.errors import UserError
 

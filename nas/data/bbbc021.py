@@ -35,7 +35,7 @@ from nas.config import DatasetConfig
 from nas.data.bbbc021_metadata import Bbbc021Table, load_table
 from nas.data.bbbc021_preprocess import plate_statistics_of, preprocessed_crops
 from nas.data.dataset import DATASETS, ImageData
-from nas.data.folds import FOLDS, Fold
+from nas.data.fold import FOLDS, Fold
 from nas.errors import UserError
 
 TEST_SEED = 0  # the test compounds are part of the task, like a benchmark's test split: fixed across runs

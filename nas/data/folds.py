@@ -8,35 +8,22 @@ scored on, plus a per-image table of the test split for the predictions CSV. The
 `nas.evaluate.protocols.cross_validate`, so their figures come from the same folds and the same aggregation.
 """
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-
-import numpy as np
+from collections.abc import Iterator
 
 from nas.config import DatasetConfig
-from nas.data.dataset import ImageData
-from nas.registry import Registry
+from nas.data.fold import FOLDS, Fold, FoldIterator
 
+__all__ = [
+    "CV_PROTOCOLS",
+    "FOLDS",
+    "Fold",
+    "FoldIterator",
+    "count_folds",
+    "cv_protocol",
+    "fold_protocols",
+    "iterate_folds",
+]
 
-@dataclass
-class Fold:
-    """One fold: `data` (train = fit on it, test = score on it, with `test_groups`), and the test table.
-
-    `test_table` holds one column per property of a test image (same order as `data.x_test`), e.g. compound,
-    concentration, plate, well, field, crop; `group_columns` names those that describe the top-level group
-    (a BBBC021 treatment, a BBBC014 well), which label the aggregated rows. `level` names that group kind.
-    """
-
-    name: str
-    data: ImageData
-    test_table: dict[str, np.ndarray]
-    group_columns: tuple[str, ...]
-    level: str = "group"
-    info: dict[str, object] = field(default_factory=dict)
-
-
-FoldIterator = Callable[[DatasetConfig, int], Iterator[Fold]]
-FOLDS: Registry[FoldIterator] = Registry("cross-validation protocol")
 
 # `nas train --cv NAME`: each protocol's name and the dataset kind whose folds it runs.
 CV_PROTOCOLS = {"loco": "bbbc021", "cell-line": "bbbc014"}

@@ -29,9 +29,9 @@ from nas.atomicfile import atomic_write_text
 from nas.config import Config
 from nas.data.folds import CV_PROTOCOLS, Fold, count_folds, iterate_folds
 from nas.errors import UserError
+from nas.evaluate.fit_check import check_fits
 from nas.evaluate.protocols import CrossValReport, confusion_lines, cross_validate
 from nas.evaluate.recipe import augmentation_for, recipe, weighting_for
-from nas.evaluate.train_command import check_fits
 from nas.evaluate.trainer import seeded_model, train_model
 from nas.genome.architecture import Architecture
 from nas.model.analytic_cost import analytic_cost

@@ -37,6 +37,7 @@ from nas.atomicfile import atomic_write_text
 from nas.config import Config, check_seed, load_config
 from nas.data.dataset import ImageData
 from nas.errors import UserError
+from nas.evaluate.fit_check import check_fits
 from nas.evaluate.threads import use_given_cores
 from nas.genome.architecture import Architecture, load_architecture, save_architecture
 from nas.model.analytic_cost import analytic_cost, check_cost
@@ -50,18 +51,6 @@ if TYPE_CHECKING:  # torch is imported when training starts, so that bad input f
 log = logging.getLogger(__name__)
 
 SAVED_FILES = ("weights.pt", "model.ts", "model.onnx", "preprocess.json", "metrics.json", "architecture.yaml")
-
-
-def check_fits(arch: Architecture, data: ImageData, source: str) -> None:
-    """The network's fixed parts must match the data; a mismatch names the architecture file and the key."""
-    for key, have, want in (
-        ("in_channels", arch.in_channels, data.in_channels),
-        ("num_classes", arch.num_classes, data.num_classes),
-        ("input_size", arch.input_size, data.input_size),
-    ):
-        if have != want:
-            hint = " (set dataset.resize to match)" if key == "input_size" else ""
-            raise UserError(f"{source}: {key} is {have} but the dataset gives {want}{hint}")
 
 
 def save_weights(model: "nn.Module", path: Path) -> None:

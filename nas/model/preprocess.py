@@ -31,11 +31,11 @@ import numpy as np
 import torch
 from torch import nn
 
-import nas
 from nas.atomicfile import atomic_write_text
 from nas.config import DatasetConfig
 from nas.data.dataset import ImageData
 from nas.errors import UserError, shown
+from nas.version import __version__
 
 log = logging.getLogger(__name__)
 FORMAT = "nas-preprocess/1"
@@ -70,7 +70,7 @@ class Preprocess:
     round: bool = False
     normalisation: str = "in-graph"
     plate_statistics: dict[str, dict[str, list[float]]] | None = None
-    evonas_version: str = nas.__version__
+    evonas_version: str = __version__
     format: str = FORMAT
     resize_method: str = "bilinear, antialiased (PIL Image.resize BILINEAR / torch interpolate antialias=True)"
     notes: list[str] = field(default_factory=list)

@@ -60,7 +60,7 @@ from nas.evaluate.rungjob import RungJob
 from nas.genome.genome import Genome
 from nas.run.checkpoint import load_checkpoint
 from nas.run.dispatch import largest_first
-from nas.run.driver import Loop, save_state
+from nas.run.loop import Loop, save_state
 from nas.run.rungs import AsyncRungs
 from nas.strategies.strategy import Strategy
 

@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from nas.atomicfile import atomic_write_text, writing
+from nas.atomicfile import atomic_write_text, fsync_dir, writing
 from nas.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -113,15 +113,6 @@ def valid_text(path: Path) -> str | None:
     except (OSError, UnicodeDecodeError):
         return None
     return text if parsed(text) is not None else None
-
-
-def fsync_dir(path: Path) -> None:
-    """Make renames in `path` durable (POSIX: the directory entry must be synced too)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def digest(data: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from nas.errors import UserError
 from nas.evaluate.result import Result
 from nas.genome.architecture import Architecture
 from nas.run.checkpoint import load_checkpoint
-from nas.run.driver import architecture_of
+from nas.run.loop import architecture_of
 from nas.run.rundir import RunDir, open_run_dir
 from nas.run.runlog import line_rules, ranked, read_results
 

@@ -59,7 +59,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nas.config import SearchConfig, register_search_section
+from nas.config import STRATEGY_NAMES, SearchConfig, register_search_section
 from nas.errors import UserError
 from nas.evaluate.result import Result
 from nas.genome.genome import Genome
@@ -343,6 +343,7 @@ def register(name: str, config: type | None = None,
             register_search_section(cls.config_section, config)
         elif section is not None:
             cls.config_section = section
+        STRATEGY_NAMES.register(name)(cls)
         return STRATEGIES.register(name)(cls)
 
     return add
