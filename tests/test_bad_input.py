@@ -66,3 +66,11 @@ def test_bad_search_space(nas, tmp_path):
     text = (ROOT / "encodings/densenet_small.yaml").read_text().replace("[1, 6]", "[6, 1]", 1)
     (tmp_path / "s.yaml").write_text(text)
     assert_one_line_error(nas("inspect", str(tmp_path / "s.yaml")), "blocks[0].layers", "above")
+
+
+@pytest.mark.parametrize("command", ["export", "report"])
+def test_a_file_given_as_a_run_directory_is_called_a_file(nas, tmp_path, command):
+    path = tmp_path / "evaluations.jsonl"
+    path.write_text("{}\n")
+    assert_one_line_error(nas(command, str(path)), str(path), "is not a run directory (a file)")
+    assert_one_line_error(nas(command, str(tmp_path / "absent")), "(no such folder)")

@@ -215,3 +215,18 @@ def test_pipeline_learns_across_cell_lines_and_reuses_its_cache(nas, plate, tmp_
     assert report["groups"] == 64 and report["images"] == 64 * 16
     assert report["accuracy"] >= 0.9
     assert (tmp_path / "cv" / "cell-line_wells.csv").read_text().count("\n") == 65
+
+
+def test_train_subset_is_refused_with_its_key_not_ignored(tmp_path, plate, nas):
+    """The cross-cell-line protocol trains on every well of a line: a subset is refused in one line naming the
+    key, by the summary and before any tile is decoded for a training, never silently ignored."""
+    cfg, arch = write_config(tmp_path, plate)
+    data = yaml.safe_load(cfg.read_text())
+    data["dataset"]["train_subset"] = 0.5
+    cfg.write_text(yaml.safe_dump(data))
+    for argv in (("data", "summary", str(cfg)), ("train", str(arch), "--config", str(cfg), "--epochs", "1")):
+        out = nas(*argv)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and "error: dataset.train_subset: is 0.5" in lines[0], out.stderr
+    assert not (tmp_path / "cache").exists(), "tiles were decoded before the option was checked"

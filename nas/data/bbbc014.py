@@ -173,8 +173,23 @@ class TileSet:
         return np.array([w.cell_line == cell_line for w in self.wells])[self.well]
 
 
+def check_options(config: DatasetConfig) -> None:
+    """Refuse a `dataset.train_subset` below 1, with its key, rather than ignore it: the protocol trains on every
+    well of one cell line and tests on the other (the comparison with Kensert et al.), and with 16 wells a line
+    there is no subset that keeps both classes and the protocol's name honest. A cheaper search takes fewer
+    `fitness.epochs`, a smaller `dataset.resize` or `search.fidelity`."""
+    if config.train_subset != 1.0:
+        raise UserError(
+            f"is {config.train_subset:g}, but bbbc014 trains on every well of its training cell line (its "
+            "cross-cell-line protocol needs them); remove it, and for a cheaper search lower fitness.epochs or "
+            "dataset.resize, or use search.fidelity",
+            key="dataset.train_subset",
+        )
+
+
 def load_tiles(config: DatasetConfig) -> TileSet:
-    """The tiles from the cache, or decoded once from the BMPs and cached."""
+    """The tiles from the cache, or decoded once from the BMPs and cached (after the options are checked)."""
+    check_options(config)
     wells = protocol_wells(image_folder(config))
     identity = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for w in wells for p in w.files]
     root = str(image_folder(config).resolve())

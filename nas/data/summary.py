@@ -109,6 +109,7 @@ def bbbc021_summary(cfg: DatasetConfig) -> dict[str, Any]:
 def bbbc014_summary(cfg: DatasetConfig) -> dict[str, Any]:
     from nas.data import bbbc014
 
+    bbbc014.check_options(cfg)
     if cfg.root is not None and Path(cfg.root).is_dir():
         bbbc014.plate_files(bbbc014.image_folder(cfg))  # validates the 192 names; reads no pixels
     wells = len(bbbc014.CELL_LINES) * 4 * (len(bbbc014.POSITIVE_COLUMNS) + len(bbbc014.NEGATIVE_COLUMNS))

@@ -375,9 +375,3 @@ def example_batch(pre: Preprocess, batch: int = 2, seed: int = 0) -> torch.Tenso
     bounded = pre.input_range is not None and pre.input_range[1] - pre.input_range[0] < 1e4
     low, high = pre.input_range if bounded else (-3.0, 3.0)  # type: ignore[misc]
     return low + (high - low) * torch.rand(shape, generator=generator)
-
-
-def describe_input(pre: Preprocess) -> dict[str, Any]:
-    """A short summary of the input contract for printed output."""
-    return {"dtype": pre.input_dtype, "shape": [pre.in_channels, pre.input_size, pre.input_size],
-            "range": pre.input_range, "normalisation": pre.normalisation}  # fmt: skip

@@ -72,7 +72,8 @@ def load_snapshot(path: str | Path) -> RunSnapshot:
     """Read a run directory; a `UserError` when it is not one or nothing has finished in it yet."""
     p = Path(path)
     if not p.is_dir():
-        raise UserError(f"{p} is not a run directory (no such folder)")
+        what = "a file" if p.exists() else "no such folder"
+        raise UserError(f"{p} is not a run directory ({what})")
     run = open_run_dir(p)
     config = run.load_config()
     results = read_results(run.log, line_rules(config))  # a line this run cannot write never ranks
