@@ -62,11 +62,28 @@ def staged_directory(
     check_target(target, refreshable, owned, flag)
     staging = make_staging(target)
     try:
-        yield staging
+        try:
+            yield staging
+        except OSError as exc:
+            if not inside(exc.filename, staging):
+                raise
+            raise DiskWriteError(target, exc) from None  # writing the outputs into staging failed: disk full, ...
         publish(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def inside(filename: object, folder: Path) -> bool:
+    """Whether an `OSError` belongs to the writing of `folder`'s files: its file is in `folder`, or it names no
+    file (a `write()` on a full disk names none). An error with a file elsewhere (an input that cannot be read)
+    keeps its own message rather than being blamed on the output."""
+    if filename is None:
+        return True
+    if not isinstance(filename, str | bytes | Path):
+        return False
+    path = Path(filename.decode() if isinstance(filename, bytes) else filename)
+    return path == folder or folder in path.parents
 
 
 def make_staging(target: Path) -> Path:

@@ -213,3 +213,30 @@ def test_onnx_without_the_export_extra_exits_2(nas, run_dir, tmp_path):
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "evonas[export]" in out.stderr and "onnxruntime" in out.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_write_into_the_staging_folder_that_fails_is_one_line_naming_the_output(tmp_path):
+    """Disk full while the outputs are written (after the staging folder was made): a `DiskWriteError` naming
+    the output folder, the staging folder gone, the previous outputs intact; an input error elsewhere is not
+    blamed on the output."""
+    import errno
+
+    from nas.atomicfile import DiskWriteError
+    from nas.stagedir import staged_directory
+
+    target = tmp_path / "export"
+    target.mkdir()
+    (target / "architecture.yaml").write_text("old")
+    owned = {"architecture.yaml", "model.ts"}
+    with pytest.raises(DiskWriteError, match=f"cannot write {target}: No space left on device"):
+        with staged_directory(target, refreshable=True, owned=owned) as staging:
+            raise OSError(errno.ENOSPC, "No space left on device", str(staging / "model.ts"))
+    assert (target / "architecture.yaml").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["export"], "the staging folder was left behind"
+    with pytest.raises(DiskWriteError, match=f"cannot write {target}"):  # a write() on a full disk names no file
+        with staged_directory(target, refreshable=True, owned=owned) as staging:
+            (staging / "model.ts").write_bytes(b"x")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(FileNotFoundError):
+        with staged_directory(target, refreshable=True, owned=owned):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(tmp_path / "input.yaml"))
