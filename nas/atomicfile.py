@@ -9,6 +9,8 @@ reason. It is a `UserError` (exit code 2), like "cannot create run directory": t
 outside evonas (free space, permissions) and run the command again; exit code 1 stays reserved for bugs.
 """
 
+import errno
+import itertools
 import os
 import re
 import stat
@@ -114,3 +116,19 @@ def remove_staged(folder: str | Path, targets: Callable[[str], bool]) -> list[Pa
                 path.unlink()
                 removed.append(path)
     return removed
+
+
+def move_folder_aside(path: Path) -> Path | None:
+    """Free `path`, where a folder stands that no write of ours made: an empty folder is removed (None is
+    returned), one holding anything is renamed beside it to the first free `<name>.moved-<n>` (returned), so
+    nothing in it is deleted. The `OSError` of a folder that can be neither is raised."""
+    try:
+        os.rmdir(path)
+        return None
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    names = (path.with_name(f"{path.name}.moved-{n}") for n in itertools.count(1))
+    aside = next(p for p in names if not os.path.lexists(p))
+    os.rename(path, aside)
+    return aside

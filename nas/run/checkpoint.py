@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from nas.atomicfile import atomic_write_text, fsync_dir, writing
+from nas.atomicfile import atomic_write_text, fsync_dir, move_folder_aside, writing
 from nas.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -93,15 +93,9 @@ def clear_way(path: Path) -> None:
     says where. Nothing else is touched."""
     if path.is_symlink() or not path.is_dir():
         return
-    try:
-        path.rmdir()
-        return
-    except OSError as exc:
-        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-            raise
-    aside = next(p for n in range(1, 10_000) if not (p := path.with_name(f"{path.name}.moved-{n}")).exists())
-    os.rename(path, aside)
-    log.warning("%s is a directory holding files, not a checkpoint; moved it to %s", path, aside.name)
+    aside = move_folder_aside(path)
+    if aside is not None:
+        log.warning("%s is a directory holding files, not a checkpoint; moved it to %s", path, aside.name)
 
 
 def valid_text(path: Path) -> str | None:

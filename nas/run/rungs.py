@@ -27,7 +27,6 @@ Async (`AsyncRungs`): ASHA for `search.mode: async`, built on the evaluators' su
 and `nas.run.async_loop`, which drives it.
 """
 
-import itertools
 import logging
 import os
 import re
@@ -35,7 +34,7 @@ import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from nas.atomicfile import atomic_write_bytes, remove_staged, writing
+from nas.atomicfile import atomic_write_bytes, move_folder_aside, remove_staged, writing
 from nas.config import FidelityConfig
 from nas.errors import UserError
 from nas.evaluate.evaluator import Evaluator
@@ -215,17 +214,12 @@ class RungStore:
         """Free a state's path held by a folder (class docstring): removed when empty, else renamed beside it.
         Returns the words for the warning line; `UserError` when neither is possible (exit 2, naming it)."""
         try:
-            os.rmdir(path)
-            return "was a folder, not a file (an empty one: removed)"
-        except OSError:
-            pass
-        names = (path.with_name(f"{path.name}.moved-{n}") for n in itertools.count(1))
-        aside = next(p for p in names if not os.path.lexists(p))
-        try:
-            os.rename(path, aside)
+            aside = move_folder_aside(path)
         except OSError as exc:
             raise UserError(f"{path} is a folder, not a rung state, and cannot be moved aside ({exc.strerror}); "
                             "move it away and resume") from None  # fmt: skip
+        if aside is None:
+            return "was a folder, not a file (an empty one: removed)"
         return f"was a folder, not a file (moved aside to {aside.name})"
 
     def kept(self) -> dict[str, list[int]]:
