@@ -420,17 +420,10 @@ def check_name(name: str) -> str:
 
 def field_bounds(cls: type, name: str) -> tuple[Any, Any]:
     """The (low, high) range of field `name` of config dataclass `cls`: what a command-line flag that overrides
-    it is held to as well."""
+    it is held to as well, when it is parsed (`--seed` by the config's own range: a run saved with a seed its
+    config refuses could never be resumed, exported or reported)."""
     meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
     return meta.get("low"), meta.get("high")
-
-
-def check_seed(seed: int, key: str = "--seed") -> int:
-    """A seed from the command line, held to the config's own range (a run saved with a seed its config
-    refuses could never be resumed, exported or reported)."""
-    meta = next(f.metadata for f in dataclasses.fields(Config) if f.name == "seed")
-    check_bounds(seed, meta, key)
-    return seed
 
 
 def parse_config(data: dict[str, Any], base: Path | None = None) -> Config:

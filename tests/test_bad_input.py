@@ -72,5 +72,5 @@ def test_bad_search_space(nas, tmp_path):
 def test_a_file_given_as_a_run_directory_is_called_a_file(nas, tmp_path, command):
     path = tmp_path / "evaluations.jsonl"
     path.write_text("{}\n")
-    assert_one_line_error(nas(command, str(path)), str(path), "is not a run directory (a file)")
+    assert_one_line_error(nas(command, str(path)), str(path), "is a file, not a run directory")
     assert_one_line_error(nas(command, str(tmp_path / "absent")), "(no such folder)")

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nas.atomicfile import atomic_write_text
-from nas.config import Config, check_seed, load_config
+from nas.config import Config, load_config
 from nas.data.dataset import ImageData
 from nas.errors import UserError
 from nas.evaluate.fit_check import check_fits
@@ -144,8 +144,6 @@ def check_train_cost(arch: Architecture, config: Config, source: str) -> None:
 
 def train_command(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    if args.seed is not None:
-        check_seed(args.seed)
     arch = load_architecture(args.architecture)
     check_train_cost(arch, config, args.architecture)
     threads = use_given_cores(config.resources.cpus_per_trial)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.atomicfile import DiskWriteError
-from nas.config import Config, check_seed, load_config
+from nas.config import Config, load_config
 from nas.errors import UserError
 from nas.evaluate.evaluator import Evaluator, LocalEvaluator
 from nas.evaluate.objective import Objective, build_objective
@@ -122,7 +122,7 @@ def make_evaluator(objective: Objective, config: Config, workers: int | None, ad
 def search_command(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.seed is not None:
-        config.seed = check_seed(args.seed)
+        config.seed = args.seed  # held to the config's range by the parser (`nas.cli`)
     space = load_search_space(config)
     strategy = build_strategy(config.search, space, config.seed)
     objective = build_objective(config, space)

@@ -71,10 +71,7 @@ class RunSnapshot:
 def load_snapshot(path: str | Path) -> RunSnapshot:
     """Read a run directory; a `UserError` when it is not one or nothing has finished in it yet."""
     p = Path(path)
-    if not p.is_dir():
-        what = "a file" if p.exists() else "no such folder"
-        raise UserError(f"{p} is not a run directory ({what})")
-    run = open_run_dir(p)
+    run = open_run_dir(p)  # a file, a missing folder or one without config.yaml: one line saying which
     config = run.load_config()
     results = read_results(run.log, line_rules(config))  # a line this run cannot write never ranks
     if not results:
