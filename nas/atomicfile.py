@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from nas.errors import UserError
+from nas.errors import UserError, os_reason
 
 
 class DiskWriteError(UserError):
@@ -28,7 +28,7 @@ class DiskWriteError(UserError):
     def __init__(self, path: str | Path, exc: OSError, hint: str = ""):
         self.path = Path(path)
         self.errno = exc.errno
-        self.reason = exc.strerror or str(exc) or type(exc).__name__
+        self.reason = os_reason(exc)
         super().__init__(f"cannot write {self.path}: {self.reason}" + (f"; {hint}" if hint else ""))
 
     def with_hint(self, hint: str) -> "DiskWriteError":

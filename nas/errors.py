@@ -39,3 +39,8 @@ def one_line(text: str, limit: int = LINE_CHARS) -> str:
         return line
     half = (limit - 5) // 2
     return f"{line[:half]} ... {line[-half:]}"
+
+
+def os_reason(exc: OSError) -> str:
+    """An operating-system error in a few words ("No space left on device"), whatever it carries."""
+    return exc.strerror or str(exc) or type(exc).__name__

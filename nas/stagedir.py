@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from nas.atomicfile import DiskWriteError, fsync_dir
-from nas.errors import UserError
+from nas.errors import UserError, os_reason
 
 
 def check_target(target: Path, refreshable: bool, owned: Collection[str], flag: str) -> None:
@@ -36,7 +36,7 @@ def check_target(target: Path, refreshable: bool, owned: Collection[str], flag: 
             return
         names = sorted(p.name for p in target.iterdir())
     except OSError as exc:
-        raise UserError(f"cannot read {target}: {reason(exc)}") from None
+        raise UserError(f"cannot read {target}: {os_reason(exc)}") from None
     if not names:
         return
     if not refreshable:
@@ -91,7 +91,7 @@ def make_staging(target: Path) -> Path:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"cannot create {target.parent} (for {target}): {reason(exc)}") from None
+        raise UserError(f"cannot create {target.parent} (for {target}): {os_reason(exc)}") from None
     try:
         return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.staging-"))
     except OSError as exc:
@@ -140,10 +140,6 @@ def undo(staging: Path, target: Path, old: Path | None, placed: bool, was_empty:
     except OSError:
         return f"the previous {target.name} is kept at {old}" if old is not None else ""
     return ""
-
-
-def reason(exc: OSError) -> str:
-    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def current_umask() -> int:

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from nas.config import DatasetConfig
 from nas.data.bbbc021_images import GRID, combine_moments, field_crops, field_moments
 from nas.data.bbbc021_metadata import Bbbc021Table, Field
-from nas.data.cache import cache_folder, cache_key, cached_arrays
+from nas.data.cache import cached_arrays, entry_path
 from nas.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,7 @@ def cache_parts(config: DatasetConfig, table: Bbbc021Table) -> dict[str, Any]:
 def crops_entry(config: DatasetConfig, table: Bbbc021Table) -> Path:
     """Where the cache keeps this config's crops (`nas.data.cache.cached_arrays` names its entries so): when the
     file is there, nothing reads an image again."""
-    key = cache_key({"kind": CACHE_KIND, **cache_parts(config, table)})
-    return cache_folder(config.cache_dir) / f"{CACHE_KIND}-{key[:24]}.npz"
+    return entry_path(CACHE_KIND, cache_parts(config, table), config.cache_dir)
 
 
 def dmso_fields(table: Bbbc021Table) -> list[Field]:
@@ -131,7 +130,7 @@ def build_crops(config: DatasetConfig, table: Bbbc021Table) -> np.ndarray:
     if not root.is_dir():
         raise UserError(f"not a folder: {root}", key="dataset.root")
     dmso = dmso_fields(table)
-    check_files(root, [*table.fields, *dmso])
+    check_files(root, needed_fields(table))
     workers = config.workers or os.cpu_count() or 1
     out = np.empty((len(table.fields), GRID[0] * GRID[1], 3, size, size), dtype=np.float16)
     with tqdm(total=len(dmso) + len(table.fields), desc="BBBC021 preprocessing", unit="field",

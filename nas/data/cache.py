@@ -77,12 +77,17 @@ def write_entry(path: Path, arrays: Arrays) -> None:
         raise
 
 
+def entry_path(kind: str, parts: dict[str, Any], cache_dir: str | None) -> Path:
+    """Where the entry of (`kind`, `parts`) lives, whether or not it is there yet."""
+    return cache_folder(cache_dir) / f"{kind}-{cache_key({'kind': kind, **parts})[:24]}.npz"
+
+
 def cached_arrays(kind: str, parts: dict[str, Any], cache_dir: str | None, build: Callable[[], Arrays]) -> Arrays:
     """The arrays for (`kind`, `parts`) from the cache, or `build()` them and store them for next time.
 
     A cache folder that cannot be written is not fatal: the arrays are used anyway and a warning says why.
     """
-    path = cache_folder(cache_dir) / f"{kind}-{cache_key({'kind': kind, **parts})[:24]}.npz"
+    path = entry_path(kind, parts, cache_dir)
     arrays = read_entry(path)
     if arrays is not None:
         log.debug("dataset %s from cache %s", kind, path)

@@ -19,7 +19,7 @@ from typing import Any
 
 from nas.atomicfile import DiskWriteError, atomic_write_text
 from nas.config import Config, load_config
-from nas.errors import UserError
+from nas.errors import UserError, os_reason
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def check_run_dir_free(path: Path) -> None:
         if path.is_dir() and any(path.iterdir()):
             raise UserError(f"run directory {path} is not empty; use `nas resume {path}` or choose another --run-dir")
     except OSError as exc:
-        raise UserError(f"cannot read run directory {path}: {exc.strerror or exc}") from None
+        raise UserError(f"cannot read run directory {path}: {os_reason(exc)}") from None
 
 
 def create_run_dir(path: Path, config: Config) -> RunDir:
@@ -120,5 +120,5 @@ def open_run_dir(path: Path) -> RunDir:
         if not run.config.is_file():
             raise UserError(f"{path} is not a run directory (no config.yaml)")
     except OSError as exc:
-        raise UserError(f"cannot read run directory {path}: {exc.strerror or exc}") from None
+        raise UserError(f"cannot read run directory {path}: {os_reason(exc)}") from None
     return run

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from nas.atomicfile import atomic_write_bytes, move_folder_aside, remove_staged, writing
 from nas.config import FidelityConfig
-from nas.errors import UserError
+from nas.errors import UserError, os_reason
 from nas.evaluate.evaluator import Evaluator
 from nas.evaluate.result import Result
 from nas.evaluate.rungfile import check, seal
@@ -197,7 +197,7 @@ class RungStore:
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise BadState(f"is unreadable ({exc.strerror or exc})") from None
+            raise BadState(f"is unreadable ({os_reason(exc)})") from None
         finally:
             os.close(folder)
 
