@@ -31,7 +31,7 @@ from nas.evaluate.ray_evaluator import RayEvaluator
 from nas.evaluate.result import Result
 from nas.evaluate.synthetic import SyntheticObjective
 from nas.genome.space import load_space
-from nas.run.async_loop import replay
+from nas.run.async_loop import AsyncLoop, replay
 from nas.run.dispatch import flops_of, largest_first
 from nas.run.runlog import read_results
 from nas.strategies import build_strategy
@@ -133,18 +133,26 @@ def test_ray_evaluator_submits_one_and_waits_for_any(cluster, tmp_path):
 # --- async on the simulated cluster ------------------------------------------------------------------------------
 
 
-def test_async_search_keeps_the_slots_of_a_simulated_cluster_busy(cluster, tmp_path):
+def test_async_search_keeps_the_slots_of_a_simulated_cluster_busy(cluster, tmp_path, monkeypatch, record_property):
+    """After every round the evaluator holds the slots and the queue, fewer only where the budget ends: the
+    structural reason for the busy fraction, which itself is a timing (measured in
+    benchmarks/cluster_utilization.py, never asserted here, where a loaded runner moves it)."""
     # 0.4-1.5 s a candidate by its FLOPs: the 3.7x spread that leaves a batch waiting for its slowest member
     cfg = write_config(tmp_path / "cfg.yaml", "async", 64, 0.4, 100)
-    search_here(
-        "search", str(write_config(tmp_path / "warm.yaml", "async", 16, 0, 0)), "--run-dir", str(tmp_path / "warm")
-    )  # fmt: skip  (the workers of all 8 slots start here)
+    held: list[tuple[int, int]] = []  # (candidates the evaluator holds, what the budget leaves) after each round
+    submit_new = AsyncLoop.submit_new
+
+    def watched(loop: AsyncLoop) -> None:
+        submit_new(loop)
+        held.append((loop.evaluator.outstanding(), min(loop.target, 64 - len(loop.log))))
+
+    monkeypatch.setattr(AsyncLoop, "submit_new", watched)
     search_here("search", str(cfg), "--run-dir", str(tmp_path / "run"))
     lines = log_lines(tmp_path / "run")
     assert len(lines) == 64 and len({r["key"] for r in lines}) == 64
+    assert len(held) > 8 and all(holds == room for holds, room in held), held
     wall = checkpoint(tmp_path / "run")["elapsed_seconds"]
-    busy = sum(r["seconds"] for r in lines) / (SLOTS * wall)
-    assert busy >= 0.7, f"busy fraction {busy:.2f}"
+    record_property("busy_fraction", round(sum(r["seconds"] for r in lines) / (SLOTS * wall), 3))
     target = checkpoint(tmp_path / "run")["async_target"]
     assert target == SLOTS + 2  # the slots and a queue of a quarter of them
     assert checkpoint(tmp_path / "run")["strategy"] == replayed_state(cfg, tmp_path / "run", target)
