@@ -45,6 +45,7 @@ from benchmarks.machine import machine  # noqa: E402
 from benchmarks.peers import PEERS, run_peer  # noqa: E402
 from nas.cli import main as nas_main  # noqa: E402
 from nas.config import load_config, parse_config  # noqa: E402
+from nas.evaluate.landscape_family import FAMILIES, TEST_FROM  # noqa: E402
 from nas.evaluate.landscapes import LANDSCAPES  # noqa: E402
 from nas.evaluate.synthetic import SyntheticObjective  # noqa: E402
 from nas.genome.genome import Genome  # noqa: E402
@@ -216,11 +217,19 @@ def search_section(overrides: dict, method: str) -> object:
     return parse_config({"search": data}).search
 
 
+def instance_of(landscape: str, seed: int, args: argparse.Namespace) -> str:
+    """The landscape a run of `seed` searches: a named one, or with `--families` the family's instance of that
+    seed in the tuning or the test set (seed i searches instance i: each seed a problem of its own)."""
+    if not args.families:
+        return landscape
+    return f"{landscape}/{(0 if args.instances == 'tuning' else TEST_FROM) + seed}"
+
+
 def synthetic_run(method: str, landscape: str, seed: int, budget: int, args: argparse.Namespace,
                   overrides: dict) -> Run:  # fmt: skip
     config = load_config(SMOKE)
     space = load_space(config.encoding)
-    objective = SyntheticObjective(space, (1, 10, 8), 0.0, landscape=landscape)
+    objective = SyntheticObjective(space, (1, 10, 8), 0.0, landscape=instance_of(landscape, seed, args))
     evaluate = Evaluator(objective, budget)
     if method in PEERS:
         run_peer(method, space, evaluate, budget, seed, args.peer_workers)
@@ -241,7 +250,8 @@ def cached_peer(method: str, landscape: str, seed: int, budget: int, args: argpa
     if method not in PEERS or args.peer_cache is None:
         return synthetic_run(method, landscape, seed, budget, args, overrides)
     workers = f"-workers{args.peer_workers}" if args.peer_workers > 1 else ""
-    path = args.peer_cache / f"{landscape}-{method}-seed{seed}-budget{budget}{workers}.json"
+    name = instance_of(landscape, seed, args).replace("/", "-")
+    path = args.peer_cache / f"{name}-{method}-seed{seed}-budget{budget}{workers}.json"
     if path.exists():
         return Run(**json.loads(path.read_text()))
     if args.cached_peers_only:
@@ -338,13 +348,17 @@ def main_synthetic(args: argparse.Namespace, overrides: dict) -> None:
                 print(f"  seed {seed:>2} {landscape:<10} {method:<22} best {run.curve[-1]:.4f}", file=sys.stderr,
                       flush=True)  # fmt: skip
     curves = {k: curves[k] for k in args.landscapes if k in curves}
+    if args.families and len(args.families) > 1:
+        args.landscapes = [*args.landscapes, "all"]
     runs = {key: runs[key] for key in sorted(runs, key=lambda k: (args.landscapes.index(k[0]), methods.index(k[1])))}
     rows, repeats = [], []
+    pooled: dict[tuple[str, int], list[float]] = {}  # with --families: every family's runs of a method
     for (landscape, method), group in runs.items():
         for b in args.budgets:
             at_b = smaller.get((landscape, method, b), group)
             row = {"landscape": landscape, "method": method, "budget": b, "seeds": len(group)}
-            row |= summary([at_budget(r.curve, b) for r in at_b])
+            row |= summary(values := [at_budget(r.curve, b) for r in at_b])
+            pooled.setdefault((method, b), []).extend(values)
             if b == budget:
                 row["true_mean"] = statistics.fmean(r.true_best for r in group)
                 row["evaluations_used"] = statistics.fmean(len(r.curve) for r in group)
@@ -362,6 +376,8 @@ def main_synthetic(args: argparse.Namespace, overrides: dict) -> None:
                     "unfilled_per_run": statistics.fmean(r.unfilled for r in group),
                 }
             )
+    for (method, b), values in pooled.items() if "all" in args.landscapes else ():
+        rows.append({"landscape": "all", "method": method, "budget": b, "seeds": len(values), **summary(values)})
     out = args.out or ROOT / "runs" / f"quality-synthetic-{args.mode}"
     out.mkdir(parents=True, exist_ok=True)
     png = args.png or out / "best_so_far.png"
@@ -477,6 +493,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--budgets", type=int, nargs="+", default=[100, 200, 400])
     parser.add_argument("--landscapes", nargs="+", choices=LANDSCAPES, default=list(LANDSCAPES))
+    parser.add_argument(
+        "--families",
+        nargs="+",
+        choices=sorted(FAMILIES),
+        help="generated families instead of --landscapes: seed i searches instance i of each",
+    )
+    parser.add_argument(
+        "--instances",
+        choices=["tuning", "test"],
+        default="tuning",
+        help="which set of generated instances (--families): choose defaults on tuning only",
+    )
     parser.add_argument("--methods", nargs="+", choices=[*STRATEGIES, *PEERS], help="default: all")
     parser.add_argument("--mode", choices=["sync", "async"], default="sync")
     parser.add_argument("--slots", type=int, default=8, help="concurrent evaluations in --mode async")
@@ -490,6 +518,8 @@ def main() -> None:
     parser.add_argument("--cached-peers-only", action="store_true", help="skip peer runs not in --peer-cache")
     args = parser.parse_args()
     overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
+    if args.families:
+        args.landscapes = args.families
     if args.objective == "synthetic":
         main_synthetic(args, overrides)
     else:

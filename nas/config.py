@@ -84,8 +84,10 @@ class FitnessConfig:
     seconds_per_gflop: float = bounds(0.0, 0, 86_400)
     # Which function the synthetic objective is (`nas.evaluate.landscapes`): `bump` (deep and narrow, input and
     # output links), `epistatic` (shallow and wide, interacting shortcut bits), `noisy` (bump plus seed-like
-    # noise), `cost` (accuracy minus a parameter cost). Ignored by the `train` objective.
-    landscape: Literal["bump", "epistatic", "noisy", "cost"] = "bump"
+    # noise), `cost` (accuracy minus a parameter cost); or a generated instance `<family>/<instance>`
+    # (`nas.evaluate.landscape_family`: smooth, rugged, deceptive, noisy, costly; instances from 1000 on are the
+    # test set). Checked when the objective is built. Ignored by the `train` objective.
+    landscape: str = "bump"
 
 
 @dataclass

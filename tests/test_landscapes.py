@@ -66,5 +66,5 @@ def test_the_cost_landscape_rewards_fewer_parameters_and_its_optimum_is_not_the_
 
 
 def test_an_unknown_landscape_is_a_config_error_with_its_key():
-    with pytest.raises(UserError, match=r"^fitness\.landscape: must be one of 'bump', 'epistatic'"):
-        parse_config({"fitness": {"landscape": "plateau"}})
+    with pytest.raises(UserError, match=r"^fitness\.landscape: must be one of bump, epistatic, noisy, cost or"):
+        objective("plateau")

@@ -97,6 +97,7 @@ class Landscape:
         if name not in LANDSCAPES:
             raise ValueError(f"unknown landscape {name!r}")
         self.name = name
+        self.needs_params = name == "cost"
         self.space = space
         self.largest_params = max(largest_params, 1)
         self.bump_goal = targets(space, 0.8, 0.2)

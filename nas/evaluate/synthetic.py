@@ -29,10 +29,13 @@ when it continues from a rung state at e0 (cost proportional to epochs).
 import math
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from nas.config import Config
-from nas.evaluate.landscapes import Landscape, ideal_bits
+from nas.errors import UserError
+from nas.evaluate.landscape_family import FAMILIES, GeneratedLandscape, parse_name
+from nas.evaluate.landscapes import LANDSCAPES, Landscape, ideal_bits
 from nas.evaluate.objective import OBJECTIVES
 from nas.evaluate.result import Result
 from nas.evaluate.rungfile import metadata_only, read_header
@@ -54,6 +57,21 @@ SHAPES = {
 }
 
 
+def make_landscape(name: str, space: SearchSpace, largest_params: Callable[[], int]) -> Landscape | GeneratedLandscape:
+    """A named landscape (`nas.evaluate.landscapes`) or a generated instance `<family>/<instance>`;
+    `largest_params` is called only for one that weighs the parameter count."""
+    if name in LANDSCAPES:
+        return Landscape(name, space, largest_params() if name == "cost" else 1)
+    if parse_name(name) is None:
+        families = ", ".join(f"{f}/<instance>" for f in FAMILIES)
+        raise UserError(f"must be one of {', '.join(LANDSCAPES)} or a generated {families}; got {name!r}",
+                        key="fitness.landscape")  # fmt: skip
+    landscape = GeneratedLandscape(name, space, 1)
+    if landscape.needs_params:
+        landscape.largest_params = max(largest_params(), 1)
+    return landscape
+
+
 class SyntheticObjective:
     def __init__(
         self,
@@ -71,7 +89,7 @@ class SyntheticObjective:
             (round(lay[0] + 0.8 * (lay[1] - lay[0])), round(gro[0] + 0.2 * (gro[1] - gro[0])))
             for lay, gro in zip(space.layers, space.growth_rate, strict=True)
         ]
-        self.landscape = Landscape(landscape, space, self.largest_params() if landscape == "cost" else 1)
+        self.landscape = make_landscape(landscape, space, self.largest_params)
 
     def largest_params(self) -> int:
         """Parameters of the space's largest network (most layers, widest growth, every shortcut on)."""
@@ -86,7 +104,7 @@ class SyntheticObjective:
 
     def fitness(self, genome: Genome, params: int | None = None) -> float:
         """The configured landscape's score (the parameter count is computed when the landscape needs it)."""
-        if params is None and self.landscape.name == "cost":
+        if params is None and self.landscape.needs_params:
             params = analytic_cost(self.architecture(genome))[0]
         return self.landscape.fitness(genome, params or 0)
 
