@@ -71,6 +71,14 @@ class HGAPSOConfig:
     # In that phase, the chance that a moving particle stays on the best architecture (and only its bits vary)
     # rather than stepping one cell from it.
     exploit_stay: float = bounds(0.5, 0, 1)
+    # A particle whose personal best has not improved over this many of its own moves is respawned at a random
+    # position with its personal best forgotten (the swarm's best stays): a seed whose swarm collapsed onto a
+    # local optimum gets explorers back. None: never.
+    restart_after: int | None = bounds(None, 1, 1_000_000)
+    # A move that leaves the decoded architecture where it was (a velocity below half a cell, common once the
+    # swarm contracts) steps one integer dimension by one cell instead, towards the swarm's best where it differs:
+    # PSO's real-valued moves made useful on integer dimensions.
+    nudge: bool = False
 
 
 @register("hgapso", config=HGAPSOConfig)
@@ -80,6 +88,7 @@ class HybridGAPSO(Strategy):
         self.moves = 0  # particle GA runs completed
         self.stalls = 0  # particle GA runs since the global best last improved
         self.particle_moves = [0] * search.pso.swarm_size  # GA runs completed, a particle
+        self.particle_stalls = [0] * search.pso.swarm_size  # a particle's moves since its personal best improved
         self.waiting: dict[int, int] = {}  # async: settled particle -> `moves` then; it moves after a quorum
         self.asynchronous = False  # the last draw was ask(n)
         self.swarm = pso_math.new_swarm(space.dimensions, search.pso.swarm_size, search.pso.velocity_clamp, self.rng)
@@ -147,10 +156,30 @@ class HybridGAPSO(Strategy):
                     self.swarm, i, self.space.dimensions, self.rng, self.config.exploit_stay
                 )
         else:
+            before = self.swarm
             self.swarm = pso_math.advance(self.swarm, self.space.dimensions, self.search.pso, self.rng, ready)
+            for i in ready:
+                self.explore(i, before.particles[i].position)
         for i in ready:
             del self.waiting[i]
             self.runs[i] = self.start_run(i)
+
+    def explore(self, i: int, was: tuple[float, ...]) -> None:
+        """After particle i's PSO move: respawn it when it has stagnated (`restart_after`), or nudge it one cell
+        when the move left its architecture unchanged (`nudge`)."""
+        dims = self.space.dimensions
+        limit = self.config.restart_after
+        if limit is not None and self.particle_stalls[i] >= limit:
+            fresh = pso_math.spawn(dims, self.search.pso.velocity_clamp, self.rng)
+            self.swarm = replace(
+                self.swarm, particles=self.swarm.particles[:i] + (fresh,) + self.swarm.particles[i + 1 :]
+            )
+            self.particle_stalls[i] = 0
+            return
+        if self.config.nudge and self.space.decode(list(self.swarm.particles[i].position)) == self.space.decode(
+            list(was)
+        ):
+            self.swarm = pso_math.nudge(self.swarm, i, dims, self.rng)
 
     def propose(self, limit: int | None) -> list[Genome]:
         self.asynchronous = limit is not None
@@ -202,6 +231,9 @@ class HybridGAPSO(Strategy):
         updates = {i: (self.runs[i].best, self.runs[i].best_blocks() or self.runs[i].blocks(0)) for i in finished}
         before = self.swarm
         settled = pso_math.settle(self.swarm, updates)
+        for i in finished:
+            improved = settled.particles[i].best != before.particles[i].best
+            self.particle_stalls[i] = 0 if improved else self.particle_stalls[i] + 1
         self.stalls = 0 if pso_math.improved(before, settled) else self.stalls + len(finished)
         self.swarm = settled
         self.moves += len(finished)
@@ -216,6 +248,7 @@ class HybridGAPSO(Strategy):
             "moves": self.moves,
             "stalls": self.stalls,
             "particle_moves": list(self.particle_moves),
+            "particle_stalls": list(self.particle_stalls),
             "waiting": {str(i): at for i, at in self.waiting.items()},
             "asynchronous": self.asynchronous,
             "swarm": self.swarm.to_dict(),
@@ -230,5 +263,6 @@ class HybridGAPSO(Strategy):
         self.waiting = {int(i): at for i, at in data.get("waiting", {}).items()}
         self.asynchronous = data.get("asynchronous", False)
         self.particle_moves = data.get("particle_moves", [self.moves // len(data["runs"])] * len(data["runs"]))
+        self.particle_stalls = data.get("particle_stalls", [0] * len(data["runs"]))
         self.swarm = pso_math.Swarm.from_dict(data["swarm"])
         self.runs = [ShortcutGA.from_dict(r) for r in data["runs"]]

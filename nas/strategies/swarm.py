@@ -165,6 +165,23 @@ def neighbour(swarm: Swarm, i: int, dims: Sequence[Dimension], rng: random.Rando
     return replace(swarm, particles=swarm.particles[:i] + (moved,) + swarm.particles[i + 1 :])
 
 
+def nudge(swarm: Swarm, i: int, dims: Sequence[Dimension], rng: random.Random) -> Swarm:
+    """Particle i stepped one cell along one integer dimension: towards the global best along a dimension where
+    their cells differ (a random one of those), else along a random dimension in a random direction."""
+    particle = swarm.particles[i]
+    integer = [k for k, d in enumerate(dims) if d.integer]
+    if not integer:
+        return swarm
+    position = list(particle.position)
+    target = swarm.best.position if swarm.best else position
+    differ = [k for k in integer if round(target[k]) != round(position[k])]
+    k = rng.choice(differ or integer)
+    step = (1.0 if target[k] > position[k] else -1.0) if differ else rng.choice((-1.0, 1.0))
+    position[k] = float(dims[k].clamp_span(round(position[k]) + step))
+    moved = replace(particle, position=tuple(position))
+    return replace(swarm, particles=swarm.particles[:i] + (moved,) + swarm.particles[i + 1 :])
+
+
 def improved(before: Swarm, after: Swarm) -> bool:
     """True when `settle` found a strictly better global best."""
     return after.best != before.best
