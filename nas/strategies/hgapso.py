@@ -248,12 +248,11 @@ class HybridGAPSO(Strategy):
             "moves": self.moves,
             "stalls": self.stalls,
             "particle_moves": list(self.particle_moves),
-            "particle_stalls": list(self.particle_stalls),
             "waiting": {str(i): at for i, at in self.waiting.items()},
             "asynchronous": self.asynchronous,
             "swarm": self.swarm.to_dict(),
             "runs": [r.to_dict() for r in self.runs],
-        }
+        } | ({"particle_stalls": list(self.particle_stalls)} if self.config.restart_after is not None else {})
 
     def load_state(self, data: dict[str, Any]) -> None:
         self.moves = data["moves"]
