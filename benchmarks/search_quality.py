@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import machine  # noqa: E402
 from benchmarks.peers import PEERS, run_peer  # noqa: E402
+from benchmarks.surrogate_model import SurrogateLandscape, read_table  # noqa: E402
 from nas.cli import main as nas_main  # noqa: E402
 from nas.config import load_config, parse_config  # noqa: E402
 from nas.evaluate.landscape_family import FAMILIES, TEST_FROM  # noqa: E402
@@ -50,6 +51,7 @@ from nas.evaluate.landscapes import LANDSCAPES  # noqa: E402
 from nas.evaluate.synthetic import SyntheticObjective  # noqa: E402
 from nas.genome.genome import Genome  # noqa: E402
 from nas.genome.space import load_space  # noqa: E402
+from nas.model.analytic_cost import analytic_cost  # noqa: E402
 from nas.strategies import build_strategy  # noqa: E402
 from nas.strategies.strategy import Strategy  # noqa: E402
 
@@ -225,11 +227,29 @@ def instance_of(landscape: str, seed: int, args: argparse.Namespace) -> str:
     return f"{landscape}/{(0 if args.instances == 'tuning' else TEST_FROM) + seed}"
 
 
+SURROGATES: dict[Path, tuple] = {}  # one fit per table and process
+
+
+def surrogate_objective(table: Path) -> tuple:
+    """(space, objective) of the real-data surrogate of `table` (built by surrogate_build.py on the bench task):
+    the synthetic objective over the bench space whose landscape is the surrogate plus the measured seed noise."""
+    if table not in SURROGATES:
+        config = load_config(ROOT / "search_configs" / "cifar10_bench.yaml")
+        space = load_space(config.encoding)
+        objective = SyntheticObjective(space, (3, 10, config.dataset.resize or 32), 0.0)
+        cost = lambda genome: analytic_cost(objective.architecture(genome))  # noqa: E731
+        objective.landscape = SurrogateLandscape(read_table(table), cost)
+        SURROGATES[table] = (space, objective)
+    return SURROGATES[table]
+
+
 def synthetic_run(method: str, landscape: str, seed: int, budget: int, args: argparse.Namespace,
                   overrides: dict) -> Run:  # fmt: skip
-    config = load_config(SMOKE)
-    space = load_space(config.encoding)
-    objective = SyntheticObjective(space, (1, 10, 8), 0.0, landscape=instance_of(landscape, seed, args))
+    if landscape == "surrogate":
+        space, objective = surrogate_objective(args.surrogate)
+    else:
+        space = load_space(load_config(SMOKE).encoding)
+        objective = SyntheticObjective(space, (1, 10, 8), 0.0, landscape=instance_of(landscape, seed, args))
     evaluate = Evaluator(objective, budget)
     if method in PEERS:
         run_peer(method, space, evaluate, budget, seed, args.peer_workers)
@@ -505,6 +525,7 @@ def main() -> None:
         default="tuning",
         help="which set of generated instances (--families): choose defaults on tuning only",
     )
+    parser.add_argument("--surrogate", type=Path, help="a surrogate_build.py table: search its surrogate landscape")
     parser.add_argument("--methods", nargs="+", choices=[*STRATEGIES, *PEERS], help="default: all")
     parser.add_argument("--mode", choices=["sync", "async"], default="sync")
     parser.add_argument("--slots", type=int, default=8, help="concurrent evaluations in --mode async")
@@ -520,6 +541,8 @@ def main() -> None:
     overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
     if args.families:
         args.landscapes = args.families
+    if args.surrogate is not None:
+        args.landscapes, args.families = ["surrogate"], None
     if args.objective == "synthetic":
         main_synthetic(args, overrides)
     else:

@@ -172,3 +172,46 @@ def fit(rows: list[Row], seed: int = 0) -> Surrogate:
 def predict(model: Surrogate, rows: list[Row]) -> list[float]:
     """The surrogate's final accuracy for each of `rows`."""
     return model.predict(feature_matrix(rows))
+
+
+def seed_noise(rows: list[Row]) -> float:
+    """The training noise of one accuracy: the standard deviation of the difference of two seeds' final
+    accuracies over the networks trained twice, divided by sqrt(2) (each side carries one seed's noise)."""
+    by_key: dict[str, list[float]] = {}
+    for r in rows:
+        if r.final is not None:
+            by_key.setdefault(r.key, []).append(r.final)
+    diffs = [v[0] - v[1] for v in by_key.values() if len(v) >= 2]
+    if len(diffs) < 2:
+        raise ValueError("the table holds fewer than 2 networks trained with two seeds: no noise estimate")
+    mean = sum(diffs) / len(diffs)
+    return math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1) / 2)
+
+
+class SurrogateLandscape:
+    """The surrogate as a landscape of the synthetic objective (`fitness`, `true_fitness`): the predicted final
+    accuracy of a genome, plus a Gaussian of the measured seed noise drawn from its key (one genome, one value,
+    as a run log assumes), so that a search on it meets the winner's curse that real training gives.
+
+    `cost(genome)` gives (params, FLOPs) of the genome's network on the table's task (the space's fixed parts and
+    input size); predictions are cached by key, a tree ensemble's one-row predict being the slow part."""
+
+    name = "surrogate"
+    needs_params = False
+
+    def __init__(self, rows: list[Row], cost: Any, noise: float | None = None):
+        self.model = fit(base_rows(rows))
+        self.noise = seed_noise(rows) if noise is None else noise
+        self.cost = cost
+        self.cache: dict[str, float] = {}
+
+    def true_fitness(self, genome: Any, params: int = 0) -> float:
+        if genome.key not in self.cache:
+            p, f = self.cost(genome)
+            self.cache[genome.key] = min(max(self.model.predict([features(genome.to_dict(), p, f)])[0], 0.0), 1.0)
+        return self.cache[genome.key]
+
+    def fitness(self, genome: Any, params: int = 0) -> float:
+        from nas.evaluate.landscapes import key_noise
+
+        return min(max(self.true_fitness(genome) + key_noise(genome, self.noise), 0.0), 1.0)

@@ -171,3 +171,32 @@ def test_aging_evolution_architecture_step_moves_one_coordinate_by_one_step_eith
             assert len(block.shortcuts) == block.layers * (block.layers + 1) // 2
     assert min(steps.values()) > 200, steps  # up and down about equally often
     assert ends[True] > 50, ends  # a step may land on either end of a range
+
+
+def hgapso_after(iterations: int, **hgapso) -> object:
+    """hgapso told a falling landscape (every genome of iteration t scores 1 / (t + 2): nothing improves on what
+    came before) for `iterations` synchronous iterations."""
+    from nas.evaluate.result import Result
+    from nas.strategies import build_strategy
+
+    section = {"strategy": "hgapso", "hgapso": hgapso, "budget": {"evaluations": 10_000}}
+    search = parse_config({"search": section}).search
+    strategy = build_strategy(search, SMALL, 3)
+    for t in range(iterations):
+        asked = strategy.ask()
+        fitness = 1 / (t + 2)
+        strategy.tell([Result(key=g.key, genome=g.to_dict(), status="ok", fitness=fitness, params=None) for g in asked])
+    return strategy
+
+
+def test_hgapso_respawns_a_particle_whose_personal_best_stalled_and_forgets_that_best():
+    plain, restarting = hgapso_after(2), hgapso_after(2, restart_after=1)
+    assert all(p.best is not None for p in plain.swarm.particles)
+    # the first iteration set each best, the second improved none: every particle respawned with no best
+    assert all(p.best is None for p in restarting.swarm.particles)
+    assert restarting.swarm.best is not None, "the swarm's best survives restarts"
+    assert restarting.particle_stalls == [0] * len(restarting.swarm.particles)
+    kept = restarting.state_dict()
+    again = hgapso_after(0, restart_after=1)
+    again.load_state_dict(kept)
+    assert again.particle_stalls == restarting.particle_stalls

@@ -159,3 +159,33 @@ def test_neighbour_steps_both_ways_about_equally_and_stays_as_often_as_asked():
     down = sum(min(p) == 4.0 for p in moves)
     stayed = sum(p == (5.0, 5.0) for p in moves)
     assert 650 <= up <= 850 and 650 <= down <= 850 and 400 <= stayed <= 600, (up, down, stayed)
+
+
+@st.composite
+def integer_swarm(draw):
+    """Integer dimensions, a swarm of 1-4 particles at whole-cell positions, a global best, a seed."""
+    lows = [draw(st.integers(-5, 5)) for _ in range(draw(st.integers(1, 5)))]
+    dims = [Dimension(f"d{i}", low, low + draw(st.integers(1, 8))) for i, low in enumerate(lows)]
+
+    def cell():
+        return tuple(float(draw(st.integers(int(d.low), int(d.high)))) for d in dims)
+
+    particles = tuple(pso.Particle(cell(), (0.0,) * len(dims)) for _ in range(draw(st.integers(1, 4))))
+    return dims, pso.Swarm(particles, pso.BestPoint(cell(), ("1",), sc(0.9))), draw(st.integers(0, 2**32))
+
+
+@given(integer_swarm(), st.data())
+def test_nudge_moves_one_dimension_one_cell_towards_the_best_where_they_differ(case, data):
+    dims, swarm, seed = case
+    i = data.draw(st.integers(0, len(swarm.particles) - 1))
+    moved = pso.nudge(swarm, i, dims, random.Random(seed))
+    before, after = swarm.particles[i].position, moved.particles[i].position
+    assert moved.particles[:i] + moved.particles[i + 1 :] == swarm.particles[:i] + swarm.particles[i + 1 :]
+    changed = [k for k in range(len(dims)) if round(after[k]) != round(before[k])]
+    target = swarm.best.position
+    if any(round(t) != round(b) for t, b in zip(target, before, strict=True)):
+        (k,) = changed  # exactly one dimension, towards the best
+        assert abs(after[k] - target[k]) == abs(before[k] - target[k]) - 1
+    else:  # at the best's cell: one step along one dimension, unless a wall stops it
+        assert len(changed) <= 1 and all(abs(after[k] - before[k]) == 1 for k in changed)
+    assert all(d.low <= round(x) <= d.high for d, x in zip(dims, after, strict=True))

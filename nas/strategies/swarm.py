@@ -177,7 +177,7 @@ def nudge(swarm: Swarm, i: int, dims: Sequence[Dimension], rng: random.Random) -
     differ = [k for k in integer if round(target[k]) != round(position[k])]
     k = rng.choice(differ or integer)
     step = (1.0 if target[k] > position[k] else -1.0) if differ else rng.choice((-1.0, 1.0))
-    position[k] = float(dims[k].clamp_span(round(position[k]) + step))
+    position[k] = float(dims[k].clamp(round(position[k]) + step))
     moved = replace(particle, position=tuple(position))
     return replace(swarm, particles=swarm.particles[:i] + (moved,) + swarm.particles[i + 1 :])
 
