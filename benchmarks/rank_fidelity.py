@@ -70,9 +70,24 @@ def top_overlap(a: list[float], b: list[float], k: int = 10) -> int:
     return len(best(a) & best(b))
 
 
+def print_ceiling(first: Path, second: Path) -> None:
+    """The seed ceiling: Kendall's tau between two training seeds' full-budget accuracies of the architectures
+    both files hold (the same `--seed`, so the same architectures), and the accuracy spread, as one JSON line."""
+    a, b = ({r["key"]: r for r in map(json.loads, p.read_text().splitlines())} for p in (first, second))
+    keys = [k for k in a if k in b]
+    x, y = [a[k]["accuracies"][-1] for k in keys], [b[k]["accuracies"][-1] for k in keys]
+    seconds = [a[k]["seconds"] for k in keys] + [b[k]["seconds"] for k in keys]
+    tau = round(float(kendalltau(x, y).statistic), 3)
+    record = {"benchmark": "seed_ceiling", "archs": len(keys), "kendall_tau": tau,
+              "accuracy_min": min(x + y), "accuracy_max": max(x + y),
+              "mean_abs_seed_difference": round(sum(abs(p - q) for p, q in zip(x, y, strict=True)) / len(keys), 4),
+              "seconds_per_training": round(sum(seconds) / len(seconds), 1), **machine()}  # fmt: skip
+    print(json.dumps(record))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--config", type=Path, help="required unless --ceiling")
     parser.add_argument("--epochs", type=int, default=9, help="the full budget (its schedule is followed)")
     parser.add_argument("--rungs", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--archs", type=int, default=30)
@@ -80,7 +95,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--set", nargs="*", default=[], help="config overrides, dotted.key=yaml_value")
     parser.add_argument("--out", type=Path, help="JSON Lines of per-architecture results (reused)")
+    parser.add_argument(
+        "--ceiling",
+        type=Path,
+        nargs=2,
+        metavar="JSONL",
+        help="only compare two --out files of one --seed and two training seeds: the seed ceiling",
+    )
     args = parser.parse_args()
+    if args.ceiling:
+        return print_ceiling(*args.ceiling)
+    if args.config is None:
+        parser.error("--config is required")
     torch.set_num_threads(args.threads)
     overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
     config = configured(args.config, {**overrides, "fitness.epochs": args.epochs})
