@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.machine import machine  # noqa: E402
 from nas.config import RayConfig, ResourcesConfig  # noqa: E402
 from nas.evaluate.evaluator import Evaluator, LocalEvaluator  # noqa: E402
+from nas.evaluate.job import Job  # noqa: E402
 from nas.evaluate.result import Result  # noqa: E402
 from nas.genome.genome import BlockGene, Genome  # noqa: E402
 
@@ -40,6 +41,11 @@ class FixedCost:
         time.sleep(self.seconds)
         return Result(genome.key, genome.to_dict(), "ok", 0.5)
 
+    def train_rung(
+        self, genome: Genome, epochs: int, full_epochs: int, state: bytes | None, device: str | None
+    ) -> Result:
+        return self(genome, device)
+
     def architecture(self, genome: Genome):
         raise NotImplementedError
 
@@ -51,7 +57,7 @@ def genomes(n: int, offset: int = 0) -> list[Genome]:
 def timed(evaluator: Evaluator, n: int, offset: int) -> float:
     done: list[int] = []
     start = time.perf_counter()
-    evaluator.evaluate(genomes(n, offset), lambda index, result: done.append(index))
+    evaluator.evaluate([Job(g) for g in genomes(n, offset)], lambda index, result: done.append(index))
     wall = time.perf_counter() - start
     assert len(done) == n, f"{len(done)} of {n} results"
     return wall

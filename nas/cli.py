@@ -1,11 +1,19 @@
 """`nas`: the command line. Parses flags, dispatches to one function per command, and owns the exit codes.
 
+The command layer: each command is a typed function with explicit parameters (`nas.run.driver.search_command`,
+`nas.export.export_command`, ...) that returns the exit code, so Python code calls a command without building
+an `argparse.Namespace`. This module is the only one that sees a Namespace: `COMMANDS` maps each subcommand to
+its function and the parsed arguments it takes, by keyword, each under the same name as the parser's `dest`.
+The flags' ranges are checked here, when they are parsed; a command's bad input is a `UserError`, which a
+Python caller gets as the exception and `main` turns into one line and exit 2.
+
 Exit codes (DESIGN.md section 2): 0 done; 2 bad input, as one line on stderr naming the problem (for configs,
 the key path) and never a traceback; 1 anything else; 130/143 after SIGINT/SIGTERM. Each command lives next
 to its concept and is imported only when run, so `nas inspect` does not pay for importing Ray.
 """
 
 import argparse
+import dataclasses
 import importlib
 import logging
 import re
@@ -15,16 +23,38 @@ from collections.abc import Callable, Sequence
 from nas.config import BaselineConfig, BudgetConfig, Config, FitnessConfig, RayConfig, field_bounds
 from nas.errors import UserError, one_line, shown
 
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """A subcommand's typed function, as "module:function" (imported only when the command runs), and the parsed
+    arguments passed to it by keyword: each name is the `dest` of one of the subcommand's arguments and a
+    parameter of the function (tests/test_commands.py checks both)."""
+
+    target: str
+    arguments: tuple[str, ...]
+
+    def function(self) -> Callable[..., int]:
+        module_name, func_name = self.target.split(":")
+        return getattr(importlib.import_module(module_name), func_name)
+
+
+LAUNCH = ("workers", "ray_address", "max_evaluations")
 COMMANDS = {
-    "search": "nas.run.driver:search_command",
-    "resume": "nas.run.driver:resume_command",
-    "inspect": "nas.model.describe:inspect_command",
-    "train": "nas.evaluate.train_command:train_command",
-    "export": "nas.export:export_command",
-    "baseline": "nas.transfer.command:baseline_command",
-    "data": "nas.data.summary:summary_command",
-    "report": "nas.report:report_command",
-    "predict": "nas.predict.command:predict_command",
+    "search": Command("nas.run.driver:search_command", ("config_path", "run_dir", "seed", *LAUNCH)),
+    "resume": Command("nas.run.driver:resume_command", ("run_dir", *LAUNCH)),
+    "inspect": Command("nas.model.describe:inspect_command", ("file", "as_json")),
+    "train": Command(
+        "nas.evaluate.train_command:train_command",
+        ("architecture", "config_path", "epochs", "full", "save", "onnx", "cv", "seed", "as_json"),
+    ),
+    "export": Command("nas.export:export_command", ("run_dir", "out", "rank", "onnx")),
+    "baseline": Command("nas.transfer.command:baseline_command", ("config_path", "run_dir", "epochs", "as_json")),
+    "data summary": Command("nas.data.summary:summary_command", ("config_path", "as_json")),
+    "report": Command("nas.report:report_command", ("run_dir",)),
+    "predict": Command(
+        "nas.predict.command:predict_command",
+        ("model_dir", "inputs", "out", "as_json", "batch_size", "model_format"),
+    ),
 }
 
 
@@ -75,6 +105,8 @@ def non_empty(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser; each argument's `dest` is the name of the command function's parameter it fills (a `metavar`
+    keeps the name that help and errors show where the two differ, as for `config_path`)."""
     seed = config_integer(Config, "seed")
     workers = config_integer(RayConfig, "workers")
     evaluations = config_integer(BudgetConfig, "evaluations")
@@ -83,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     p = sub.add_parser("search", help="start a new search from a config")
-    p.add_argument("config", type=non_empty)
+    p.add_argument("config_path", metavar="config", type=non_empty)
     p.add_argument(
         "--run-dir", type=non_empty, help="run directory (default: runs/<name>-<time>); must be empty or absent"
     )
@@ -100,11 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inspect", help="describe an architecture or search-space file")
     p.add_argument("file", type=non_empty)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--json", action="store_true", dest="as_json", help="print one JSON object")
 
     p = sub.add_parser("train", help="train one architecture with a config's dataset and fitness settings")
     p.add_argument("architecture", type=non_empty)
-    p.add_argument("--config", type=non_empty, required=True)
+    p.add_argument("--config", dest="config_path", metavar="CONFIG", type=non_empty, required=True)
     p.add_argument("--epochs", type=config_integer(FitnessConfig, "epochs"), help="override fitness.epochs")
     p.add_argument("--full", action="store_true", help="train on the whole training split, report test")
     p.add_argument(
@@ -117,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="cross-validation protocol (BBBC021: loco, leave-one-compound-out; BBBC014: cell-line, both ways)",
     )
     p.add_argument("--seed", type=seed, help="override the config's seed")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--json", action="store_true", dest="as_json", help="print one JSON object")
 
     p = sub.add_parser("export", help="write the best (or K-th best) architecture of a run")
     p.add_argument("run_dir", type=non_empty)
@@ -126,16 +158,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", action="store_true", help="also write model.onnx (needs the export extra)")
 
     p = sub.add_parser("baseline", help="the pretrained-transfer arm on the config's dataset")
-    p.add_argument("config", type=non_empty)
+    p.add_argument("config_path", metavar="config", type=non_empty)
     p.add_argument("--run-dir", type=non_empty, help="where baseline/<model>/ goes (default runs/<name>-baseline)")
     p.add_argument("--epochs", type=config_integer(BaselineConfig, "epochs"), help="override baseline.epochs")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--json", action="store_true", dest="as_json", help="print one JSON object")
 
     p = sub.add_parser("data", help="dataset tools")
     data_sub = p.add_subparsers(dest="data_command", required=True, parser_class=OneLineParser)
     s = data_sub.add_parser("summary", help="what a dataset config resolves to")
-    s.add_argument("config", type=non_empty)
-    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("config_path", metavar="config", type=non_empty)
+    s.add_argument("--json", action="store_true", dest="as_json", help="print one JSON object")
 
     p = sub.add_parser("report", help="plots and a Markdown summary under RUN_DIR/report/")
     p.add_argument("run_dir", type=non_empty)
@@ -148,22 +180,26 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs", nargs="+", type=non_empty, metavar="INPUT", help="image files, .npy arrays, folders, or a config"
     )
     p.add_argument("--out", type=non_empty, help="write one CSV row per image to this file")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--json", action="store_true", dest="as_json", help="print one JSON object")
     p.add_argument(
         "--batch-size",
         type=config_integer(FitnessConfig, "eval_batch_size"),
         default=256,
         help="images per forward pass (default 256)",
     )
-    p.add_argument("--format", choices=["auto", "torchscript", "onnx"], default="auto",
+    p.add_argument("--format", choices=["auto", "torchscript", "onnx"], default="auto", dest="model_format",
                    help="which model file to run (auto: model.ts, else model.onnx)")  # fmt: skip
     return parser
 
 
+def command_name(args: argparse.Namespace) -> str:
+    """The key of `COMMANDS` the parsed arguments name: the subcommand, with `data`'s own subcommand."""
+    return f"data {args.data_command}" if args.command == "data" else args.command
+
+
 def run_command(args: argparse.Namespace) -> int:
-    module_name, func_name = COMMANDS[args.command].split(":")
-    func = getattr(importlib.import_module(module_name), func_name)
-    return int(func(args) or 0)
+    command = COMMANDS[command_name(args)]
+    return command.function()(**{name: getattr(args, name) for name in command.arguments})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

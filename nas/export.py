@@ -20,9 +20,11 @@ retrains it.
 Where it goes: `--out` defaults to `RUN_DIR/export/` (a new folder in the run directory, which is an append).
 Running export again refreshes that default folder as a whole, as long as it holds only export's own files;
 an explicit `--out` must be empty or absent, so nothing of the user's is ever overwritten.
+
+`export_command` takes the flags as typed parameters (`nas.cli` passes the parsed ones), so Python code calls it
+directly, without the command line's parser; `export_run` is the same without the printing.
 """
 
-import argparse
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -172,9 +174,9 @@ def describe(run_dir: Path, exported: Exported) -> str:
     return "\n".join(lines)
 
 
-def export_command(args: argparse.Namespace) -> int:
-    run_dir = Path(args.run_dir)
-    out = Path(args.out) if args.out else None
-    exported = export_run(run_dir, out, args.rank, args.onnx)
-    print(describe(run_dir, exported), flush=True)
+def export_command(run_dir: str | Path, *, out: str | Path | None = None, rank: int = 1, onnx: bool = False) -> int:
+    """`nas export RUN_DIR [--out DIR] [--rank K] [--onnx]`: export and print what went where; returns 0."""
+    folder = Path(run_dir)
+    exported = export_run(folder, Path(out) if out else None, rank, onnx)
+    print(describe(folder, exported), flush=True)
     return 0

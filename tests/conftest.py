@@ -62,6 +62,7 @@ FULL_MODULES = {
 FULL_TESTS = {
     "test_bbbc014.py::test_pipeline_learns_across_cell_lines_and_reuses_its_cache",
     "test_bbbc021.py::test_pipeline_learns_the_moa_and_reuses_its_cache",
+    "test_commands.py::test_export_then_inspect_and_predict_called_from_python",
     "test_export.py::test_export_prints_where_everything_went",
     "test_export.py::test_rank_k_refreshes_the_default_folder_but_never_foreign_files",
     "test_export.py::test_retrained_weights_round_trip",

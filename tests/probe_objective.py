@@ -3,7 +3,8 @@
 Ray workers cannot import the tests folder, so this module is registered with Ray's cloudpickle to travel by
 value. Each candidate is told apart by its growth rate (`genome_of(g)`); its fitness is a fixed function of
 the genome, and its metrics record when, where and on which device it ran, so tests can read concurrency per
-node and the device Ray assigned straight from the results.
+node and the device Ray assigned straight from the results. A rung (`train_rung`) behaves as a whole
+evaluation and records the rung it was asked for and the state it started from.
 """
 
 import os
@@ -15,6 +16,7 @@ from typing import Any
 
 import ray.cloudpickle
 
+from nas.evaluate.job import Job
 from nas.evaluate.result import Result
 from nas.genome.genome import BlockGene, Genome
 
@@ -24,6 +26,11 @@ ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 def genome_of(growth_rate: int) -> Genome:
     """A one-layer genome told apart by its growth rate."""
     return Genome(blocks=(BlockGene(layers=1, growth_rate=growth_rate, shortcuts="1"),))
+
+
+def job_of(growth_rate: int) -> Job:
+    """The whole evaluation of `genome_of(growth_rate)`."""
+    return Job(genome_of(growth_rate))
 
 
 def fitness_of(genome: Genome) -> float:
@@ -80,6 +87,16 @@ class ProbeObjective:
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         }
         return Result(genome.key, genome.to_dict(), "ok", fitness_of(genome), params=growth, metrics=metrics)
+
+    def train_rung(
+        self, genome: Genome, epochs: int, full_epochs: int, state: bytes | None, device: str | None
+    ) -> Result:
+        """The plan's behaviour, as for a whole evaluation; the result names the rung and the state it had."""
+        result = self(genome, device)
+        result.metrics |= {"rung": [epochs, full_epochs], "from_state": None if state is None else state.decode()}
+        result.epochs = epochs
+        result.state = None if epochs >= full_epochs else f"{genome.key}:{epochs}".encode()
+        return result
 
     def act(self, behaviour: str, growth: int) -> dict[str, Any]:
         """Do what the plan says; returns extra metrics."""

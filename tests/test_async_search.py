@@ -19,13 +19,14 @@ import yaml
 from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from probe_objective import ProbeObjective, genome_of
+from probe_objective import ProbeObjective, job_of
 from simulated_cluster import start_cluster
 
 from nas.cli import main as nas_main
 from nas.config import RayConfig, ResourcesConfig, load_config
 from nas.errors import UserError
 from nas.evaluate.evaluator import LocalEvaluator
+from nas.evaluate.job import Job
 from nas.evaluate.objective import build_objective
 from nas.evaluate.ray_evaluator import RayEvaluator
 from nas.evaluate.result import Result
@@ -98,7 +99,7 @@ def test_local_evaluator_submits_and_waits_one_at_a_time(tmp_path):
     objective = build_objective(load_config(write_config(tmp_path / "c.yaml", "async", 4, 0, 0)), SPACE)
     evaluator = LocalEvaluator(objective)
     genomes = [SPACE.genome(SPACE.encode(((1, 4 + i), (1, 4)), None), ("1", "1")) for i in range(3)]
-    tickets = [evaluator.submit(g) for g in genomes]
+    tickets = [evaluator.submit(Job(g)) for g in genomes]
     assert evaluator.slots() == 1 and evaluator.outstanding() == 3
     got = [evaluator.wait() for _ in range(3)]
     assert [len(batch) for batch in got] == [1, 1, 1]
@@ -113,7 +114,7 @@ def test_ray_evaluator_submits_one_and_waits_for_any(cluster, tmp_path):
     evaluator = RayEvaluator(objective, ResourcesConfig(gpus_per_trial=1, cpus_per_trial=1), RayConfig())
     try:
         assert evaluator.slots() == SLOTS
-        tickets = {evaluator.submit(genome_of(g)): g for g in (1, 2, 3)}
+        tickets = {evaluator.submit(job_of(g)): g for g in (1, 2, 3)}
         finished = []
         while len(finished) < 2:
             finished += evaluator.wait()
@@ -123,7 +124,7 @@ def test_ray_evaluator_submits_one_and_waits_for_any(cluster, tmp_path):
         release.touch()
         last = evaluator.wait()
         assert [tickets[t] for t, _ in last] == [1] and last[0][1].status == "ok"
-        evaluator.submit(genome_of(4))
+        evaluator.submit(job_of(4))
         evaluator.cancel()
         assert evaluator.outstanding() == 0 and evaluator.wait() == []
     finally:

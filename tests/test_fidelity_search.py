@@ -311,7 +311,6 @@ def asha_search(run: Path, candidates: int, stop_after: int | None = None):
 
     from nas.config import FidelityConfig
     from nas.evaluate.evaluator import LocalEvaluator
-    from nas.evaluate.rungjob import RungObjective
     from nas.run.rungs import AsyncRungs
     from nas.run.runlog import EvaluationLog
     from nas.strategies.random_search import random_genome
@@ -321,7 +320,7 @@ def asha_search(run: Path, candidates: int, stop_after: int | None = None):
     run.mkdir(exist_ok=True)
     log = EvaluationLog(run / "evaluations.jsonl")
     rungs = AsyncRungs(run, FidelityConfig(min_epochs=1, eta=3), 9, log, log.append)
-    evaluator = LocalEvaluator(RungObjective(build_synthetic(config, space), 9))
+    evaluator = LocalEvaluator(build_synthetic(config, space))
     rng = random.Random(0)
     jobs: dict = {}
     started = len(log)

@@ -8,6 +8,7 @@ from conftest import ROOT
 
 from nas.config import parse_config
 from nas.evaluate.evaluator import LocalEvaluator
+from nas.evaluate.job import Job
 from nas.evaluate.objective import build_objective
 from nas.genome import load_space
 from nas.genome import shortcuts as sc
@@ -65,8 +66,8 @@ def test_a_training_that_raises_is_a_failed_result_and_the_caller_goes_on():
     objective = build_objective(config(), deep)
     shallow = build_objective(config(), SPACE)
     results = {}
-    LocalEvaluator(objective).evaluate([genome_of(deep)], lambda i, r: results.setdefault("bad", r))
-    LocalEvaluator(shallow).evaluate([genome_of(SPACE)], lambda i, r: results.setdefault("good", r))
+    LocalEvaluator(objective).evaluate([Job(genome_of(deep))], lambda i, r: results.setdefault("bad", r))
+    LocalEvaluator(shallow).evaluate([Job(genome_of(SPACE))], lambda i, r: results.setdefault("good", r))
     bad = results["bad"]
     assert bad.status == "failed" and bad.fitness is None
     assert bad.error.startswith("RuntimeError: ") and "too small" in bad.error

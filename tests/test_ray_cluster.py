@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import ray
-from probe_objective import ProbeObjective, fitness_of, genome_of
+from probe_objective import ProbeObjective, fitness_of, genome_of, job_of
 from simulated_cluster import start_cluster
 
 from nas.config import RayConfig, ResourcesConfig
@@ -36,7 +36,7 @@ def evaluate(objective: ProbeObjective, growths: range, resources: ResourcesConf
     evaluator = RayEvaluator(objective, resources, RayConfig())
     results: dict[int, Result] = {}
     try:
-        evaluator.evaluate([genome_of(g) for g in growths], lambda i, r: results.__setitem__(i, r))
+        evaluator.evaluate([job_of(g) for g in growths], lambda i, r: results.__setitem__(i, r))
     finally:
         evaluator.close()
     return results
@@ -101,7 +101,7 @@ def test_gpu_workers_are_reused_unless_asked_otherwise(cluster, tmp_path, reuse)
     evaluator = RayEvaluator(ProbeObjective(str(tmp_path)), resources, RayConfig(), workers=1)
     results: dict[int, Result] = {}
     try:
-        evaluator.evaluate([genome_of(g) for g in range(1, 7)], lambda i, r: results.__setitem__(i, r))
+        evaluator.evaluate([job_of(g) for g in range(1, 7)], lambda i, r: results.__setitem__(i, r))
     finally:
         evaluator.close()
     assert all(r.status == "ok" for r in results.values())

@@ -8,12 +8,16 @@ from pathlib import Path
 import grpc
 import pytest
 import ray
-from probe_objective import ProbeObjective, fitness_of, genome_of
+from conftest import ROOT
+from probe_objective import ProbeObjective, fitness_of, genome_of, job_of
 
-from nas.config import RayConfig, ResourcesConfig
+from nas.config import RayConfig, ResourcesConfig, parse_config
+from nas.evaluate.job import Job, run_job
+from nas.evaluate.objective import build_objective
 from nas.evaluate.ray_cluster import connect
 from nas.evaluate.ray_evaluator import RayEvaluator
 from nas.evaluate.result import Result
+from nas.genome import load_space
 
 WORKER = re.compile(r"ray:[0-9a-fA-F.:]+:[0-9a-f]{12}:\d+")
 
@@ -33,7 +37,7 @@ def run(objective, growths, workers=None, **resources):
     evaluator = RayEvaluator(objective, ResourcesConfig(**resources), RayConfig(), workers=workers)
     calls: list[tuple[int, Result, float]] = []
     try:
-        evaluator.evaluate([genome_of(g) for g in growths], lambda i, r: calls.append((i, r, time.time())))
+        evaluator.evaluate([job_of(g) for g in growths], lambda i, r: calls.append((i, r, time.time())))
     finally:
         evaluator.close()
     assert ray.is_initialized(), "an evaluator must not shut down a Ray it did not start"
@@ -63,7 +67,7 @@ def test_results_stream_in_completion_order(local_ray, tmp_path):
 
     evaluator = RayEvaluator(objective, ResourcesConfig(), RayConfig(), workers=2)
     results: dict[int, Result] = {}
-    evaluator.evaluate([genome_of(g) for g in (1, 2, 3, 4)], lambda i, r: (results.update({i: r}), on_result(i, r)))
+    evaluator.evaluate([job_of(g) for g in (1, 2, 3, 4)], lambda i, r: (results.update({i: r}), on_result(i, r)))
     evaluator.close()
     assert sorted(delivered) == [0, 1, 2, 3] and delivered[-1] == 0
     assert results[0].metrics["released"] is True
@@ -142,7 +146,7 @@ def evaluated(evaluator: RayEvaluator, growths: tuple[int, ...]) -> dict[int, Re
     """The results of `growths` on `evaluator` by index; the evaluator is closed after."""
     results: dict[int, Result] = {}
     try:
-        evaluator.evaluate([genome_of(g) for g in growths], lambda i, r: results.update({i: r}))
+        evaluator.evaluate([job_of(g) for g in growths], lambda i, r: results.update({i: r}))
     finally:
         evaluator.close()
     return results
@@ -162,3 +166,33 @@ def test_a_fast_failure_says_where_it_ran_whatever_the_start_log_knows(local_ray
         pid = next(root.glob("started-1-*")).name.split("-")[2]
         assert broke.worker.endswith(f":{pid}"), (broke.worker, pid)
         assert results[1].status == "ok" and WORKER.fullmatch(results[1].worker)
+
+
+def test_whole_and_rung_jobs_round_trip_through_ray(local_ray, tmp_path):
+    """A `Job` goes to a worker and its result comes back as in process: a whole evaluation, a first rung and a
+    rung continued from the state the job carries (the worker never reads the driver's disk)."""
+    space = load_space(ROOT / "encodings/densenet_small.yaml")
+    objective = build_objective(parse_config({"fitness": {"objective": "synthetic"}}), space)
+    genome = space.largest_genome()
+    first = run_job(objective, Job(genome, epochs=1, full_epochs=9))
+    jobs = [Job(genome), Job(genome, epochs=1, full_epochs=9), Job(genome, epochs=3, full_epochs=9, state=first.state)]
+    evaluator = RayEvaluator(objective, ResourcesConfig(), RayConfig(), workers=2)
+    results: dict[int, Result] = {}
+    try:
+        evaluator.evaluate(jobs, lambda i, r: results.update({i: r}))
+    finally:
+        evaluator.close()
+    same = lambda r: (r.key, r.status, r.fitness, r.epochs, r.state, r.metrics.get("epochs_trained"))  # noqa: E731
+    assert [same(results[i]) for i in range(3)] == [same(run_job(objective, job)) for job in jobs]
+    assert results[2].metrics["epochs_trained"] == 2 and all(WORKER.fullmatch(r.worker) for r in results.values())
+
+    probe = ProbeObjective(str(tmp_path))
+    evaluator = RayEvaluator(probe, ResourcesConfig(), RayConfig(), workers=1)
+    try:
+        evaluator.evaluate([Job(genome_of(5), epochs=2, full_epochs=4, state=b"from-the-driver")],
+                           lambda i, r: results.update({10 + i: r}))  # fmt: skip
+    finally:
+        evaluator.close()
+    rung = results[10]
+    assert rung.status == "ok" and rung.epochs == 2 and rung.fitness == fitness_of(genome_of(5))
+    assert rung.metrics["rung"] == [2, 4] and rung.metrics["from_state"] == "from-the-driver"

@@ -134,6 +134,7 @@ def read_moa(path: Path) -> dict[tuple[str, float], str]:
 
 def field_of(row: dict[str, str], moa: str, path: Path, line: int) -> Field:
     replicate = number(row["Replicate"], path, line, "Replicate")
+    actin, tubulin, dapi = (f"{row[f'Image_PathName_{c}']}/{row[f'Image_FileName_{c}']}" for c in CHANNELS)
     return Field(
         plate=row["Image_Metadata_Plate_DAPI"],
         well=row["Image_Metadata_Well_DAPI"],
@@ -141,7 +142,7 @@ def field_of(row: dict[str, str], moa: str, path: Path, line: int) -> Field:
         compound=row["Image_Metadata_Compound"],
         concentration=number(row["Image_Metadata_Concentration"], path, line, "Image_Metadata_Concentration"),
         moa=moa,
-        paths=tuple(f"{row[f'Image_PathName_{c}']}/{row[f'Image_FileName_{c}']}" for c in CHANNELS),  # type: ignore[arg-type]
+        paths=(actin, tubulin, dapi),
     )
 
 

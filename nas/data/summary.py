@@ -18,10 +18,10 @@ One object, whatever the kind, with the keys `dataset`, `images`, `treatments`, 
 
 The text output is for reading: one aligned line a key, numbers with thousands separators, mappings as
 `name count` pairs (long ones a line each), and the keys a kind has no notion of left out (`--json` keeps them,
-as null).
+as null). `summary_command` takes the config path and `--json` as typed parameters (`nas.cli` passes the parsed
+ones), so Python code calls it directly, without the command line's parser.
 """
 
-import argparse
 import json
 import sys
 import textwrap
@@ -214,10 +214,11 @@ def text_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def summary_command(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+def summary_command(config_path: str | Path, *, as_json: bool = False) -> int:
+    """`nas data summary CONFIG [--json]`: print the summary; returns 0, or raises the missing-images problem."""
+    config = load_config(config_path)
     summary = summarise(config.dataset, config.seed)
-    if args.json:
+    if as_json:
         print(json.dumps(summary))
     else:
         print("\n".join(text_lines(summary)))

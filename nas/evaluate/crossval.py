@@ -15,9 +15,10 @@ config, epochs, batch size, optimizer, learning rate and schedule, augmentation 
 resolved for the dataset, so that a figure is never read without them). The text output prints the same:
 per fold, pooled, the confusion matrix with each class's accuracy, and the settings. Nothing is trained on
 the test compound of a fold, and the network is rebuilt for every fold, so no weights leak between folds.
+`crossval_command` takes `nas train`'s flags as typed parameters, so Python code calls it directly, without the
+command line's parser.
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -63,14 +64,17 @@ def run_protocol(arch: Architecture, config: Config, seed: int, epochs: int | No
     return cross_validate(folds, model_factory, train, total=count_folds(config.dataset))
 
 
-def training_settings(arch: Architecture, config: Config, epochs: int | None, args: argparse.Namespace) -> dict:
-    """How every fold's network was trained, as `run_protocol` trains it: the `settings` of the metrics file."""
+def training_settings(
+    arch: Architecture, config: Config, epochs: int | None, architecture: str | Path, config_path: str | Path | None
+) -> dict:
+    """How every fold's network was trained, as `run_protocol` trains it: the `settings` of the metrics file,
+    with the architecture file and the config file (null when the config came from no file)."""
     fitness, dataset = config.fitness, config.dataset.name
     params, flops = analytic_cost(arch)
     lr = arch.genome.learning_rate
     return {
-        "architecture": str(Path(args.architecture).resolve()),
-        "config": str(Path(args.config).resolve()) if getattr(args, "config", None) else None,
+        "architecture": str(Path(architecture).resolve()),
+        "config": str(Path(config_path).resolve()) if config_path else None,
         "params": params,
         "flops": flops,
         "input_size": arch.input_size,
@@ -87,20 +91,32 @@ def training_settings(arch: Architecture, config: Config, epochs: int | None, ar
     }
 
 
-def crossval_command(args: argparse.Namespace, arch: Architecture, config: Config) -> int:
-    """Run `--cv` for `nas train`; print the summary (one JSON object with `--json`), write the CSVs."""
-    check_protocol(args.cv, config)
-    seed = config.seed if getattr(args, "seed", None) is None else args.seed
-    epochs = getattr(args, "epochs", None)
-    report = run_protocol(arch, config, seed, epochs, str(args.architecture))
-    folder = Path(args.save) if getattr(args, "save", None) else Path.cwd()
-    files = report.write_csv(folder, args.cv)
-    files["metrics"] = str(folder / f"{args.cv}_metrics.json")
-    settings = training_settings(arch, config, epochs, args)
-    summary = {"protocol": args.cv, "dataset": config.dataset.name, "seed": seed, **report.to_dict(),
+def crossval_command(
+    arch: Architecture,
+    config: Config,
+    *,
+    architecture: str | Path,
+    cv: str,
+    config_path: str | Path | None = None,
+    seed: int | None = None,
+    epochs: int | None = None,
+    save: str | Path | None = None,
+    as_json: bool = False,
+) -> int:
+    """Run protocol `cv` for `nas train` on `arch` (loaded from the file `architecture`) and `config` (from
+    `config_path`); print the summary (one JSON object with `as_json`), write the CSVs to `save` (else the
+    current directory); returns 0."""
+    check_protocol(cv, config)
+    seed = config.seed if seed is None else seed
+    report = run_protocol(arch, config, seed, epochs, str(architecture))
+    folder = Path(save) if save else Path.cwd()
+    files = report.write_csv(folder, cv)
+    files["metrics"] = str(folder / f"{cv}_metrics.json")
+    settings = training_settings(arch, config, epochs, architecture, config_path)
+    summary = {"protocol": cv, "dataset": config.dataset.name, "seed": seed, **report.to_dict(),
                "settings": settings, "files": files}  # fmt: skip
     atomic_write_text(files["metrics"], json.dumps(summary, indent=1, allow_nan=False) + "\n")
-    if getattr(args, "json", False):
+    if as_json:
         print(json.dumps(summary, allow_nan=False))
     else:
         print_summary(summary)

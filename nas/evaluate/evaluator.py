@@ -1,16 +1,18 @@
-"""The evaluator contract: genomes in, results streamed back as each finishes. Knows nothing of strategies.
+"""The evaluator contract: jobs in, results streamed back as each finishes. Knows nothing of strategies.
 
+A job (`nas.evaluate.job.Job`) is a whole evaluation of a genome or one rung of `search.fidelity`; the
+evaluator runs either on the run's objective through `run_job`, and tells them apart nowhere else.
 Two ways in, one machinery underneath:
-- `evaluate(genomes, on_result)` (the sync driver): calls `on_result(index, result)` once per genome, the moment
-  that genome's result exists (in completion order, which need not be ask order): the driver appends it to the
+- `evaluate(jobs, on_result)` (the sync driver): calls `on_result(index, result)` once per job, the moment
+  that job's result exists (in completion order, which need not be ask order): the driver appends it to the
   log right there, so a crash loses only what was still in flight.
-- `submit(genome) -> ticket` and `wait(timeout) -> [(ticket, result), ...]` (the async driver): submit one
+- `submit(job) -> ticket` and `wait(timeout) -> [(ticket, result), ...]` (the async driver): submit one
   candidate at a time, and take back whichever have finished (at least one, unless `timeout` seconds pass
   first; an empty list also when nothing is outstanding). `outstanding()` counts submitted candidates whose
   result has not been taken yet, `slots()` how many candidates can run at the same time (what the async
   driver keeps busy), and `cancel()` abandons every outstanding candidate.
 
-`evaluate` is `submit` for each genome, then `wait` until none is outstanding: the two cannot disagree.
+`evaluate` is `submit` for each job, then `wait` until none is outstanding: the two cannot disagree.
 `LocalEvaluator` runs candidates one after another in this process (`--workers 0`, debugging);
 `RayEvaluator` (`nas.evaluate.ray_evaluator`) runs them as Ray tasks.
 """
@@ -21,9 +23,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from nas.evaluate.job import Job, run_job
 from nas.evaluate.objective import Objective
 from nas.evaluate.result import Result
-from nas.genome.genome import Genome
 
 ResultCallback = Callable[[int, Result], None]
 Finished = list[tuple[int, Result]]  # (ticket, result) pairs, in completion order
@@ -35,7 +37,7 @@ class Evaluator(Protocol):
 
     safe_point: Callable[[], None] | None
 
-    def submit(self, genome: Genome) -> int: ...
+    def submit(self, job: Job) -> int: ...
 
     def wait(self, timeout: float | None = None) -> Finished: ...
 
@@ -45,17 +47,17 @@ class Evaluator(Protocol):
 
     def cancel(self) -> None: ...
 
-    def evaluate(self, genomes: Sequence[Genome], on_result: ResultCallback) -> None: ...
+    def evaluate(self, jobs: Sequence[Job], on_result: ResultCallback) -> None: ...
 
     def close(self) -> None: ...
 
 
-def evaluate_all(evaluator: Evaluator, genomes: Sequence[Genome], on_result: ResultCallback) -> None:
-    """`evaluate` in terms of submit/wait: every genome, `on_result(index, result)` as each finishes.
+def evaluate_all(evaluator: Evaluator, jobs: Sequence[Job], on_result: ResultCallback) -> None:
+    """`evaluate` in terms of submit/wait: every job, `on_result(index, result)` as each finishes.
 
     Whatever is still outstanding when this unwinds (an exception in `on_result`, a signal) is cancelled.
     """
-    index = {evaluator.submit(genome): i for i, genome in enumerate(genomes)}
+    index = {evaluator.submit(job): i for i, job in enumerate(jobs)}
     try:
         while evaluator.outstanding():
             for ticket, result in evaluator.wait():
@@ -76,12 +78,12 @@ class LocalEvaluator:
         self.device = device
         self.worker = f"local:{socket.gethostname()}"
         self.safe_point: Callable[[], None] | None = None
-        self._queue: deque[tuple[int, Genome]] = deque()
+        self._queue: deque[tuple[int, Job]] = deque()
         self._tickets = 0
 
-    def submit(self, genome: Genome) -> int:
+    def submit(self, job: Job) -> int:
         self._tickets += 1
-        self._queue.append((self._tickets, genome))
+        self._queue.append((self._tickets, job))
         return self._tickets
 
     def wait(self, timeout: float | None = None) -> Finished:
@@ -89,9 +91,9 @@ class LocalEvaluator:
             return []
         if self.safe_point is not None:
             self.safe_point()
-        ticket, genome = self._queue[0]
+        ticket, job = self._queue[0]
         start = time.perf_counter()
-        result = self.objective(genome, self.device)
+        result = run_job(self.objective, job, self.device)
         self._queue.popleft()  # only once it ran: an interrupted candidate stays outstanding
         result.worker = result.worker or self.worker
         result.seconds = result.seconds or time.perf_counter() - start
@@ -106,8 +108,8 @@ class LocalEvaluator:
     def cancel(self) -> None:
         self._queue.clear()
 
-    def evaluate(self, genomes: Sequence[Genome], on_result: ResultCallback) -> None:
-        evaluate_all(self, genomes, on_result)
+    def evaluate(self, jobs: Sequence[Job], on_result: ResultCallback) -> None:
+        evaluate_all(self, jobs, on_result)
 
     def close(self) -> None:
         self._queue.clear()

@@ -1,8 +1,9 @@
 """The objective contract: a picklable callable from `Genome` to `Result` that never raises.
 
 An objective is built once per search from the config (it holds the loaded dataset for `train`), shipped to
-workers (once, through Ray's object store), and called per candidate. `OBJECTIVES` maps `fitness.objective`
-names to factories `(config, space) -> Objective`.
+workers (once, through Ray's object store), and called per candidate: `__call__` for a whole evaluation,
+`train_rung` for one rung of `search.fidelity`. The evaluators reach both through `nas.evaluate.job.run_job`.
+`OBJECTIVES` maps `fitness.objective` names to factories `(config, space) -> Objective`.
 """
 
 import importlib
@@ -20,6 +21,14 @@ from nas.registry import Registry
 class Objective(Protocol):
     def __call__(self, genome: Genome, device: str | None = None) -> Result:
         """Score one genome; any failure inside becomes a failed `Result`, never an exception."""
+        ...
+
+    def train_rung(
+        self, genome: Genome, epochs: int, full_epochs: int, state: bytes | None, device: str | None
+    ) -> Result:
+        """One rung of `search.fidelity`: train `genome` to epoch `epochs` of the `full_epochs` schedule, from
+        `state` (the previous rung's, None to start from epoch 0). The result carries `epochs` and the new state
+        (None at the top rung); any failure becomes a failed `Result`, never an exception."""
         ...
 
     def architecture(self, genome: Genome) -> Architecture:

@@ -258,16 +258,19 @@ def own_process_group() -> Iterator[None]:
         yield
         return
 
-    class GroupedPopen(original):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: object, **kwargs: object) -> None:
+    class GroupedPopen(services.ConsolePopen):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs.setdefault("process_group", 0)
             super().__init__(*args, **kwargs)
 
-    services.ConsolePopen = GroupedPopen
+    # The type checker reads `ConsolePopen` as a class, whose name cannot be rebound; to Ray it is the module
+    # attribute its launcher reads when it starts a process, and replacing that attribute is the point here.
+    launcher: Any = services
+    launcher.ConsolePopen = GroupedPopen
     try:
         yield
     finally:
-        services.ConsolePopen = original
+        launcher.ConsolePopen = original
 
 
 def check_feasible(resources: ResourcesConfig, available: dict[str, float]) -> None:

@@ -1,10 +1,11 @@
 """`RayEvaluator`: each candidate is a Ray task; results stream back the moment each one finishes.
 
 The evaluator contract (`nas.evaluate.evaluator`) with Ray underneath (DESIGN.md section 5):
-- One task per candidate, asking `resources.cpus_per_trial` CPUs and `resources.gpus_per_trial` GPUs
-  (fractions pack several small candidates on one card). Worker processes are reused from one candidate to
-  the next (`resources.reuse_workers`, default true), and each task hands the CUDA memory its candidate cached
-  back to the card when it ends, so the next candidate and the neighbours on a shared card find it free. With
+- One task per job (`nas.evaluate.job`: a candidate's whole evaluation, or one rung of it), asking
+  `resources.cpus_per_trial` CPUs and `resources.gpus_per_trial` GPUs (fractions pack several small candidates
+  on one card). Worker processes are reused from one candidate to the next (`resources.reuse_workers`, default
+  true), and each task hands the CUDA memory its candidate cached back to the card when it ends, so the next
+  candidate and the neighbours on a shared card find it free. With
   `reuse_workers: false` a task asking for GPUs gets a fresh worker process (`max_calls=1`, Ray's own default
   for GPU tasks), which pays seconds of start-up per candidate (interpreter, torch import, CUDA context).
 - The objective, with the dataset it carries, goes to the object store once per evaluator (`ray.put`); each
@@ -72,6 +73,7 @@ from ray.exceptions import (
 
 from nas.config import RayConfig, ResourcesConfig
 from nas.evaluate.evaluator import Finished, ResultCallback, evaluate_all
+from nas.evaluate.job import Job, run_job
 from nas.evaluate.objective import Objective
 from nas.evaluate.ray_cluster import connect
 from nas.evaluate.result import Result, Status
@@ -93,10 +95,8 @@ def worker_name() -> str:
     return f"ray:{ray.util.get_node_ip_address()}:{node_id[:12]}:{os.getpid()}"
 
 
-def run_candidate(
-    objective: Objective, genome: Genome, start_log: Any, token: int, memory_fraction: float = 1.0
-) -> Result:
-    """The task body: report the start, run the objective on Ray's device, say where it ran.
+def run_candidate(objective: Objective, job: Job, start_log: Any, token: int, memory_fraction: float = 1.0) -> Result:
+    """The task body: report the start, run the job on the objective on Ray's device, say where it ran.
 
     `objective` arrives as the evaluator's object ref, which Ray resolves before the task starts (fetched to the
     node's object store once, deserialised per task). Nothing in here blocks on Ray: a task waiting in `ray.get`
@@ -110,9 +110,9 @@ def run_candidate(
         cap_cuda_memory(memory_fraction)
     start = time.perf_counter()
     try:
-        result = objective(genome, device)
+        result = run_job(objective, job, device)
     except Exception as exc:  # the objective broke its contract: the result says so, and where it ran
-        result = escaped(genome, exc)
+        result = escaped(job.genome, exc)
     finally:
         release_cuda_cache()  # after the except block: the traceback's frames (and their tensors) are gone
     result.worker = result.worker or worker
@@ -176,10 +176,10 @@ def cluster_slots(resources: ResourcesConfig, available: dict[str, float]) -> in
 
 @dataclass
 class Flight:
-    """One submitted attempt of one candidate (`whole`: on a whole card, after an out-of-memory while packed)."""
+    """One submitted attempt of one job (`whole`: on a whole card, after an out-of-memory while packed)."""
 
     ticket: int
-    genome: Genome
+    job: Job
     attempt: int
     token: int
     submitted: float
@@ -192,7 +192,7 @@ Flights = dict[ray.ObjectRef, Flight]
 
 
 class RayEvaluator:
-    """Evaluates genomes as Ray tasks (see the module docstring for resources, streaming and faults).
+    """Evaluates jobs as Ray tasks (see the module docstring for resources, streaming and faults).
 
     `RayEvaluator(objective, config.resources, ray_config, workers=N)`: `ray_config.address` None means an
     embedded local Ray (sized for `workers` candidates at once when given), else an existing cluster.
@@ -206,7 +206,7 @@ class RayEvaluator:
         self.resources = resources
         self.workers = workers
         self.connection = connect(ray_config, resources, workers)
-        self._objective_ref = ray.put(objective)
+        self._objective_ref: ray.ObjectRef | None = ray.put(objective)  # None once closed
         self._task = self._make_task(resources)
         self._whole_task: Any = None
         self._start_log = self._make_start_log() if resources.trial_timeout_s is not None else None
@@ -214,8 +214,8 @@ class RayEvaluator:
         self._tickets = 0
         self._polled = 0.0
         self.safe_point: Callable[[], None] | None = None
-        # (ticket, genome, attempt, whole card) not yet submitted
-        self._queue: deque[tuple[int, Genome, int, bool]] = deque()
+        # (ticket, job, attempt, whole card) not yet submitted
+        self._queue: deque[tuple[int, Job, int, bool]] = deque()
         self._flights: dict[ray.ObjectRef, Flight] = {}
         self._slots: int | None = None
         self._slots_read = 0.0
@@ -253,10 +253,10 @@ class RayEvaluator:
 
     # --- submit one, wait for any (the evaluator contract) ---------------------------------------------------
 
-    def submit(self, genome: Genome) -> int:
-        """Queue one candidate (dispatched at once while fewer than `workers` run); returns its ticket."""
+    def submit(self, job: Job) -> int:
+        """Queue one job (dispatched at once while fewer than `workers` run); returns its ticket."""
         self._tickets += 1
-        self._queue.append((self._tickets, genome, 1, False))
+        self._queue.append((self._tickets, job, 1, False))
         self._dispatch()
         return self._tickets
 
@@ -275,12 +275,12 @@ class RayEvaluator:
             finished: Finished = []
             for ref in ready:
                 flight = self._flights[ref]
-                result = self._collect(ref, self._flights, flight.genome)
+                result = self._collect(ref, self._flights, flight.job.genome)
                 del self._flights[ref]
                 if result is None:
-                    self._queue.appendleft((flight.ticket, flight.genome, flight.attempt + 1, flight.whole))
+                    self._queue.appendleft((flight.ticket, flight.job, flight.attempt + 1, flight.whole))
                 elif self._retry_whole(result, flight):
-                    self._queue.appendleft((flight.ticket, flight.genome, flight.attempt + 1, True))
+                    self._queue.appendleft((flight.ticket, flight.job, flight.attempt + 1, True))
                 else:
                     finished.append((flight.ticket, result))
             finished += self._expire(self._flights)
@@ -310,9 +310,9 @@ class RayEvaluator:
         self._flights.clear()
         self._queue.clear()
 
-    def evaluate(self, genomes: Sequence[Genome], on_result: ResultCallback) -> None:
-        """Run every genome; `on_result(index, result)` as each finishes. In-flight tasks are cancelled on error."""
-        evaluate_all(self, genomes, on_result)
+    def evaluate(self, jobs: Sequence[Job], on_result: ResultCallback) -> None:
+        """Run every job; `on_result(index, result)` as each finishes. In-flight tasks are cancelled on error."""
+        evaluate_all(self, jobs, on_result)
 
     # --- the machinery --------------------------------------------------------------------------------------
 
@@ -323,18 +323,18 @@ class RayEvaluator:
     def _dispatch(self) -> None:
         """Submit queued candidates (retries first) while fewer than `workers` are in flight."""
         while self._queue and (self.workers is None or len(self._flights) < self.workers):
-            ticket, genome, attempt, whole = self._queue.popleft()
-            ref, flight = self._submit(genome, ticket, attempt, whole)
+            ticket, job, attempt, whole = self._queue.popleft()
+            ref, flight = self._submit(job, ticket, attempt, whole)
             self._flights[ref] = flight
 
-    def _submit(self, genome: Genome, ticket: int, attempt: int, whole: bool = False) -> tuple[ray.ObjectRef, Flight]:
+    def _submit(self, job: Job, ticket: int, attempt: int, whole: bool = False) -> tuple[ray.ObjectRef, Flight]:
         self._tokens += 1
         gpus = self.resources.gpus_per_trial
         if whole and self._whole_task is None:
             self._whole_task = self._make_task(self.resources, num_gpus=1)
         task, fraction = (self._whole_task, 1.0) if whole else (self._task, gpus if gpus else 1.0)
-        ref = task.remote(self._objective_ref, genome, self._start_log, self._tokens, fraction)
-        return ref, Flight(ticket, genome, attempt, self._tokens, submitted=time.monotonic(), whole=whole)
+        ref = task.remote(self._objective_ref, job, self._start_log, self._tokens, fraction)
+        return ref, Flight(ticket, job, attempt, self._tokens, submitted=time.monotonic(), whole=whole)
 
     def _retry_whole(self, result: Result, flight: Flight) -> bool:
         """An out-of-memory while packed on a shared card: try once more on a whole one."""
@@ -375,7 +375,7 @@ class RayEvaluator:
             result: Result = ray.get(ref)
         except RayTaskError as exc:
             cause = exc.cause if exc.cause is not None else exc
-            status = "oom" if out_of_memory(exc.cause) else "failed"
+            status: Status = "oom" if out_of_memory(exc.cause) else "failed"
             return self._failure(genome, flights, flight, f"{type(cause).__name__}: {cause}", status)
         except RETRYABLE as exc:
             if flight.attempt <= self.resources.max_retries:
@@ -424,7 +424,7 @@ class RayEvaluator:
             if flight.started is not None and now - flight.started > timeout:
                 ray.cancel(ref, force=True)
                 del flights[ref]
-                genome = flight.genome
+                genome = flight.job.genome
                 result = Result(
                     genome.key,
                     genome.to_dict(),

@@ -24,7 +24,7 @@ def augmentation_for(fitness: FitnessConfig, dataset: str) -> Augmentation:
     if not fitness.augment:
         return "none"
     if fitness.augmentation != "auto":
-        return fitness.augmentation  # type: ignore[return-value]
+        return fitness.augmentation
     return "dihedral" if dataset in MICROSCOPY else "crop-flip"
 
 

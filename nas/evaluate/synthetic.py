@@ -118,7 +118,9 @@ class SyntheticObjective:
         lr = math.sqrt(self.space.learning_rate[0] * self.space.learning_rate[1]) if self.space.learning_rate else None
         return self.space.genome(self.space.encode(blocks, lr), tuple(ideal_bits(layers) for layers, _ in blocks))
 
-    def train_rung(self, genome: Genome, epochs: int, full_epochs: int, state: bytes | None, device: str | None):
+    def train_rung(
+        self, genome: Genome, epochs: int, full_epochs: int, state: bytes | None, device: str | None
+    ) -> Result:
         """`search.fidelity`: see `synthetic_rung`; a state that is not this candidate's is a failed result."""
         try:
             return synthetic_rung(self, genome, epochs, full_epochs, state)

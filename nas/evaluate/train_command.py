@@ -21,9 +21,11 @@ The fitness evaluation, run by hand, or the retraining of an exported architectu
 
 The architecture's `in_channels`, `num_classes` and `input_size` must match the data; a mismatch is a one-line
 error naming the architecture file (resize the data with `dataset.resize`, or fix the file).
+
+`train_command` takes the flags as typed parameters (`nas.cli` passes the parsed ones; a flag not given is the
+parameter's default), so Python code calls it directly, without the command line's parser.
 """
 
-import argparse
 import contextlib
 import json
 import logging
@@ -86,7 +88,7 @@ def save_outputs(
     save_architecture(arch, folder / "architecture.yaml")
 
 
-def save_folder(save: str | None) -> contextlib.AbstractContextManager[Path | None]:
+def save_folder(save: str | Path | None) -> contextlib.AbstractContextManager[Path | None]:
     """A staging folder published as `save` on success (checked before any work), or nothing."""
     if not save:
         return contextlib.nullcontext(None)
@@ -96,28 +98,29 @@ def save_folder(save: str | None) -> contextlib.AbstractContextManager[Path | No
 
 
 def run_training(
-    arch: Architecture, config: Config, args: argparse.Namespace, seed: int
+    arch: Architecture, config: Config, seed: int, *, source: str, full: bool, epochs: int | None
 ) -> tuple["nn.Module", "TrainReport", ImageData]:
-    """Load the data, check that the network fits it, train; returns the trained model, the report, the data."""
+    """Load the data, check that the network fits it (a misfit names `source`, the architecture file), train
+    (`epochs` overrides `fitness.epochs`); returns the trained model, the report, the data."""
     from nas.data.loading import load_dataset
     from nas.evaluate.recipe import recipe
     from nas.evaluate.trainer import seeded_model, train_model
 
-    data = load_dataset(config.dataset, seed, full=args.full)
-    check_fits(arch, data, args.architecture)
+    data = load_dataset(config.dataset, seed, full=full)
+    check_fits(arch, data, source)
     model = seeded_model(arch, seed)
-    evaluate = ("test",) if args.full else ("val", "test")
+    evaluate = ("test",) if full else ("val", "test")
     report = train_model(
         model,
         data,
         config.fitness,
         seed=seed,
-        epochs=args.epochs,
+        epochs=epochs,
         lr=arch.genome.learning_rate,
-        full=args.full,
+        full=full,
         evaluate=evaluate,
         progress=True,
-        **recipe(config.fitness, config.dataset.name, data, full=args.full),
+        **recipe(config.fitness, config.dataset.name, data, full=full),
     )
     return model, report, data
 
@@ -142,39 +145,62 @@ def check_train_cost(arch: Architecture, config: Config, source: str) -> None:
         raise UserError(f"{source}: {exc}") from None
 
 
-def train_command(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    arch = load_architecture(args.architecture)
-    check_train_cost(arch, config, args.architecture)
+def train_command(
+    architecture: str | Path,
+    config_path: str | Path,
+    *,
+    epochs: int | None = None,
+    full: bool = False,
+    save: str | Path | None = None,
+    onnx: bool = False,
+    cv: str | None = None,
+    seed: int | None = None,
+    as_json: bool = False,
+) -> int:
+    """`nas train ARCH --config CONFIG ...`: train the architecture file's network (or run the `cv` protocol)
+    and print the report; returns 0."""
+    source = str(architecture)
+    config = load_config(config_path)
+    arch = load_architecture(source)
+    check_train_cost(arch, config, source)
     threads = use_given_cores(config.resources.cpus_per_trial)
-    if getattr(args, "cv", None):
+    if cv:
         from nas.evaluate.crossval import crossval_command
 
-        return crossval_command(args, arch, config)
-    seed = config.seed if args.seed is None else args.seed
-    onnx = bool(getattr(args, "onnx", False))
+        return crossval_command(
+            arch,
+            config,
+            architecture=source,
+            config_path=config_path,
+            cv=cv,
+            seed=seed,
+            epochs=epochs,
+            save=save,
+            as_json=as_json,
+        )
+    seed = config.seed if seed is None else seed
     if onnx:
         from nas.model.onnx_export import require_onnx
 
         require_onnx()
-        if not args.save:
+        if not save:
             raise UserError("--onnx writes model.onnx into the --save folder; give --save DIR")
-    with save_folder(args.save) as stage:
-        model, report, data = run_training(arch, config, args, seed)
+    with save_folder(save) as stage:
+        model, report, data = run_training(arch, config, seed, source=source, full=full, epochs=epochs)
         params, flops = analytic_cost(arch)
         out = {**report.to_dict(), "params": params, "flops": flops, "threads": threads}
         if stage is not None:
             inputs = {
-                "architecture": str(Path(args.architecture).resolve()),
-                "config": str(Path(args.config).resolve()),
+                "architecture": str(Path(architecture).resolve()),
+                "config": str(Path(config_path).resolve()),
             }
-            metrics = {**out, "seed": seed, "full": args.full, "dataset": config.dataset.name, **inputs}
+            metrics = {**out, "seed": seed, "full": full, "dataset": config.dataset.name, **inputs}
             from nas.model.preprocess import preprocess_of
 
             pre = preprocess_of(config.dataset, data)
             save_outputs(stage, model, arch, metrics, pre, onnx)
-    if args.save:
-        log.info("saved the trained network to %s (run it with: nas predict %s IMAGES...)", args.save, args.save)
-    print(json.dumps(out, allow_nan=False) if args.json else format_text(out, args.architecture))
+    if save:
+        log.info("saved the trained network to %s (run it with: nas predict %s IMAGES...)", save, save)
+    print(json.dumps(out, allow_nan=False) if as_json else format_text(out, source))
     sys.stdout.flush()
     return 0

@@ -2,10 +2,12 @@
 
 The file's `format` tag decides which: `nas-architecture/1` gives per-block channels, params and FLOPs at the
 file's input size; `nas-search-space/1` gives the particle's dimensions and the shortcut bit-length range.
+`inspect_command` takes its arguments as typed parameters (`nas.cli` turns the parsed flags into them), so
+Python code calls it directly, without the command line's parser.
 """
 
-import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from nas.errors import UserError, shown
@@ -81,13 +83,15 @@ def format_text(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def inspect_command(args: argparse.Namespace) -> int:
-    fmt = load_yaml_mapping(args.file, "file").get("format")
+def inspect_command(file: str | Path, *, as_json: bool = False) -> int:
+    """`nas inspect FILE [--json]`: print what `file` describes (one JSON object with `as_json`); returns 0."""
+    path = str(file)
+    fmt = load_yaml_mapping(path, "file").get("format")
     if fmt == ARCH_FORMAT:
-        info = describe_architecture(args.file)
+        info = describe_architecture(path)
     elif fmt == SPACE_FORMAT:
-        info = describe_space(args.file)
+        info = describe_space(path)
     else:
-        raise UserError(f"{args.file}: format: must be {ARCH_FORMAT!r} or {SPACE_FORMAT!r}, got {shown(fmt)}")
-    print(json.dumps(info) if args.json else format_text(info))
+        raise UserError(f"{path}: format: must be {ARCH_FORMAT!r} or {SPACE_FORMAT!r}, got {shown(fmt)}")
+    print(json.dumps(info) if as_json else format_text(info))
     return 0

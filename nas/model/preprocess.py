@@ -372,6 +372,7 @@ def example_batch(pre: Preprocess, batch: int = 2, seed: int = 0) -> torch.Tenso
     shape = (batch, pre.in_channels, pre.input_size, pre.input_size)
     if pre.input_dtype == "uint8":
         return torch.randint(0, 256, shape, generator=generator, dtype=torch.uint8)
-    bounded = pre.input_range is not None and pre.input_range[1] - pre.input_range[0] < 1e4
-    low, high = pre.input_range if bounded else (-3.0, 3.0)  # type: ignore[misc]
+    low, high = -3.0, 3.0
+    if pre.input_range is not None and pre.input_range[1] - pre.input_range[0] < 1e4:  # bounded
+        low, high = pre.input_range
     return low + (high - low) * torch.rand(shape, generator=generator)

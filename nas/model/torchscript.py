@@ -49,7 +49,7 @@ def to_torchscript(network: nn.Module, pre: Preprocess) -> torch.jit.ScriptModul
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         traced = torch.jit.trace(model, example_batch(pre))
-    return traced  # type: ignore[return-value]
+    return traced
 
 
 def save_torchscript(network: nn.Module, pre: Preprocess, path: str | Path) -> None:

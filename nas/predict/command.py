@@ -13,13 +13,16 @@ predicted) are printed (to stderr when the CSV goes to stdout); on a BBBC021 or 
 the protocol (treatments, wells: the trainer's aggregation), beside the per-image accuracy. `--json`
 prints exactly one JSON object on stdout instead (with the predictions when there is no `--out`). A progress bar
 shows on stderr, when it is a terminal, for inputs longer than one batch.
+
+`predict_command` takes the flags as typed parameters (`nas.cli` passes the parsed ones), so Python code calls
+it directly, without the command line's parser.
 """
 
-import argparse
 import csv
 import io
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +83,7 @@ def scores(probs: np.ndarray, inputs: Inputs, classes: int) -> dict[str, Any] | 
     per_image = float(np.mean(np.argmax(probs, axis=1) == labels))
     out: dict[str, Any] = {"level": "image", "count": len(labels), "image_accuracy": per_image}
     if inputs.groups is not None:
-        probs, labels = aggregate(probs, labels, inputs.groups, inputs.group_reduce)  # type: ignore[arg-type]
+        probs, labels = aggregate(probs, labels, inputs.groups, inputs.group_reduce)
         out.update(level=inputs.protocol or "group", count=len(labels))
     pred = np.argmax(probs, axis=1)
     out["accuracy"] = float(np.mean(pred == labels))
@@ -137,29 +140,38 @@ def prediction(item: Item, p: np.ndarray) -> dict[str, Any]:
             "probabilities": p.tolist()}  # fmt: skip
 
 
-def predict_command(args: argparse.Namespace) -> int:
-    if args.out:
-        check_out_path(args.out)
-    model = load_model(args.model_dir, args.format)
+def predict_command(
+    model_dir: str | Path,
+    inputs: Sequence[str | Path],
+    *,
+    out: str | Path | None = None,
+    as_json: bool = False,
+    batch_size: int = 256,
+    model_format: str = "auto",
+) -> int:
+    """`nas predict MODEL_DIR INPUT...`: predict, write or print the CSV and the scores; returns 0."""
+    if out:
+        check_out_path(str(out))
+    model = load_model(model_dir, model_format)
     pre = model.preprocess
-    inputs = gather(args.inputs, pre)
-    probs = predict_items(model, inputs.items, args.batch_size)
-    score = scores(probs, inputs, len(pre.class_names))
-    table = csv_text(inputs, probs, pre.class_names)
-    if args.out:
-        atomic_write_text(Path(args.out), table)
-    if args.json:
-        out: dict[str, Any] = {"model": str(model.path), "format": model.format, "images": len(inputs.items),
-                               "class_names": pre.class_names, **(score or {"accuracy": None})}  # fmt: skip
-        if args.out:
-            out["out"] = str(args.out)
+    gathered = gather([str(item) for item in inputs], pre)
+    probs = predict_items(model, gathered.items, batch_size)
+    score = scores(probs, gathered, len(pre.class_names))
+    table = csv_text(gathered, probs, pre.class_names)
+    if out:
+        atomic_write_text(Path(out), table)
+    if as_json:
+        result: dict[str, Any] = {"model": str(model.path), "format": model.format, "images": len(gathered.items),
+                                  "class_names": pre.class_names, **(score or {"accuracy": None})}  # fmt: skip
+        if out:
+            result["out"] = str(out)
         else:
-            out["predictions"] = [prediction(item, p) for item, p in zip(inputs.items, probs, strict=True)]
-        print(json.dumps(out, allow_nan=False))
-    elif args.out:
-        print(summary_text(model, len(inputs.items), score))
+            result["predictions"] = [prediction(item, p) for item, p in zip(gathered.items, probs, strict=True)]
+        print(json.dumps(result, allow_nan=False))
+    elif out:
+        print(summary_text(model, len(gathered.items), score))
     else:
         sys.stdout.write(table)
-        sys.stderr.write(summary_text(model, len(inputs.items), score) + "\n")
+        sys.stderr.write(summary_text(model, len(gathered.items), score) + "\n")
     sys.stdout.flush()
     return 0

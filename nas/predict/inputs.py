@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.data.aggregate import Reduce
 from nas.errors import UserError
 from nas.model.preprocess import Preprocess
 from nas.predict.files import file_kind
@@ -57,7 +58,7 @@ class Inputs:
 
     items: list[Item] = field(default_factory=list)
     groups: np.ndarray | None = None
-    group_reduce: str = "median"
+    group_reduce: Reduce = "median"
     protocol: str | None = None
     columns: list[str] = field(default_factory=list)
 

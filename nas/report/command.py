@@ -3,10 +3,10 @@
 Works on a finished, paused or still-running search (it reads a snapshot and never touches the log or the
 checkpoint). The folder is written whole and then published in one rename (`nas.stagedir`), so a report is
 never half old and half new; running the command again refreshes it, unless someone put other files into
-it, which are never deleted (the command refuses instead).
+it, which are never deleted (the command refuses instead). `report_command` takes the run directory as a typed
+parameter (`nas.cli` passes the parsed one), so Python code calls it directly, without the command line's parser.
 """
 
-import argparse
 from pathlib import Path
 
 from nas.report.best import draw_best
@@ -34,8 +34,9 @@ def write_report(run_dir: Path) -> dict[str, Path]:
     return {name: target / name for name in REPORT_FILES}
 
 
-def report_command(args: argparse.Namespace) -> int:
-    files = write_report(Path(args.run_dir))
-    lines = [f"report of {args.run_dir}"] + [f"  {name:<13} {path}" for name, path in files.items()]
+def report_command(run_dir: str | Path) -> int:
+    """`nas report RUN_DIR`: write the report and print where each file is; returns 0."""
+    files = write_report(Path(run_dir))
+    lines = [f"report of {run_dir}"] + [f"  {name:<13} {path}" for name, path in files.items()]
     print("\n".join(lines), flush=True)
     return 0

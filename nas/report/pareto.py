@@ -62,7 +62,7 @@ def draw_pareto(ctx: ReportContext, folder: Path) -> Path:
         bar.set_label("search step that evaluated it")
         bar.locator = MaxNLocator(integer=True)
         bar.update_ticks()
-        xs = [r.params for r in front] + [max(r.params for r in sized)]  # type: ignore[type-var]
+        xs = [r.params for r in front] + [max(r.params for r in sized if r.params is not None)]
         ys = [r.fitness for r in front] + [front[-1].fitness]
         ax.step(xs, ys, where="post", color=style.FRONT, lw=2.5, zorder=3)
         ax.scatter(

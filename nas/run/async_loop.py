@@ -4,7 +4,7 @@ One round of the loop:
 
     wait for any finished candidate(s)                      evaluator.wait
     record them: append to the log (one fsync), best file   Loop.record_many   <- the results are safe from here
-    for each, in completion order (`arrived`):
+    for each, in completion order (`receive`):
         tell the strategy that one result                   strategy.tell([r])
         top up: ask for enough new genomes to have          top_up
             `target` in flight
@@ -55,9 +55,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from nas.evaluate.job import Job
 from nas.evaluate.result import Result
-from nas.evaluate.rungjob import RungJob
-from nas.genome.genome import Genome
 from nas.run.checkpoint import load_checkpoint
 from nas.run.dispatch import largest_first
 from nas.run.loop import Loop, save_state
@@ -148,7 +147,7 @@ class AsyncLoop(Loop):
         self.position = int(checkpoint.get("async_position", checkpoint.get("evaluations", 0)))
         self.line_position = int(checkpoint.get("async_lines", 0))  # under `search.fidelity`: log lines told through
         self.replay_target: int | None = checkpoint.get("async_target")  # the session that wrote it
-        self.submitted: dict[int, Genome | RungJob] = {}  # ticket -> genome or rung: what the evaluator holds
+        self.submitted: dict[int, Job] = {}  # ticket -> the job (a genome, or one of its rungs) the evaluator holds
         fidelity = self.s.config.search.fidelity
         self.rungs = None  # the sync scheduler is not used here
         self.asha = None if fidelity is None else AsyncRungs(
@@ -209,7 +208,7 @@ class AsyncLoop(Loop):
         self.checkpoint()  # this session's target, from here on
         self.submit_new()
         while self.evaluator.outstanding():
-            self.arrived(self.evaluator.wait(timeout=POLL_S))
+            self.receive(self.evaluator.wait(timeout=POLL_S))
             if self.out_of_time():
                 self.evaluator.cancel()
                 break
@@ -241,24 +240,24 @@ class AsyncLoop(Loop):
         told = replay(self.s.strategy, prior, after, int(self.replay_target or self.target), budget)
         log.info("told the strategy the %d results logged after the checkpoint", told)
 
-    def arrived(self, finished: list[tuple[int, Result]]) -> None:  # type: ignore[override]
+    def receive(self, finished: list[tuple[int, Result]]) -> None:
         """Results arrived: record them (into the log, first, one fsync for those that came together), then for
         each in completion order tell it and top up. A top-up sees the log only up to the result just told, as
         the replay does. Under `search.fidelity` a rung result is told only when it settles its candidate (the
         rest go straight on to their next rung, `submit_new`)."""
         arrivals = []
         for ticket, result in finished:
-            work = self.submitted.pop(ticket)
-            if work.key != result.key:
-                raise RuntimeError(f"ticket {ticket} came back with {result.key[:12]}, not {work.key[:12]}")
-            arrivals.append((work, result))
+            job = self.submitted.pop(ticket)
+            if job.key != result.key:
+                raise RuntimeError(f"ticket {ticket} came back with {result.key[:12]}, not {job.key[:12]}")
+            arrivals.append((job, result))
         if not arrivals:
             return
         if self.asha is None:
             self.record_many([result for _, result in arrivals])
             told = [result for _, result in arrivals]
         else:
-            settled = [job.key for job, r in arrivals if self.asha.arrived(job, r)]  # type: ignore[arg-type]
+            settled = [job.key for job, r in arrivals if self.asha.arrived(job, r)]
             told = [self.asha.settled_result(key) for key in settled]
         self.untold = {r.key for r in told}
         for result in told:
@@ -274,7 +273,7 @@ class AsyncLoop(Loop):
         the slots that are free."""
         held = {w.key for w in self.submitted.values()}
         flying = list({g.key: g for g in self.s.strategy.in_flight() if g.key not in held}.values())  # each once
-        jobs: list[Genome | RungJob] = []
+        jobs: list[Job] = []
         if self.asha is not None:
             jobs = [self.asha.next_job(g) for g in flying if g.key in self.asha.open]
             flying = [g for g in flying if g.key not in self.asha.open]
@@ -286,9 +285,9 @@ class AsyncLoop(Loop):
             new = largest_first(new, self.s.objective)
             if self.asha is not None:  # continuations were first: new candidates wait for a free slot
                 new = new[: max(0, free)]
-        jobs += [g if self.asha is None else self.asha.next_job(g) for g in new]
-        for work in jobs:
-            self.submitted[self.evaluator.submit(work)] = work  # type: ignore[arg-type]
+        jobs += [Job(g) if self.asha is None else self.asha.next_job(g) for g in new]
+        for job in jobs:
+            self.submitted[self.evaluator.submit(job)] = job
 
     def new_submitted(self) -> int:
         """Submitted candidates not in the log yet (a candidate's later rungs are not new evaluations)."""

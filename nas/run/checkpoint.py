@@ -151,15 +151,15 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
         return current
     previous = read_one(run_dir / PREVIOUS)
     staged = read_one(run_dir / STAGED)
-    if previous is None and staged is None:
-        raise UserError(f"{run_dir}: both {CURRENT} and {PREVIOUS} are missing or corrupt; cannot resume")
     fault = "is a directory, not a checkpoint" if (run_dir / CURRENT).is_dir() else "is missing or corrupt"
     if staged is not None and (previous is None or staged.get("step", 0) > previous.get("step", 0)):
         warn_once(run_dir, "%s: %s %s; using the staged checkpoint of step %s", run_dir, CURRENT, fault,
                   staged.get("step"))  # fmt: skip
         return staged
+    if previous is None:  # and no staged one either
+        raise UserError(f"{run_dir}: both {CURRENT} and {PREVIOUS} are missing or corrupt; cannot resume")
     warn_once(run_dir, "%s: %s %s; falling back to %s", run_dir, CURRENT, fault, PREVIOUS)
-    return previous  # type: ignore[return-value]
+    return previous
 
 
 # run directory -> the state of its checkpoint files when a fallback was last announced

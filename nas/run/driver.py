@@ -26,9 +26,12 @@ of disk at start-up, so no log either) has told its strategy nothing: `nas resum
 
 `search.fidelity` (successive halving): `nas.run.rungs.SyncRungs` trains each batch rung by rung and the strategy
 is told each candidate at the highest rung it reached; the budget still counts distinct genomes.
+
+`search_command` and `resume_command` take the flags as typed parameters (`nas.cli` passes the parsed ones), so
+Python code starts or continues a search directly, without the command line's parser; how an invocation runs its
+candidates and when it stops travels through the session's set-up as one `Launch`.
 """
 
-import argparse
 import dataclasses
 import logging
 from collections.abc import Iterator
@@ -106,11 +109,7 @@ def uses_ray(config: Config, workers: int | None) -> bool:
 
 def make_evaluator(objective: Objective, config: Config, workers: int | None, address: str | None) -> Evaluator:
     """`--workers 0`: in-process. Otherwise Ray: an existing cluster at `address`, or an embedded local one.
-    Under `search.fidelity` the evaluator runs rungs (`nas.evaluate.rungjob`) instead of whole trainings."""
-    if config.search.fidelity is not None:
-        from nas.evaluate.rungjob import RungObjective
-
-        objective = RungObjective(objective, config.fitness.epochs)  # type: ignore[assignment]
+    Under `search.fidelity` the loops submit rung jobs (`nas.evaluate.job`) to it instead of whole evaluations."""
     if workers == 0:
         return LocalEvaluator(objective)
     from nas.evaluate.ray_evaluator import RayEvaluator
@@ -119,19 +118,41 @@ def make_evaluator(objective: Objective, config: Config, workers: int | None, ad
     return RayEvaluator(objective, config.resources, ray_config, workers=workers or config.ray.workers)
 
 
-def search_command(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    if args.seed is not None:
-        config.seed = args.seed  # held to the config's range by the parser (`nas.cli`)
+@dataclasses.dataclass(frozen=True)
+class Launch:
+    """How one `nas search` or `nas resume` runs its candidates and when it stops: `workers` (0: in-process;
+    None: the config's `ray.workers`), `ray_address` (None: the config's `ray.address`, else an embedded local
+    cluster) and `max_evaluations` (new evaluations of this invocation; None: the budget alone)."""
+
+    workers: int | None = None
+    ray_address: str | None = None
+    max_evaluations: int | None = None
+
+
+def search_command(
+    config_path: str | Path,
+    *,
+    run_dir: str | Path | None = None,
+    seed: int | None = None,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    max_evaluations: int | None = None,
+) -> int:
+    """`nas search CONFIG`: a new search into `run_dir` (default runs/<name>-<time>), `seed` in place of the
+    config's; returns the exit code (0, or 130/143 after a signal)."""
+    launch = Launch(workers, ray_address, max_evaluations)
+    config = load_config(config_path)
+    if seed is not None:
+        config.seed = seed  # held to the config's range by the parser (`nas.cli`)
     space = load_search_space(config)
     strategy = build_strategy(config.search, space, config.seed)
     objective = build_objective(config, space)
     base = architecture_base(objective, space)  # before the run directory: a misfit is bad input, not a run
     check_space_cost(objective, space, config)
-    path = Path(args.run_dir) if args.run_dir else default_run_dir(config)
+    path = Path(run_dir) if run_dir else default_run_dir(config)
     check_run_dir_free(path)
     try:
-        evaluator = connect_first(objective, config, args)  # a bad or unreachable Ray address leaves no run behind
+        evaluator = connect_first(objective, config, launch)  # a bad or unreachable Ray address leaves no run behind
     except Interrupted as exc:
         log.warning("interrupted by %s while connecting; nothing was started", exc)
         return exc.exit_code
@@ -144,15 +165,15 @@ def search_command(args: argparse.Namespace) -> int:
     with run_lock(run.path):
         session = Session(run, config, space, strategy, objective, config_sha256=run.config_sha256(),
                           inputs=input_digests(config))  # fmt: skip
-        return begin(session, base, args, evaluator)
+        return begin(session, base, launch, evaluator)
 
 
-def connect_first(objective: Objective, config: Config, args: argparse.Namespace) -> Evaluator:
+def connect_first(objective: Objective, config: Config, launch: Launch) -> Evaluator:
     """The evaluator of a new search, connected before its run directory exists: a malformed address, an
     unreachable cluster or a refused token is then a one-line error with nothing left behind, and the same
     command works once it is fixed. A signal while connecting raises `Interrupted` once Ray is back down."""
-    with SignalGuard(deferred=uses_ray(config, args.workers)) as guard:
-        evaluator = make_evaluator(objective, config, args.workers, args.ray_address)
+    with SignalGuard(deferred=uses_ray(config, launch.workers)) as guard:
+        evaluator = make_evaluator(objective, config, launch.workers, launch.ray_address)
         stop_if_signalled(guard, evaluator)
     return evaluator
 
@@ -166,15 +187,23 @@ def stop_if_signalled(guard: SignalGuard, evaluator: Evaluator) -> None:
         raise
 
 
-def resume_command(args: argparse.Namespace) -> int:
-    run = open_run_dir(Path(args.run_dir))
+def resume_command(
+    run_dir: str | Path,
+    *,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    max_evaluations: int | None = None,
+) -> int:
+    """`nas resume RUN_DIR`: continue the search of `run_dir` from its checkpoint and log; returns the exit code
+    (0, or 130/143 after a signal)."""
+    run = open_run_dir(Path(run_dir))
     with run_lock(run.path):  # before reading anything: another driver may be writing it
-        return resume_locked(run, args)
+        return resume_locked(run, Launch(workers, ray_address, max_evaluations))
 
 
-def resume_locked(run: RunDir, args: argparse.Namespace) -> int:
+def resume_locked(run: RunDir, launch: Launch) -> int:
     if not has_checkpoint(run.path) and not (run.log.exists() and run.log.stat().st_size):
-        return restart(run, args)
+        return restart(run, launch)
     checkpoint = load_checkpoint(run.path)
     if checkpoint.get("config_sha256") != run.config_sha256():
         raise UserError(f"{run.config} changed since the run started; resume refuses it (start a new search)")
@@ -201,10 +230,10 @@ def resume_locked(run: RunDir, args: argparse.Namespace) -> int:
         prepare_folder(run.path)  # `rungs` not a folder: exit 2; what a killed state write staged goes
     log.info("resuming %s at step %d", run.path, session.step)
     with resumable_on_disk_error(run):
-        return drive(session, args.workers, args.ray_address, args.max_evaluations)
+        return drive(session, launch.workers, launch.ray_address, launch.max_evaluations)
 
 
-def restart(run: RunDir, args: argparse.Namespace) -> int:
+def restart(run: RunDir, launch: Launch) -> int:
     """`nas resume` of a run that stopped before its first checkpoint: start it from its config at step 0.
 
     Nothing was evaluated or told to the strategy yet (no log either), so this is the search the run began. A
@@ -218,10 +247,10 @@ def restart(run: RunDir, args: argparse.Namespace) -> int:
     objective = build_objective(config, space)
     session = Session(run, config, space, strategy, objective, config_sha256=run.config_sha256(),
                       inputs=input_digests(config))  # fmt: skip
-    return begin(session, architecture_base(objective, space), args)
+    return begin(session, architecture_base(objective, space), launch)
 
 
-def begin(session: Session, base: dict[str, Any], args: argparse.Namespace, evaluator: Evaluator | None = None) -> int:
+def begin(session: Session, base: dict[str, Any], launch: Launch, evaluator: Evaluator | None = None) -> int:
     """Step 0 of a search whose run directory holds its config (the caller holds the lock): the first
     checkpoint, then the loop (on `evaluator` when the caller connected one already)."""
     try:
@@ -232,7 +261,7 @@ def begin(session: Session, base: dict[str, Any], args: argparse.Namespace, eval
             evaluator.close()
         raise
     with resumable_on_disk_error(session.run):
-        return drive(session, args.workers, args.ray_address, args.max_evaluations, evaluator)
+        return drive(session, launch.workers, launch.ray_address, launch.max_evaluations, evaluator)
 
 
 @contextmanager

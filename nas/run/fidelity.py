@@ -54,8 +54,8 @@ def promotion_count(n: int, eta: int) -> int:
 
 def promote(fitness: Sequence[float | None], eta: int) -> list[int]:
     """Indices (ascending) of the candidates of one batch rung that go on; None is a failed candidate."""
-    ok = sorted((i for i, f in enumerate(fitness) if f is not None), key=lambda i: (-fitness[i], i))  # type: ignore[operator]
-    return sorted(ok[: promotion_count(len(fitness), eta)])
+    ok = sorted((-f, i) for i, f in enumerate(fitness) if f is not None)  # best first, ties by ask order
+    return sorted(i for _, i in ok[: promotion_count(len(fitness), eta)])
 
 
 RUNG_GAP = 1e-9  # keeps rungs strictly apart in `told_fitness`

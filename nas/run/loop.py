@@ -14,6 +14,7 @@ from typing import Any
 from nas.config import Config
 from nas.errors import UserError
 from nas.evaluate.evaluator import Evaluator
+from nas.evaluate.job import Job
 from nas.evaluate.objective import Objective
 from nas.evaluate.result import Result
 from nas.genome.architecture import Architecture, save_architecture
@@ -193,6 +194,7 @@ class Loop:
 
     def evaluate_batch(self, genomes: list[Genome]) -> tuple[bool, int]:
         """Evaluate what the log does not answer: (whole batch done, how many candidates were trained)."""
+        assert self.evaluator is not None, "run_batch before the evaluator is connected"
         if self.rungs is not None:
             todo = self.rungs.batch(genomes, self.s.step)
             return self.rungs.run(self.evaluator, genomes, self.s.step, self.remaining()), len(todo)
@@ -202,14 +204,13 @@ class Loop:
                 misses[g.key] = g
         remaining = self.remaining()
         todo = list(misses.values())[: remaining if remaining is not None else None]
-        assert self.evaluator is not None, "run_batch before the evaluator is connected"
         fresh: set[str] = set()  # an `oom` of this batch is an answer for this step, though not a finished one
 
         def arrived(index: int, result: Result) -> None:
             fresh.add(result.key)
             self.arrived(index, result)
 
-        self.evaluator.evaluate(largest_first(todo, self.s.objective), arrived)
+        self.evaluator.evaluate([Job(g) for g in largest_first(todo, self.s.objective)], arrived)
         return all(g.key in self.log or g.key in fresh for g in genomes), len(todo)
 
     def run_batch(self) -> bool:
@@ -225,12 +226,12 @@ class Loop:
             complete, todo = False, 0
         if not complete:  # cut short by a budget or --max-evaluations: not told, but its time is the run's
             self.save_elapsed()
-            if self.best is not None:  # and a best it found belongs on the curve
-                self.monitor.best(self.s.step, self.best.fitness)  # type: ignore[arg-type]
+            if self.best is not None and self.best.fitness is not None:  # and a best it found belongs on the curve
+                self.monitor.best(self.s.step, self.best.fitness)
             return False
-        results = [self.log.get(g.key) for g in genomes]
-        told = results if self.rungs is None else [self.rungs.told(r) for r in results]  # type: ignore[arg-type]
-        self.s.strategy.tell(told)  # type: ignore[arg-type]
+        results = [self.log.results[g.key] for g in genomes]  # a complete batch: the log holds every genome
+        told = results if self.rungs is None else [self.rungs.told(r) for r in results]
+        self.s.strategy.tell(told)
         self.s.step += 1
         self.s.stalled_steps = 0 if todo else self.s.stalled_steps + 1
         if self.s.stalled_steps == self.s.config.search.stall_batches:
@@ -246,7 +247,7 @@ class Loop:
         # the step just told, by its index: numbered from 0, as the log, summary.md and TensorBoard number it
         log.info("step %d: %d asked, %d new, repeats avoided %d, slots left empty %d", self.s.step - 1, len(genomes),
                  todo, repeats.avoided, repeats.unfilled)  # fmt: skip
-        self.monitor.step(self.s.step, results, self.best.fitness if self.best else None)  # type: ignore[arg-type]
+        self.monitor.step(self.s.step, results, self.best.fitness if self.best else None)
         self.monitor.repeats(self.s.step, repeats.avoided, repeats.unfilled)
         return True
 

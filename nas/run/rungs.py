@@ -38,9 +38,9 @@ from nas.atomicfile import atomic_write_bytes, move_folder_aside, remove_staged,
 from nas.config import FidelityConfig
 from nas.errors import UserError, os_reason
 from nas.evaluate.evaluator import Evaluator
+from nas.evaluate.job import Job
 from nas.evaluate.result import Result
 from nas.evaluate.rungfile import check, seal
-from nas.evaluate.rungjob import RungJob
 from nas.genome.genome import Genome
 from nas.run.fidelity import Asha, promote, rung_epochs, told_fitness
 from nas.run.runlog import EvaluationLog
@@ -262,10 +262,22 @@ class Rungs:
         record: Callable[[Result], None],
     ):
         self.rungs = rung_epochs(fidelity.min_epochs, fidelity.eta, full_epochs)
+        self.full_epochs = full_epochs
         self.eta = fidelity.eta
         self.store = RungStore(run_path)
         self.log = log
         self.record = record
+
+    def job(self, genome: Genome, epochs: int, state: bytes | None = None) -> Job:
+        """The job that trains `genome` to rung `epochs` of this run's schedule, from `state` (None: epoch 0)."""
+        return Job(genome, epochs=epochs, full_epochs=self.full_epochs, state=state)
+
+    @staticmethod
+    def epochs_of(job: Job) -> int:
+        """The rung `job` trains: every job a scheduler makes is a rung (`job`), never a whole evaluation."""
+        if job.epochs is None:
+            raise ValueError(f"{job.key[:12]} came back as a whole evaluation, not as a rung")
+        return job.epochs
 
 
 class SyncRungs(Rungs):
@@ -311,18 +323,20 @@ class SyncRungs(Rungs):
         for g in candidates:
             if self.log.at(g.key, epochs) is None:
                 previous = self.rungs[level - 1] if level else None
-                jobs.append(RungJob(g, epochs, self.store.load(g.key, previous) if previous else None))
+                state = self.store.load(g.key, previous) if previous else None
+                jobs.append(self.job(g, epochs, state))
         evaluator.evaluate(jobs, lambda index, result: self.arrived(jobs[index], result))
 
-    def arrived(self, job: RungJob, result: Result) -> None:
+    def arrived(self, job: Job, result: Result) -> None:
         """A rung result: its state to disk, then its log line, then the previous state away."""
-        result.epochs = job.epochs
+        epochs = self.epochs_of(job)
+        result.epochs = epochs
         state, result.state = result.state, None
-        top = job.epochs == self.rungs[-1]
+        top = epochs == self.rungs[-1]
         if result.ok and state is not None and not top:
-            self.store.save(job.key, job.epochs, state)
+            self.store.save(job.key, epochs, state)
         self.record(result)
-        self.store.discard(job.key, below=job.epochs if result.ok and not top else None)
+        self.store.discard(job.key, below=epochs if result.ok and not top else None)
 
     def told(self, result: Result) -> Result:
         """The result a strategy is told: fitness ranked by rung, then accuracy (`told_fitness`)."""
@@ -370,26 +384,27 @@ class AsyncRungs(Rungs):
             self.settled.append((index, result.key))
         return goes_on
 
-    def next_job(self, genome: Genome) -> RungJob:
+    def next_job(self, genome: Genome) -> Job:
         """The job of a candidate in flight: its next rung from its saved state if it continues, else (a new
         candidate, or one whose first rung was lost) the first rung from scratch."""
         level = self.open.get(genome.key)
         if level is None:
-            return RungJob(genome, self.rungs[0])
-        return RungJob(genome, self.rungs[level + 1], self.store.load(genome.key, self.rungs[level]))
+            return self.job(genome, self.rungs[0])
+        return self.job(genome, self.rungs[level + 1], self.store.load(genome.key, self.rungs[level]))
 
-    def arrived(self, job: RungJob, result: Result) -> bool:
+    def arrived(self, job: Job, result: Result) -> bool:
         """A rung result: decided, its state to disk when it continues, its log line, then the states it no
         longer needs removed. True when the candidate is settled (the strategy may be told it)."""
-        result.epochs = job.epochs
+        epochs = self.epochs_of(job)
+        result.epochs = epochs
         state, result.state = result.state, None
         # the decision reads only earlier lines, so it is made before this line is written (and made again,
         # the same, from the log on a restart); the state is on disk before a line that says continue
         goes_on = self.decide(result, len(self.log.lines))
         if goes_on and state is not None:
-            self.store.save(job.key, job.epochs, state)
+            self.store.save(job.key, epochs, state)
         self.record(result)
-        self.store.discard(job.key, below=job.epochs if goes_on and state is not None else None)
+        self.store.discard(job.key, below=epochs if goes_on and state is not None else None)
         return not goes_on
 
     def settled_result(self, key: str) -> Result:

@@ -15,9 +15,14 @@ once Ray is connected.
 """
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
+
+# What `signal.signal` takes and returns: a Python handler, SIG_DFL or SIG_IGN, or None (a handler that was not
+# installed from Python)
+Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 class Interrupted(BaseException):
@@ -41,7 +46,7 @@ class SignalGuard:
         self.depth = 0
         self.deferred = deferred
         self.pending: int | None = None
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, Handler] = {}
 
     def __enter__(self) -> "SignalGuard":
         self.install()
@@ -60,7 +65,7 @@ class SignalGuard:
 
     def __exit__(self, *exc: object) -> None:
         for signum, handler in self._previous.items():
-            signal.signal(signum, handler)  # type: ignore[arg-type]
+            signal.signal(signum, handler)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.depth or self.deferred:

@@ -6,9 +6,11 @@ dataset is loaded once for all backbones, then each backbone runs the dataset's 
 backbones already done. `baseline/config.yaml` is the config as run: the file's, with `--epochs` applied. The
 default run directory is `runs/<config name>-baseline`; pointing `--run-dir` at a search's run directory puts
 the arm beside the search for `nas report`.
+
+`baseline_command` takes the flags as typed parameters (`nas.cli` passes the parsed ones), so Python code calls
+it directly, without the command line's parser.
 """
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -31,7 +33,7 @@ def default_run_dir(config: Config) -> Path:
     return Path("runs") / f"{config.name}-baseline"
 
 
-def checked_plan(config_path: str) -> tuple[Config, list]:
+def checked_plan(config_path: str | Path) -> tuple[Config, list]:
     """The config and its runs, every weights file verified; errors name the config file too."""
     config = load_config(config_path)
     try:
@@ -57,24 +59,28 @@ def as_run(config: Config, epochs: int | None) -> Config:
     return dataclasses.replace(config, baseline=dataclasses.replace(config.baseline, epochs=epochs))
 
 
-def baseline_command(args: argparse.Namespace) -> int:
-    config, runs = checked_plan(args.config)
-    config = as_run(config, args.epochs)
+def baseline_command(
+    config_path: str | Path, *, run_dir: str | Path | None = None, epochs: int | None = None, as_json: bool = False
+) -> int:
+    """`nas baseline CONFIG [--run-dir DIR] [--epochs N] [--json]`: run every backbone, print the results;
+    returns 0."""
+    config, runs = checked_plan(config_path)
+    config = as_run(config, epochs)
     use_given_cores(config.resources.cpus_per_trial)
-    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config)
-    atomic_write_text(baseline_dir(run_dir) / "config.yaml", config.to_yaml())
+    folder = Path(run_dir) if run_dir else default_run_dir(config)
+    atomic_write_text(baseline_dir(folder) / "config.yaml", config.to_yaml())
     progress = sys.stderr.isatty()
     data = load_plain_data(config)
     results = []
     for run in runs:
         log.info("transfer arm: %s (%s) on %s", run.backbone.title, run.init, config.dataset.name)
-        metrics, tables = run_arm(config, run, epochs=args.epochs, progress=progress, data=data)
+        metrics, tables = run_arm(config, run, epochs=epochs, progress=progress, data=data)
         for stem, rows in tables.items():
-            write_rows(run_dir, run.model, stem, rows)
-        log.info("wrote %s", write_metrics(run_dir, metrics))
+            write_rows(folder, run.model, stem, rows)
+        log.info("wrote %s", write_metrics(folder, metrics))
         results.append(finite(metrics))
-    if args.json:
-        summary = {"run_dir": str(run_dir), "dataset": config.dataset.name, "results": results}
+    if as_json:
+        summary = {"run_dir": str(folder), "dataset": config.dataset.name, "results": results}
         print(json.dumps(summary, allow_nan=False))
     else:
         print("\n".join(summary_line(m) for m in results))

@@ -31,6 +31,7 @@ from test_ray_cluster import cluster  # noqa: F401  (the simulated multi-node cl
 import nas.evaluate.train_objective as train_objective
 import nas.run.driver as driver
 from nas.config import load_config
+from nas.evaluate.job import Job
 from nas.evaluate.result import Result
 from nas.genome.genome import Genome
 from nas.genome.space import load_space
@@ -60,6 +61,17 @@ class FaultyObjective:
     plan: dict[str, str]
 
     def __call__(self, genome: Genome, device: str | None = None) -> Result:
+        self.misbehave(genome)
+        return self.real(genome, device)
+
+    def train_rung(
+        self, genome: Genome, epochs: int, full_epochs: int, state: bytes | None, device: str | None
+    ) -> Result:
+        self.misbehave(genome)
+        return self.real.train_rung(genome, epochs, full_epochs, state, device)
+
+    def misbehave(self, genome: Genome) -> None:
+        """What `plan` says this genome does on its worker before (or instead of) training."""
         role = self.plan.get(genome.key, "ok")
         node = ray.get_runtime_context().get_node_id()
         Path(self.root, f"started-{genome.key[:12]}-{os.getpid()}-{time.monotonic_ns()}").write_text(node)
@@ -67,7 +79,6 @@ class FaultyObjective:
         if role == "oom":
             raise torch.cuda.OutOfMemoryError(OOM_MESSAGE)
         time.sleep(3.0 if role == "victim" else 0.2)
-        return self.real(genome, device)
 
     def architecture(self, genome: Genome) -> Any:
         return self.real.architecture(genome)
@@ -263,6 +274,14 @@ class PackedOom:
                                   metrics=metrics)  # fmt: skip
         return Result(genome.key, genome.to_dict(), "ok", 0.5, params=1, metrics=metrics)
 
+    def train_rung(
+        self, genome: Genome, epochs: int, full_epochs: int, state: bytes | None, device: str | None
+    ) -> Result:
+        return self(genome, device)
+
+    def architecture(self, genome: Genome) -> Any:
+        raise NotImplementedError
+
 
 def test_an_oom_while_packed_is_retried_once_on_a_whole_gpu(cluster, tmp_path, record_property):  # noqa: F811
     """Candidates on a quarter of a (declared) GPU that run out of memory: each is retried at once on a whole
@@ -276,7 +295,7 @@ def test_an_oom_while_packed_is_retried_once_on_a_whole_gpu(cluster, tmp_path, r
     evaluator = RayEvaluator(PackedOom(plan), resources, RayConfig(), workers=4)
     results: dict[int, Result] = {}
     try:
-        evaluator.evaluate(genomes, lambda i, r: results.__setitem__(i, r))
+        evaluator.evaluate([Job(g) for g in genomes], lambda i, r: results.__setitem__(i, r))
     finally:
         evaluator.close()
     for i in (0, 2):
@@ -297,11 +316,20 @@ class OomOnce:
     key: str
 
     def __call__(self, genome: Genome, device: str | None = None) -> Result:
+        return self.first_oom(genome) or self.real(genome, device)
+
+    def train_rung(
+        self, genome: Genome, epochs: int, full_epochs: int, state: bytes | None, device: str | None
+    ) -> Result:
+        return self.first_oom(genome) or self.real.train_rung(genome, epochs, full_epochs, state, device)
+
+    def first_oom(self, genome: Genome) -> Result | None:
+        """The `oom` result of the planned genome's first evaluation; None for every other one."""
         flag = Path(self.root, "oom-once")
         if genome.key == self.key and not flag.exists():
             flag.write_text("first attempt")
             return Result.failure(genome.key, genome.to_dict(), f"OutOfMemoryError: {OOM_MESSAGE}", status="oom")
-        return self.real(genome, device)
+        return None
 
     def architecture(self, genome: Genome) -> Any:
         return self.real.architecture(genome)
