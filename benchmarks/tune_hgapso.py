@@ -43,6 +43,10 @@ SETTINGS: dict[str, dict] = {
     "restart4": {"search.hgapso.restart_after": 4},
     "nudge": {"search.hgapso.nudge": True},
     "nudge+restart4": {"search.hgapso.nudge": True, "search.hgapso.restart_after": 4},
+    "swarm4+nudge": {"search.pso.swarm_size": 4, "search.hgapso.nudge": True},
+    "swarm4+restart4": {"search.pso.swarm_size": 4, "search.hgapso.restart_after": 4},
+    "swarm6": {"search.pso.swarm_size": 6},
+    "swarm4+exploit0.7": {"search.pso.swarm_size": 4, "search.hgapso.exploit": 0.7},
 }
 
 
