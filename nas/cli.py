@@ -40,16 +40,18 @@ class Command:
 
 LAUNCH = ("workers", "ray_address", "max_evaluations")
 COMMANDS = {
-    "search": Command("nas.run.driver:search_command", ("config_path", "run_dir", "seed", *LAUNCH)),
-    "resume": Command("nas.run.driver:resume_command", ("run_dir", *LAUNCH)),
+    "search": Command("nas.run.driver:search_command", ("config_path", "overrides", "run_dir", "seed", *LAUNCH)),
+    "resume": Command("nas.run.driver:resume_command", ("run_dir", "budget", *LAUNCH)),
     "inspect": Command("nas.model.describe:inspect_command", ("file", "as_json")),
     "train": Command(
         "nas.evaluate.train_command:train_command",
-        ("architecture", "config_path", "epochs", "full", "save", "onnx", "cv", "seed", "as_json"),
+        ("architecture", "config_path", "overrides", "epochs", "full", "save", "onnx", "cv", "seed", "as_json"),
     ),
     "export": Command("nas.export:export_command", ("run_dir", "out", "rank", "onnx")),
-    "baseline": Command("nas.transfer.command:baseline_command", ("config_path", "run_dir", "epochs", "as_json")),
-    "data summary": Command("nas.data.summary:summary_command", ("config_path", "as_json")),
+    "baseline": Command(
+        "nas.transfer.command:baseline_command", ("config_path", "overrides", "run_dir", "epochs", "as_json")
+    ),
+    "data summary": Command("nas.data.summary:summary_command", ("config_path", "overrides", "as_json")),
     "report": Command("nas.report:report_command", ("run_dir",)),
     "predict": Command(
         "nas.predict.command:predict_command",
@@ -104,6 +106,19 @@ def non_empty(text: str) -> str:
     return text
 
 
+SET_HELP = (
+    "override one config key, as in Hydra: KEY.PATH=VALUE, the value read as YAML (3, 0.1, true, [1, 2], null); "
+    "repeat the flag for more keys (--set search.budget.evaluations=50 --set seed=3), a later one wins; "
+    "checked like the file"
+)
+
+
+def add_set(parser: argparse.ArgumentParser) -> None:
+    """`--set KEY.PATH=VALUE`, repeatable, on a command that loads a config (`nas.config.apply_overrides`)."""
+    parser.add_argument("--set", action="append", dest="overrides", metavar="KEY.PATH=VALUE",
+                        help=SET_HELP)  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser; each argument's `dest` is the name of the command function's parameter it fills (a `metavar`
     keeps the name that help and errors show where the two differ, as for `config_path`)."""
@@ -116,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="start a new search from a config")
     p.add_argument("config_path", metavar="config", type=non_empty)
+    add_set(p)
     p.add_argument(
         "--run-dir", type=non_empty, help="run directory (default: runs/<name>-<time>); must be empty or absent"
     )
@@ -126,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("resume", help="continue a search from its checkpoint and log")
     p.add_argument("run_dir", type=non_empty)
+    p.add_argument("--budget", type=evaluations, metavar="N", help="raise search.budget.evaluations to N (at least "
+                   "the current budget) and continue; kept by later resumes (RUN_DIR/budget.json)")  # fmt: skip
     p.add_argument("--workers", type=workers, help="concurrent candidates; 0 = in-process evaluator")
     p.add_argument("--ray-address", type=non_empty, help="an existing Ray cluster ('auto' or ray://host:port)")
     p.add_argument("--max-evaluations", type=evaluations, help="stop cleanly after N new evaluations")
@@ -137,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one architecture with a config's dataset and fitness settings")
     p.add_argument("architecture", type=non_empty)
     p.add_argument("--config", dest="config_path", metavar="CONFIG", type=non_empty, required=True)
+    add_set(p)
     p.add_argument("--epochs", type=config_integer(FitnessConfig, "epochs"), help="override fitness.epochs")
     p.add_argument("--full", action="store_true", help="train on the whole training split, report test")
     p.add_argument(
@@ -159,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("baseline", help="the pretrained-transfer arm on the config's dataset")
     p.add_argument("config_path", metavar="config", type=non_empty)
+    add_set(p)
     p.add_argument("--run-dir", type=non_empty, help="where baseline/<model>/ goes (default runs/<name>-baseline)")
     p.add_argument("--epochs", type=config_integer(BaselineConfig, "epochs"), help="override baseline.epochs")
     p.add_argument("--json", action="store_true", dest="as_json", help="print one JSON object")
@@ -167,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = p.add_subparsers(dest="data_command", required=True, parser_class=OneLineParser)
     s = data_sub.add_parser("summary", help="what a dataset config resolves to")
     s.add_argument("config_path", metavar="config", type=non_empty)
+    add_set(s)
     s.add_argument("--json", action="store_true", dest="as_json", help="print one JSON object")
 
     p = sub.add_parser("report", help="plots and a Markdown summary under RUN_DIR/report/")

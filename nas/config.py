@@ -7,18 +7,23 @@ rule and the default are read in one place. Paths (`encoding`, `dataset.root`, .
 file and are resolved to absolute paths on load, so the copy saved in a run directory means the same thing.
 """
 
+import copy
 import dataclasses
 import math
 import re
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
+
 from nas.errors import UserError, shown
+from nas.genome.spaces import resolve_space
 from nas.registry import Registry
-from nas.yamlfile import dump_yaml, load_yaml_mapping
+from nas.yamlfile import dump_yaml, load_unique, load_yaml_mapping
 
 
 def bounds(default: Any, low: float | None = None, high: float | None = None, *, open_low: bool = False,
@@ -267,7 +272,8 @@ class Config:
 
     name: str = "search"
     seed: int = bounds(0, 0, 2**63 - 1)
-    encoding: str | None = bounds(None, path=True)
+    # A shipped space by name (`densenet_small`) or a path to a space file (nas.genome.spaces.resolve_space).
+    encoding: str | None = field(default=None, metadata={"path": True, "space": True})
     dataset: DatasetConfig = section(DatasetConfig)
     fitness: FitnessConfig = section(FitnessConfig)
     search: SearchConfig = section(SearchConfig)
@@ -396,7 +402,9 @@ def from_mapping(cls: type, data: Any, key: str = "", base: Path | None = None) 
         where = f"{key}.{name}" if key else name
         value = convert(data[name], hints[name], where, base)
         check_bounds(value, f.metadata, where)
-        if f.metadata.get("path") and value is not None and base is not None:
+        if f.metadata.get("space") and value is not None:
+            value = str(resolve_space(value, base, where))
+        elif f.metadata.get("path") and value is not None and base is not None:
             value = resolved_path(value, base, where)
         values[name] = value
     return cls(**values)
@@ -455,11 +463,69 @@ def parse_config(data: dict[str, Any], base: Path | None = None) -> Config:
     return config
 
 
-def load_config(path: str | Path) -> Config:
-    """Load and validate a config file; a bad one raises `UserError` naming the file and the key path."""
+def override_parts(item: str) -> tuple[list[str], Any]:
+    """One `--set KEY.PATH=VALUE`: the key path's parts and the value parsed as YAML (`3`, `0.1`, `true`,
+    `[1, 2]`, `null`, with the numbers of `nas.yamlfile`), or a `UserError` naming the flag."""
+    flag = f"--set {shown(item)}"
+    key, sep, text = item.partition("=")
+    if not sep:
+        raise UserError(f"{flag}: must be KEY.PATH=VALUE (no '=' found)")
+    parts = key.strip().split(".")
+    if not all(part.strip() == part and part for part in parts):
+        raise UserError(f"{flag}: the key path must be dot-separated names, none empty or with surrounding spaces")
+    try:
+        value = load_unique(text, flag)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise UserError(f"{flag}: the value is not valid YAML: {problem}") from None
+    except (ValueError, RecursionError, OverflowError) as exc:
+        raise UserError(f"{flag}: the value is not valid YAML: {type(exc).__name__}") from None
+    return parts, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of config mapping `data` with each `--set KEY.PATH=VALUE` applied in order (a later one wins).
+
+    Missing mappings on the path are created (so `--set search.fidelity.min_epochs=1` works on a config without
+    `search.fidelity`); a path through a value that is not a mapping is a `UserError` naming the flag. The
+    result is validated by the caller like the file itself, so an unknown key or a bad value names its key path.
+    """
+    result = copy.deepcopy(data)
+    for item in overrides:
+        parts, value = override_parts(item)
+        node = result
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                where = ".".join(parts[: i + 1])
+                raise UserError(f"--set {shown(item)}: {where} is {short(child)}, not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def from_override(key: str | None, overrides: Sequence[str]) -> bool:
+    """Whether config key path `key` (of a validation error) is one an override set or lies under one."""
+    if not key:
+        return False
+    for item in overrides:
+        path = item.partition("=")[0].strip()
+        if key == path or key.startswith(f"{path}.") or key.startswith(f"{path}["):
+            return True
+    return False
+
+
+def load_config(path: str | Path, overrides: Sequence[str] | None = None) -> Config:
+    """Load and validate a config file, with `overrides` (`KEY.PATH=VALUE`, see `apply_overrides`) applied to
+    its mapping first; a bad one raises `UserError` naming the file and the key path (and `--set` when an
+    override gave the bad value)."""
     p = Path(path)
-    data = load_yaml_mapping(p, "config")
+    overrides = overrides or ()
+    data = apply_overrides(load_yaml_mapping(p, "config"), overrides)
     try:
         return parse_config(data, p.resolve().parent)
     except UserError as exc:
-        raise UserError(f"{p}: {exc}") from None
+        given = " (given by --set)" if from_override(exc.key, overrides) else ""
+        raise UserError(f"{p}: {exc}{given}") from None

@@ -26,6 +26,7 @@ import json
 import sys
 import textwrap
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -214,9 +215,10 @@ def text_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def summary_command(config_path: str | Path, *, as_json: bool = False) -> int:
-    """`nas data summary CONFIG [--json]`: print the summary; returns 0, or raises the missing-images problem."""
-    config = load_config(config_path)
+def summary_command(config_path: str | Path, *, overrides: Sequence[str] | None = None, as_json: bool = False) -> int:
+    """`nas data summary CONFIG [--set KEY.PATH=VALUE ...] [--json]`: print the summary of the config with its
+    overrides; returns 0, or raises the missing-images problem."""
+    config = load_config(config_path, overrides)
     summary = summarise(config.dataset, config.seed)
     if as_json:
         print(json.dumps(summary))

@@ -32,6 +32,7 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -149,6 +150,7 @@ def train_command(
     architecture: str | Path,
     config_path: str | Path,
     *,
+    overrides: Sequence[str] | None = None,
     epochs: int | None = None,
     full: bool = False,
     save: str | Path | None = None,
@@ -158,9 +160,10 @@ def train_command(
     as_json: bool = False,
 ) -> int:
     """`nas train ARCH --config CONFIG ...`: train the architecture file's network (or run the `cv` protocol)
-    and print the report; returns 0."""
+    and print the report; returns 0. `overrides` are `--set KEY.PATH=VALUE` applied to the config (see
+    `nas.config.apply_overrides`)."""
     source = str(architecture)
-    config = load_config(config_path)
+    config = load_config(config_path, overrides)
     arch = load_architecture(source)
     check_train_cost(arch, config, source)
     threads = use_given_cores(config.resources.cpus_per_trial)

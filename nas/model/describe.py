@@ -14,6 +14,7 @@ from nas.errors import UserError, shown
 from nas.genome.architecture import ARCH_FORMAT, load_architecture
 from nas.genome.shortcuts import bit_length
 from nas.genome.space import SPACE_FORMAT, load_space
+from nas.genome.spaces import is_space_name, resolve_space
 from nas.yamlfile import load_yaml_mapping
 
 
@@ -84,8 +85,10 @@ def format_text(info: dict[str, Any]) -> str:
 
 
 def inspect_command(file: str | Path, *, as_json: bool = False) -> int:
-    """`nas inspect FILE [--json]`: print what `file` describes (one JSON object with `as_json`); returns 0."""
-    path = str(file)
+    """`nas inspect FILE [--json]`: print what `file` describes (one JSON object with `as_json`); returns 0.
+
+    `file` may also name a shipped search space (`densenet_small`), as a config's `encoding` may."""
+    path = str(resolve_space(file, None, key="file")) if isinstance(file, str) and is_space_name(file) else str(file)
     fmt = load_yaml_mapping(path, "file").get("format")
     if fmt == ARCH_FORMAT:
         info = describe_architecture(path)

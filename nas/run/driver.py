@@ -16,7 +16,9 @@ The misses of a batch are submitted largest first (`nas.run.dispatch`); they are
 module sets a session up (new, resumed, restarted) and runs the loop its mode names.
 `--max-evaluations N` stops after N new evaluations of this invocation; a batch cut short by either is not
 told: the checkpoint keeps the step, records the time spent and the asked batch (the strategy re-asks the same
-batch until told), so `nas resume` continues it exactly.
+batch until told), so `nas resume` continues it exactly. `nas resume --budget N` raises the evaluation budget of a
+run (finished or not) to N: it is recorded in the run directory (`nas.run.rundir`), and the strategy and the loop
+of the resumed session are built from the raised config, so the search asks on until N distinct evaluations.
 
 A write the disk refuses (full, read-only) stops the command with one line (exit 2, a `DiskWriteError`) that
 names the file and says what is safe: every result that arrived before is in the log (each append is fsynced
@@ -34,7 +36,7 @@ candidates and when it stops travels through the session's set-up as one `Launch
 
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -132,16 +134,18 @@ class Launch:
 def search_command(
     config_path: str | Path,
     *,
+    overrides: Sequence[str] | None = None,
     run_dir: str | Path | None = None,
     seed: int | None = None,
     workers: int | None = None,
     ray_address: str | None = None,
     max_evaluations: int | None = None,
 ) -> int:
-    """`nas search CONFIG`: a new search into `run_dir` (default runs/<name>-<time>), `seed` in place of the
-    config's; returns the exit code (0, or 130/143 after a signal)."""
+    """`nas search CONFIG`: a new search into `run_dir` (default runs/<name>-<time>), with `overrides` (`--set
+    KEY.PATH=VALUE`) applied to the config and `seed` in place of its seed; returns the exit code (0, or 130/143
+    after a signal). The run directory's config.yaml is the config with both applied, so a resume uses them."""
     launch = Launch(workers, ray_address, max_evaluations)
-    config = load_config(config_path)
+    config = load_config(config_path, overrides)
     if seed is not None:
         config.seed = seed  # held to the config's range by the parser (`nas.cli`)
     space = load_search_space(config)
@@ -190,26 +194,34 @@ def stop_if_signalled(guard: SignalGuard, evaluator: Evaluator) -> None:
 def resume_command(
     run_dir: str | Path,
     *,
+    budget: int | None = None,
     workers: int | None = None,
     ray_address: str | None = None,
     max_evaluations: int | None = None,
 ) -> int:
     """`nas resume RUN_DIR`: continue the search of `run_dir` from its checkpoint and log; returns the exit code
-    (0, or 130/143 after a signal)."""
+    (0, or 130/143 after a signal). `budget` raises `search.budget.evaluations` to that many (recorded in the run
+    directory's budget.json, see `nas.run.rundir`), so a finished search goes on to it."""
     run = open_run_dir(Path(run_dir))
     with run_lock(run.path):  # before reading anything: another driver may be writing it
-        return resume_locked(run, Launch(workers, ray_address, max_evaluations))
+        return resume_locked(run, Launch(workers, ray_address, max_evaluations), budget)
 
 
-def resume_locked(run: RunDir, launch: Launch) -> int:
+def resume_locked(run: RunDir, launch: Launch, budget: int | None = None) -> int:
     if not has_checkpoint(run.path) and not (run.log.exists() and run.log.stat().st_size):
+        if budget is not None:
+            with resumable_on_disk_error(run):
+                run.raise_budget(budget, 0)
         return restart(run, launch)
     checkpoint = load_checkpoint(run.path)
     if checkpoint.get("config_sha256") != run.config_sha256():
         raise UserError(f"{run.config} changed since the run started; resume refuses it (start a new search)")
     check_log_complete(run.log, int(checkpoint.get("evaluations", 0)))
     check_inputs(checkpoint.get("inputs"))
-    config = run.load_config()
+    if budget is not None:  # after the checks: a run resume refuses gets no budget either
+        with resumable_on_disk_error(run):
+            run.raise_budget(budget, int(checkpoint.get("evaluations", 0)))
+    config = run.load_config()  # the strategy below is built from it, so it sees a raised budget
     space = load_search_space(config)
     strategy = build_strategy(config.search, space, config.seed)
     strategy.load_state_dict(checkpoint["strategy"])

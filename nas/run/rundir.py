@@ -9,17 +9,28 @@ a dataset's metadata table. Their sha256 is recorded too (`input_digests`, in th
 an edited search space (a changed `stem_channels` would mix two families of networks in one log) is refused
 by name, not resumed silently. Data folders and weight files are not hashed (gigabytes; their identity is
 their path). A checkpoint without `inputs` (older runs) is trusted.
+
+`nas resume RUN_DIR --budget N` extends a search: `config.yaml` stays as it was (its sha256 is the edit check
+above), and the raised `search.budget.evaluations` is recorded beside it in `budget.json`
+(`{"format": "nas-budget/1", "evaluations": N}`, written atomically). `RunDir.load_config` applies it, so every
+later resume, the strategy built for it (hgapso's exploitation phase is a fraction of the budget), the report
+and the snapshot all see the raised budget. A budget is only ever raised: `--budget` below the current budget,
+or on a run without an evaluation budget, is refused; a `budget.json` that is not valid JSON of that shape, or
+below the config's own budget, is refused by name.
 """
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nas.atomicfile import DiskWriteError, atomic_write_text
-from nas.config import Config, load_config
-from nas.errors import UserError, os_reason
+from nas.config import BudgetConfig, Config, field_bounds, load_config
+from nas.errors import UserError, os_reason, shown
+
+BUDGET_FORMAT = "nas-budget/1"
 
 
 @dataclass(frozen=True)
@@ -45,8 +56,55 @@ class RunDir:
     def config_sha256(self) -> str:
         return hashlib.sha256(self.config.read_bytes()).hexdigest()
 
+    @property
+    def budget_file(self) -> Path:
+        return self.path / "budget.json"
+
     def load_config(self) -> Config:
-        return load_config(self.config)
+        """The config the run started with, its evaluation budget raised to `budget.json`'s when there is one."""
+        config = load_config(self.config)
+        raised = self.raised_budget(config)
+        if raised is not None:
+            config.search.budget.evaluations = raised
+        return config
+
+    def raised_budget(self, config: Config) -> int | None:
+        """The evaluation budget `budget.json` records (None: no such file), checked against `config`."""
+        try:
+            text = self.budget_file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot read {self.budget_file}: {type(exc).__name__}") from None
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError):
+            data = None
+        value = data.get("evaluations") if isinstance(data, dict) and data.get("format") == BUDGET_FORMAT else None
+        low, high = field_bounds(BudgetConfig, "evaluations")
+        if type(value) is not int or not low <= value <= high:
+            raise UserError(f"{self.budget_file} is not a budget file ({{\"format\": \"{BUDGET_FORMAT}\", "
+                            f"\"evaluations\": N}} with {low} <= N <= {high}); restore or remove it")  # fmt: skip
+        own = config.search.budget.evaluations
+        if own is None or value < own:
+            raise UserError(f"{self.budget_file}: evaluations {shown(value)} must be at least the config's "
+                            f"search.budget.evaluations ({own}); restore or remove it")  # fmt: skip
+        return value
+
+    def raise_budget(self, evaluations: int, done: int) -> None:
+        """Record `evaluations` as the run's evaluation budget (`nas resume --budget`): at least the current
+        budget and the `done` evaluations, on a run that has an evaluation budget; else a `UserError`."""
+        current = self.load_config().search.budget.evaluations
+        if current is None:
+            raise UserError(f"--budget {evaluations}: this run has no evaluation budget (search.budget.evaluations "
+                            "is not set), so there is none to raise")  # fmt: skip
+        if evaluations < max(current, done):
+            raise UserError(f"--budget {evaluations}: must be at least the current budget of {current} evaluations "
+                            f"({done} done); --budget only raises it")  # fmt: skip
+        if evaluations == current:
+            return
+        text = json.dumps({"format": BUDGET_FORMAT, "evaluations": evaluations}) + "\n"
+        atomic_write_text(self.budget_file, text)
 
 
 def input_files(config: Config) -> dict[str, str]:

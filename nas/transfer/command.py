@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,10 @@ def default_run_dir(config: Config) -> Path:
     return Path("runs") / f"{config.name}-baseline"
 
 
-def checked_plan(config_path: str | Path) -> tuple[Config, list]:
-    """The config and its runs, every weights file verified; errors name the config file too."""
-    config = load_config(config_path)
+def checked_plan(config_path: str | Path, overrides: Sequence[str] | None = None) -> tuple[Config, list]:
+    """The config (with `--set` overrides) and its runs, every weights file verified; errors name the config
+    file too."""
+    config = load_config(config_path, overrides)
     try:
         return config, plan_runs(config)
     except UserError as exc:
@@ -60,11 +62,16 @@ def as_run(config: Config, epochs: int | None) -> Config:
 
 
 def baseline_command(
-    config_path: str | Path, *, run_dir: str | Path | None = None, epochs: int | None = None, as_json: bool = False
+    config_path: str | Path,
+    *,
+    overrides: Sequence[str] | None = None,
+    run_dir: str | Path | None = None,
+    epochs: int | None = None,
+    as_json: bool = False,
 ) -> int:
     """`nas baseline CONFIG [--run-dir DIR] [--epochs N] [--json]`: run every backbone, print the results;
     returns 0."""
-    config, runs = checked_plan(config_path)
+    config, runs = checked_plan(config_path, overrides)
     config = as_run(config, epochs)
     use_given_cores(config.resources.cpus_per_trial)
     folder = Path(run_dir) if run_dir else default_run_dir(config)
