@@ -52,6 +52,7 @@ COMMANDS = {
         "nas.transfer.command:baseline_command", ("config_path", "overrides", "run_dir", "epochs", "as_json")
     ),
     "data summary": Command("nas.data.summary:summary_command", ("config_path", "overrides", "as_json")),
+    "config schema": Command("nas.config_schema:schema_command", ()),
     "report": Command("nas.report:report_command", ("run_dir",)),
     "predict": Command(
         "nas.predict.command:predict_command",
@@ -119,6 +120,21 @@ def add_set(parser: argparse.ArgumentParser) -> None:
                         help=SET_HELP)  # fmt: skip
 
 
+VERBOSE_HELP = "debug logging on stderr, with one line per finished candidate of a search"
+
+
+def add_verbose_below(parser: argparse.ArgumentParser) -> None:
+    """`-v/--verbose` on every subcommand under `parser`, nested ones included, so that it may also follow the
+    subcommand (`nas search -v ...`). There its default is left out of the namespace: a subcommand's default
+    would overwrite a `-v` given before it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                subparser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                                       help=VERBOSE_HELP)  # fmt: skip
+                add_verbose_below(subparser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser; each argument's `dest` is the name of the command function's parameter it fills (a `metavar`
     keeps the name that help and errors show where the two differ, as for `config_path`)."""
@@ -126,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     workers = config_integer(RayConfig, "workers")
     evaluations = config_integer(BudgetConfig, "evaluations")
     parser = OneLineParser(prog="nas", description="Evolutionary neural architecture search (hybrid GA-PSO).")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     p = sub.add_parser("search", help="start a new search from a config")
@@ -190,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_set(s)
     s.add_argument("--json", action="store_true", dest="as_json", help="print one JSON object")
 
+    p = sub.add_parser("config", help="config tools")
+    config_sub = p.add_subparsers(dest="config_command", required=True, parser_class=OneLineParser)
+    config_sub.add_parser("schema", help="print the config's JSON Schema (draft 2020-12), for editors and docs")
+
     p = sub.add_parser("report", help="plots and a Markdown summary under RUN_DIR/report/")
     p.add_argument("run_dir", type=non_empty)
 
@@ -210,12 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--format", choices=["auto", "torchscript", "onnx"], default="auto", dest="model_format",
                    help="which model file to run (auto: model.ts, else model.onnx)")  # fmt: skip
+    add_verbose_below(parser)
     return parser
 
 
 def command_name(args: argparse.Namespace) -> str:
-    """The key of `COMMANDS` the parsed arguments name: the subcommand, with `data`'s own subcommand."""
-    return f"data {args.data_command}" if args.command == "data" else args.command
+    """The key of `COMMANDS` the parsed arguments name: the subcommand, with its own subcommand for a group of
+    them (`data summary`, `config schema`), parsed into `<group>_command`."""
+    nested = getattr(args, f"{args.command}_command", None)
+    return f"{args.command} {nested}" if nested else args.command
 
 
 def run_command(args: argparse.Namespace) -> int:

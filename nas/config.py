@@ -143,6 +143,8 @@ class EvolutionConfig:
 
 @dataclass
 class FixedBlock:
+    """One block of `search.architecture`: the fixed architecture the `ga` strategy searches shortcuts for."""
+
     layers: int = bounds(4, 1, 64)
     growth_rate: int = bounds(12, 1, 512)
 

@@ -310,7 +310,7 @@ class AsyncLoop(Loop):
             )
         if self.told_since_checkpoint:
             best = self.best.fitness if self.best else None
-            self.monitor.step(self.s.step, self.told_since_checkpoint, best)
+            self.monitor.step(self.s.step, self.told_since_checkpoint, best, len(self.log))
             self.told_since_checkpoint = []
             total = self.s.strategy.repeats_total
             self.monitor.repeats(self.s.step, total.avoided - self.repeats[0], total.unfilled - self.repeats[1])

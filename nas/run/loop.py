@@ -226,8 +226,8 @@ class Loop:
             complete, todo = False, 0
         if not complete:  # cut short by a budget or --max-evaluations: not told, but its time is the run's
             self.save_elapsed()
-            if self.best is not None and self.best.fitness is not None:  # and a best it found belongs on the curve
-                self.monitor.best(self.s.step, self.best.fitness)
+            # its line, and a best it found belongs on the curve
+            self.monitor.best(self.s.step, self.best.fitness if self.best else None, len(self.log))
             return False
         results = [self.log.results[g.key] for g in genomes]  # a complete batch: the log holds every genome
         told = results if self.rungs is None else [self.rungs.told(r) for r in results]
@@ -244,10 +244,11 @@ class Loop:
         with self.guard.critical():
             save_state(self.s, self.base, len(self.log))
         repeats = self.s.strategy.repeats
-        # the step just told, by its index: numbered from 0, as the log, summary.md and TensorBoard number it
-        log.info("step %d: %d asked, %d new, repeats avoided %d, slots left empty %d", self.s.step - 1, len(genomes),
-                 todo, repeats.avoided, repeats.unfilled)  # fmt: skip
-        self.monitor.step(self.s.step, results, self.best.fitness if self.best else None)
+        # the step just told, by its index: numbered from 0, as the log, summary.md and TensorBoard number it; the
+        # monitor writes the step's INFO line, this one's detail is for `-v`
+        log.debug("step %d: %d asked, %d new, repeats avoided %d, slots left empty %d", self.s.step - 1, len(genomes),
+                  todo, repeats.avoided, repeats.unfilled)  # fmt: skip
+        self.monitor.step(self.s.step, results, self.best.fitness if self.best else None, len(self.log))
         self.monitor.repeats(self.s.step, repeats.avoided, repeats.unfilled)
         return True
 
