@@ -45,12 +45,13 @@ def resolve_space(value: str, base: Path | None, key: str = "encoding") -> Path:
     (absolute paths as they are; with no `base`, the path as written). An unknown name, or a path the OS cannot
     name, is a one-line `UserError` under `key`."""
     if is_space_name(value):
-        path = spaces_dir() / f"{value}.yaml"
-        if not path.is_file():
+        # looked up among the shipped names, never on the file system: a name the OS cannot hold (too long, a NUL
+        # byte) is an unknown name like any other
+        if value not in shipped_spaces():
             known = ", ".join(shipped_spaces()) or "none"
             raise UserError(f"no shipped search space named {shown(value)} (shipped: {known}); or give a path to "
                             "a .yaml file", key=key)  # fmt: skip
-        return path
+        return spaces_dir() / f"{value}.yaml"
     if base is None:
         return Path(value)
     try:
