@@ -63,6 +63,7 @@ FULL_TESTS = {
     "test_bbbc014.py::test_pipeline_learns_across_cell_lines_and_reuses_its_cache",
     "test_bbbc021.py::test_pipeline_learns_the_moa_and_reuses_its_cache",
     "test_commands.py::test_export_then_inspect_and_predict_called_from_python",
+    "test_data_summary.py::test_text_summary_reads_as_words_and_numbers_not_python",
     "test_export.py::test_export_prints_where_everything_went",
     "test_export.py::test_rank_k_refreshes_the_default_folder_but_never_foreign_files",
     "test_export.py::test_retrained_weights_round_trip",
@@ -75,8 +76,10 @@ FULL_TESTS = {
     "test_search.py::test_sigint_and_sigterm_stop_cleanly_and_resume",
     "test_search.py::test_sigkill_at_random_instants_loses_nothing",
     "test_search.py::test_sigterm_during_real_training_logs_nothing_for_the_interrupted_candidate",
+    "test_train_command.py::test_full_reports_test_accuracy_only_and_epochs_override",
     "test_train_command.py::test_quickstart_reaches_95_percent_on_digits_and_saves_a_loadable_network",
     "test_trainer.py::test_cifar10_jpeg_subset_learns_and_is_deterministic",
+    "test_transfer.py::test_bad_weights_file_exits_2_naming_it",
     "test_transfer.py::test_folds_run_through_the_shared_protocol_code",
     "test_transfer.py::test_from_scratch_run_through_the_cli_is_labelled_everywhere",
 }
