@@ -53,6 +53,7 @@ COMMANDS = {
     ),
     "data summary": Command("nas.data.summary:summary_command", ("config_path", "overrides", "as_json")),
     "config schema": Command("nas.config_schema:schema_command", ()),
+    "config check": Command("nas.config_check:check_command", ("config_path", "overrides")),
     "report": Command("nas.report:report_command", ("run_dir",)),
     "predict": Command(
         "nas.predict.command:predict_command",
@@ -175,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=config_integer(FitnessConfig, "epochs"), help="override fitness.epochs")
     p.add_argument("--full", action="store_true", help="train on the whole training split, report test")
     p.add_argument(
-        "--save", type=non_empty, help="write weights.pt, model.ts, preprocess.json and metrics.json to this folder"
+        "--save", type=non_empty, help="write weights.pt, model.pt2, preprocess.json and metrics.json to this folder"
     )
     p.add_argument("--onnx", action="store_true", help="also write model.onnx to --save (needs the export extra)")
     p.add_argument(
@@ -209,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="config tools")
     config_sub = p.add_subparsers(dest="config_command", required=True, parser_class=OneLineParser)
     config_sub.add_parser("schema", help="print the config's JSON Schema (draft 2020-12), for editors and docs")
+    c = config_sub.add_parser("check", help="a dry run: the config, its space, its data, its Ray address and one "
+                              "training step, a line each; exit 2 on any problem")  # fmt: skip
+    c.add_argument("config_path", metavar="config", type=non_empty, help="a config file or a shipped config's name")
+    add_set(c)
 
     p = sub.add_parser("report", help="plots and a Markdown summary under RUN_DIR/report/")
     p.add_argument("run_dir", type=non_empty)
@@ -228,8 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=256,
         help="images per forward pass (default 256)",
     )
-    p.add_argument("--format", choices=["auto", "torchscript", "onnx"], default="auto", dest="model_format",
-                   help="which model file to run (auto: model.ts, else model.onnx)")  # fmt: skip
+    p.add_argument("--format", choices=["auto", "pt2", "torchscript", "onnx"], default="auto", dest="model_format",
+                   help="which model file to run (auto: model.pt2, else model.ts, else model.onnx)")  # fmt: skip
     add_verbose_below(parser)
     return parser
 

@@ -23,6 +23,7 @@ import yaml
 from nas.errors import UserError, shown
 from nas.genome.spaces import resolve_space
 from nas.registry import Registry
+from nas.shipped_configs import resolve_config
 from nas.yamlfile import dump_yaml, load_unique, load_yaml_mapping
 
 
@@ -177,6 +178,17 @@ class FidelityConfig:
 
 
 @dataclass
+class ConstraintsConfig:
+    """`search.constraints`: caps on the costs of a candidate. One over a cap is never trained: it is told to
+    the strategy as a failed result whose error says which cap it broke (`nas.evaluate.constraints`)."""
+
+    params: int | None = bounds(None, 0, 10**15, open_low=True)
+    flops: int | None = bounds(None, 0, 10**18, open_low=True)
+    # Measured, so known only once the candidate is trained: a result over it is told as failed all the same.
+    latency_ms: float | None = bounds(None, 0, 1e9, open_low=True)
+
+
+@dataclass
 class SearchConfig:
     """`search`: the strategy, its parameters and the budget.
 
@@ -186,7 +198,7 @@ class SearchConfig:
 
     strategy: str = "hgapso"
     # sync: one batch at a time, the same search whatever the number of workers; async: every slot kept busy,
-    # each result told the moment it arrives (nas.run.async_loop)
+    # each result told the moment it arrives (nas.run.policies.AsyncPolicy)
     mode: Literal["sync", "async"] = "sync"
     budget: BudgetConfig = section(BudgetConfig)
     batch_size: int = bounds(8, 1, 100_000)
@@ -198,7 +210,16 @@ class SearchConfig:
     # The driver ends a search after this many batches in a row whose genomes the log already held (none of
     # them new work); strategies never ask repeats, so this guards a resumed run. None: no limit.
     stall_batches: int | None = bounds(50, 1, 10_000_000)
+    # What the search optimises: fitness first (maximised), then costs (minimised; params and flops analytic,
+    # latency_ms measured). Absent: fitness alone. With several, strategies rank by Pareto front and crowding.
+    objectives: list[Literal["fitness", "params", "flops", "latency_ms"]] | None = None
+    constraints: ConstraintsConfig | None = None  # caps on costs; none when absent
     extra: dict[str, Any] = field(default_factory=dict, metadata={"extra_sections": SEARCH_SECTIONS})
+
+    @property
+    def cost_objectives(self) -> tuple[str, ...]:
+        """The objectives after fitness: empty for a single-objective search."""
+        return tuple((self.objectives or ["fitness"])[1:])
 
     def section(self, name: str) -> Any:
         """The section `search.<name>`: a built-in field, or a registered one (its defaults when not given)."""
@@ -438,9 +459,31 @@ def field_bounds(cls: type, name: str) -> tuple[Any, Any]:
     return meta.get("low"), meta.get("high")
 
 
+def check_fitness_uncapped(data: Any) -> None:
+    """Fitness is what the search maximises: a cap on it is refused by name, before the generic unknown key."""
+    search = data.get("search") if isinstance(data, dict) else None
+    constraints = search.get("constraints") if isinstance(search, dict) else None
+    if isinstance(constraints, dict) and "fitness" in constraints:
+        raise UserError("fitness cannot be capped (it is maximised; caps apply to params, flops, latency_ms)",
+                        key="search.constraints.fitness")  # fmt: skip
+
+
+def check_objectives(objectives: list[str] | None) -> None:
+    """`search.objectives`: fitness first, each name once."""
+    if objectives is None:
+        return
+    if not objectives or objectives[0] != "fitness":
+        raise UserError("must start with fitness, the objective every search maximises", key="search.objectives")
+    for i, name in enumerate(objectives):
+        if name in objectives[:i]:
+            raise UserError(f"{name} is listed twice", key=f"search.objectives[{i}]")
+
+
 def parse_config(data: dict[str, Any], base: Path | None = None) -> Config:
     """Validate a config mapping; `base` is the folder relative paths are resolved against."""
+    check_fitness_uncapped(data)
     config = from_mapping(Config, data, "", base)
+    check_objectives(config.search.objectives)
     check_name(config.name)
     STRATEGY_NAMES.get(config.search.strategy, key="search.strategy")
     if config.fitness.lr_values is not None:
@@ -520,10 +563,10 @@ def from_override(key: str | None, overrides: Sequence[str]) -> bool:
 
 
 def load_config(path: str | Path, overrides: Sequence[str] | None = None) -> Config:
-    """Load and validate a config file, with `overrides` (`KEY.PATH=VALUE`, see `apply_overrides`) applied to
-    its mapping first; a bad one raises `UserError` naming the file and the key path (and `--set` when an
-    override gave the bad value)."""
-    p = Path(path)
+    """Load and validate a config file, or a shipped config by name (`smoke`, see `nas.shipped_configs`), with
+    `overrides` (`KEY.PATH=VALUE`, see `apply_overrides`) applied to its mapping first; a bad one raises
+    `UserError` naming the file and the key path (and `--set` when an override gave the bad value)."""
+    p = resolve_config(path)
     overrides = overrides or ()
     data = apply_overrides(load_yaml_mapping(p, "config"), overrides)
     try:

@@ -9,7 +9,8 @@ each field's the comment written above it (or beside it) in `nas/config.py` or t
 module is part of the package `nas`, whose import registers every strategy first (`nas.config.STRATEGY_NAMES`).
 
 What a schema cannot say is left to `nas.config.parse_config`: rules across fields (`search.ga.elitism` below
-`search.ga.population`, `search.fidelity.min_epochs` below `fitness.epochs`, ...), the run name's characters,
+`search.ga.population`, `search.fidelity.min_epochs` below `fitness.epochs`, ...; `search.objectives` is the one
+such rule it does state: fitness first, no repeats), the run name's characters,
 `fitness.lr_values`' range, and the integer/float distinction (JSON Schema counts `3.0` as an integer).
 """
 
@@ -165,6 +166,8 @@ def config_schema() -> dict[str, Any]:
     root = {k: v for k, v in defs.pop(Config.__name__).items() if k != "type"}
     search = defs[SearchConfig.__name__]["properties"]
     search["strategy"]["enum"] = STRATEGY_NAMES.names()
+    # `parse_config`: objectives start with fitness and name each objective once.
+    search["objectives"].update(uniqueItems=True, minItems=1, prefixItems=[{"const": "fitness"}])
     # `parse_config`: a budget needs evaluations, hours or both; hours are absent (null) by default.
     defs[BudgetConfig.__name__]["not"] = {
         "type": "object",

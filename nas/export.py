@@ -1,21 +1,30 @@
-"""`nas export RUN_DIR [--out DIR] [--rank K] [--onnx]`: a run's best (or K-th best) network, ready to retrain.
+"""`nas export RUN_DIR [--out DIR] [--rank K] [--onnx]`: a run's best (or K-th best) network, to predict with or
+retrain.
 
 Writes, into one folder published all at once (`nas.stagedir`):
 - `architecture.yaml`: the genome with the run's fixed parts, plus a `provenance` section (run directory name,
   config name, seed, the step that evaluated it, its rank, genome key, fitness, params, FLOPs and the export
   date, UTC) that `build_model` ignores;
-- `model.ts`: TorchScript of the freshly built network, eval mode, initialised after
-  `torch.manual_seed(seed)` so the same run exports the same file; it takes images in the user's units and
-  normalises them inside (`nas.model.preprocess`) with the statistics of the run's training split, which is why
-  export loads the run's dataset (from its cache, for the kinds that have one);
-- `model.onnx` with `--onnx`: the same network, checked against torch with onnxruntime;
-- `preprocess.json`: class names, channel order, input size and dtype, resize, mean and std (BBBC021: the plate
-  statistics), dataset kind, evonas version.
+- when the run kept the trained weights of that genome (`RUN_DIR/best/weights.safetensors`, the search's best
+  candidate as its search training left it: `nas.run.best_weights`):
+  - `model.pt2`: a `torch.export` program of the trained network (`nas.model.program`), eval mode; it takes
+    images in the user's units and normalises them inside (`nas.model.preprocess`) with the statistics of the
+    run's training split, which is why export loads the run's dataset (from its cache, for the kinds that have
+    one);
+  - `model.onnx` with `--onnx`: the same network, checked against torch with onnxruntime;
+  - `preprocess.json`: class names, channel order, input size and dtype, resize, mean and std (BBBC021: the
+    plate statistics), dataset kind, evonas version, and `weights`: `{"source": "search", "epochs": E,
+    "val_accuracy": A}` (the candidate's fitness).
+
+A model file with untrained weights is never written: it would predict at chance. Without matching weights (a
+run of the `synthetic` objective, a rank other than the best, a damaged weights file) export writes the
+architecture alone, says why in one warning line, and exits 0, since the architecture is what it exports and
+retraining it is the next step: `nas train EXPORT/architecture.yaml --config RUN_DIR/config.yaml --full --save
+DIR`. With `--onnx`, which asks for a model file, that case is a one-line error (exit 2) before anything is
+written.
 
 Ranking is `nas.run.runlog.ranked`: `ok` results only, by the one ranking rule (higher fitness, then fewer
-parameters, then key). The search keeps no trained weights (each candidate is trained only to be scored), so
-nothing here is trained; `nas train EXPORT/architecture.yaml --config RUN_DIR/config.yaml --full --save DIR`
-retrains it.
+parameters, then key).
 
 Where it goes: `--out` defaults to `RUN_DIR/export/` (a new folder in the run directory, which is an append).
 Running export again refreshes that default folder as a whole, as long as it holds only export's own files;
@@ -35,8 +44,10 @@ import yaml
 
 from nas.config import Config, load_config
 from nas.data.folds import cv_protocol
+from nas.errors import UserError
 from nas.evaluate.result import Result
 from nas.genome.architecture import Architecture
+from nas.run.best_weights import read_best_weights
 from nas.run.snapshot import RunSnapshot, load_snapshot
 from nas.stagedir import staged_directory
 from nas.yamlfile import dump_yaml
@@ -46,11 +57,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 ARCHITECTURE = "architecture.yaml"
-TORCHSCRIPT = "model.ts"
+PROGRAM = "model.pt2"
+TORCHSCRIPT = "model.ts"  # what earlier exports wrote: owned, so that a refresh replaces such a folder
 ONNX = "model.onnx"
 PREPROCESS = "preprocess.json"
-EXPORT_FILES = (ARCHITECTURE, TORCHSCRIPT, ONNX, PREPROCESS)
-LABELS = {ARCHITECTURE: "architecture", TORCHSCRIPT: "torchscript", ONNX: "onnx", PREPROCESS: "preprocess"}
+EXPORT_FILES = (ARCHITECTURE, PROGRAM, TORCHSCRIPT, ONNX, PREPROCESS)
+LABELS = {ARCHITECTURE: "architecture", PROGRAM: "model", ONNX: "onnx", PREPROCESS: "preprocess"}
 
 
 def default_out(run_dir: Path) -> Path:
@@ -94,30 +106,36 @@ def run_preprocess(snapshot: RunSnapshot, arch: Architecture) -> "Preprocess":
     return preprocess_of(dataset, data)
 
 
-def write_models(arch: Architecture, result: Result, seed: int, folder: Path, onnx: bool, pre: "Preprocess") -> None:
-    """`model.ts` (and `model.onnx`) of the freshly built network, initialised after `torch.manual_seed(seed)`,
-    with `preprocess.json` beside them.
+def write_models(
+    arch: Architecture, result: Result, weights: bytes, folder: Path, onnx: bool, pre: "Preprocess"
+) -> None:
+    """`model.pt2` (and `model.onnx`) of the network with its trained `weights`, with `preprocess.json` beside
+    them saying how they were trained.
 
     torch is imported here, not at the top, so that bad input is answered before paying for its import.
     """
-    import torch
-
+    from nas.evaluate.weightsfile import load_weights
     from nas.model.cost import count_params
     from nas.model.network import build_model
     from nas.model.preprocess import save_preprocess
-    from nas.model.torchscript import save_torchscript
+    from nas.model.program import save_program
 
-    torch.manual_seed(seed)
-    model = build_model(arch).eval()
+    model = build_model(arch)
+    try:
+        meta = load_weights(weights, model)
+    except ValueError as exc:
+        raise UserError(f"the run's trained weights of {result.key[:12]} do not fit its architecture: {exc}") from None
+    model.eval()
     params = count_params(model)
     if result.params is not None and params != result.params:
         log.warning("the rebuilt network has %d parameters, the run's log says %d", params, result.params)
-    save_torchscript(model, pre, folder / TORCHSCRIPT)
+    save_program(model, pre, folder / PROGRAM)
     if onnx:
         from nas.model.onnx_export import save_onnx
 
         difference = save_onnx(model, pre, folder / ONNX)
         log.info("model.onnx matches torch within %.2g", difference)
+    pre.weights = {"source": "search", "epochs": meta["epochs"], "val_accuracy": meta["val_accuracy"]}
     save_preprocess(pre, folder / PREPROCESS)
 
 
@@ -130,10 +148,12 @@ def check_export_cost(arch: Architecture, config: Config) -> None:
 
 @dataclass(frozen=True)
 class Exported:
-    """What `export_run` wrote: the architecture (with its provenance) and each file's path by name."""
+    """What `export_run` wrote: the architecture (with its provenance), each file's path by name, and why no
+    model file was written (empty when one was)."""
 
     architecture: Architecture
     files: dict[str, Path]
+    no_model: str = ""
 
 
 def export_run(run_dir: Path, out: Path | None, rank: int, onnx: bool) -> Exported:
@@ -148,12 +168,15 @@ def export_run(run_dir: Path, out: Path | None, rank: int, onnx: bool) -> Export
     refreshable = target.resolve() == default_out(run_dir).resolve()
     arch = snapshot.architecture(result, provenance_of(snapshot, result, rank))
     check_export_cost(arch, snapshot.config)
+    weights, _, why = read_best_weights(run_dir, result.key)
+    if weights is None and onnx:
+        raise UserError(f"--onnx: no model to write, {why}; retrain with `nas train --full --onnx --save DIR`")
     with staged_directory(target, refreshable=refreshable, owned=EXPORT_FILES) as staging:
-        pre = run_preprocess(snapshot, arch)
         (staging / ARCHITECTURE).write_text(architecture_text(arch), encoding="utf-8")
-        write_models(arch, result, snapshot.seed, staging, onnx, pre)
-    names = [ARCHITECTURE, TORCHSCRIPT] + ([ONNX] if onnx else []) + [PREPROCESS]
-    return Exported(arch, {name: target / name for name in names})
+        if weights is not None:
+            write_models(arch, result, weights, staging, onnx, run_preprocess(snapshot, arch))
+    names = [ARCHITECTURE] + ([PROGRAM] + ([ONNX] if onnx else []) + [PREPROCESS] if weights is not None else [])
+    return Exported(arch, {name: target / name for name in names}, why)
 
 
 def describe(run_dir: Path, exported: Exported) -> str:
@@ -170,7 +193,8 @@ def describe(run_dir: Path, exported: Exported) -> str:
     if cv is not None:
         lines.append(f"evaluate with {train} --cv {cv} --save {run_dir / cv}")
     lines.append(f"retrain with  {train} --full --save {run_dir / 'retrained'}")
-    lines.append(f"then predict  nas predict {run_dir / 'retrained'} IMAGES_OR_FOLDER...")
+    model = files[ARCHITECTURE].parent if PROGRAM in files else run_dir / "retrained"
+    lines.append(f"{'predict with' if PROGRAM in files else 'then predict'}  nas predict {model} IMAGES_OR_FOLDER...")
     return "\n".join(lines)
 
 
@@ -178,5 +202,9 @@ def export_command(run_dir: str | Path, *, out: str | Path | None = None, rank: 
     """`nas export RUN_DIR [--out DIR] [--rank K] [--onnx]`: export and print what went where; returns 0."""
     folder = Path(run_dir)
     exported = export_run(folder, Path(out) if out else None, rank, onnx)
+    if exported.no_model:
+        log.warning(
+            "no model file written: %s; retrain the architecture (`nas train --full`, below)", exported.no_model
+        )
     print(describe(folder, exported), flush=True)
     return 0

@@ -32,8 +32,11 @@ from nas.evaluate.ray_evaluator import RayEvaluator
 from nas.evaluate.result import Result
 from nas.evaluate.synthetic import SyntheticObjective
 from nas.genome.space import load_space
-from nas.run.async_loop import AsyncLoop, replay
+from nas.run.budget import Budget
 from nas.run.dispatch import flops_of, largest_first
+from nas.run.loop import SearchLoop
+from nas.run.policies import AsyncPolicy
+from nas.run.replay import replay
 from nas.run.runlog import read_results
 from nas.strategies import build_strategy
 
@@ -88,7 +91,7 @@ def replayed_state(cfg: Path, run: Path, target: int) -> dict:
     """A fresh strategy told the whole log in log order, topped up to `target` in flight after each result."""
     config = load_config(cfg)
     strategy = build_strategy(config.search, load_space(config.encoding), config.seed)
-    replay(strategy, {}, read_results(run / "evaluations.jsonl"), target, config.search.budget.evaluations)
+    replay(strategy, {}, read_results(run / "evaluations.jsonl"), target, Budget(config.search.budget.evaluations))
     return json.loads(json.dumps(strategy.state_dict()))
 
 
@@ -141,13 +144,14 @@ def test_async_search_keeps_the_slots_of_a_simulated_cluster_busy(cluster, tmp_p
     # 0.4-1.5 s a candidate by its FLOPs: the 3.7x spread that leaves a batch waiting for its slowest member
     cfg = write_config(tmp_path / "cfg.yaml", "async", 64, 0.4, 100)
     held: list[tuple[int, int]] = []  # (candidates the evaluator holds, what the budget leaves) after each round
-    submit_new = AsyncLoop.submit_new
+    submit_round = SearchLoop.submit_round
 
-    def watched(loop: AsyncLoop) -> None:
-        submit_new(loop)
-        held.append((loop.evaluator.outstanding(), min(loop.target, 64 - len(loop.log))))
+    def watched(loop: SearchLoop) -> None:
+        submit_round(loop)
+        assert isinstance(loop.policy, AsyncPolicy)
+        held.append((loop.evaluator.outstanding(), min(loop.policy.target, 64 - len(loop.log))))
 
-    monkeypatch.setattr(AsyncLoop, "submit_new", watched)
+    monkeypatch.setattr(SearchLoop, "submit_round", watched)
     search_here("search", str(cfg), "--run-dir", str(tmp_path / "run"))
     lines = log_lines(tmp_path / "run")
     assert len(lines) == 64 and len({r["key"] for r in lines}) == 64

@@ -304,22 +304,22 @@ def test_rungs_through_ray_give_the_in_process_search(tmp_path):
 
 
 def asha_search(run: Path, candidates: int, stop_after: int | None = None):
-    """What the async driver does with `AsyncRungs`, on the in-process evaluator (one slot): when the slot
+    """What the async policy does with `AshaScheduler`, on the in-process evaluator (one slot): when the slot
     frees, the candidate that continues goes on, else a new random candidate starts. Stops early after
     `stop_after` results, leaving the job in flight (as a crash would). Returns (log, the job in flight or None)."""
     import random
 
     from nas.config import FidelityConfig
     from nas.evaluate.evaluator import LocalEvaluator
-    from nas.run.rungs import AsyncRungs
     from nas.run.runlog import EvaluationLog
+    from nas.run.schedulers import AshaScheduler
     from nas.strategies.random_search import random_genome
 
     config = load_config(synthetic_fidelity(run.parent))
     space = load_space(config.encoding)
     run.mkdir(exist_ok=True)
     log = EvaluationLog(run / "evaluations.jsonl")
-    rungs = AsyncRungs(run, FidelityConfig(min_epochs=1, eta=3), 9, log, log.append)
+    rungs = AshaScheduler(run, FidelityConfig(min_epochs=1, eta=3), 9, log, lambda results: log.append(*results))
     evaluator = LocalEvaluator(build_synthetic(config, space))
     rng = random.Random(0)
     jobs: dict = {}
@@ -346,7 +346,7 @@ def asha_search(run: Path, candidates: int, stop_after: int | None = None):
             return log, next(iter(jobs.values()))
         for ticket, result in evaluator.wait():
             job = jobs.pop(ticket)
-            settled = rungs.arrived(job, result)
+            settled = bool(rungs.arrived([(job, result)]).settled)
             arrived += 1
         fill(None if settled else job.genome)
     rungs.finish()
@@ -366,8 +366,8 @@ def test_asha_continues_the_top_of_each_rung_as_results_arrive(tmp_path):
 
 def test_asha_after_a_crash_resumes_the_continuation_in_flight_from_its_state(tmp_path):
     from nas.config import FidelityConfig
-    from nas.run.rungs import AsyncRungs
     from nas.run.runlog import EvaluationLog
+    from nas.run.schedulers import AshaScheduler
 
     run = tmp_path / "run"
     for stop in range(2, 30):  # the first stop with a continuation in flight
@@ -382,8 +382,8 @@ def test_asha_after_a_crash_resumes_the_continuation_in_flight_from_its_state(tm
     below = RUNGS[RUNGS.index(job.epochs) - 1]
     assert {p.name for p in (run / "rungs").glob("*")} == {f"{job.key}.e{below}.safetensors"}, "only its state"
     log = EvaluationLog(run / "evaluations.jsonl")
-    resumed = AsyncRungs(run, FidelityConfig(min_epochs=1, eta=3), 9, log, log.append)
-    assert resumed.open == {job.key: RUNGS.index(below)}
+    resumed = AshaScheduler(run, FidelityConfig(min_epochs=1, eta=3), 9, log, lambda results: log.append(*results))
+    assert resumed.continuing == {job.key: RUNGS.index(below)}
     assert {key for _, key in resumed.settled} == {r.key for r in log.lines} - {job.key}, "the others settled"
     again = resumed.next_job(job.genome)
     assert (again.key, again.epochs, again.state) == (job.key, job.epochs, job.state)

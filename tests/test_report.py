@@ -21,6 +21,7 @@ from nas.report.style import SIZES
 from nas.report.summary import best_section, pending_row
 from nas.run.runlog import ranked, read_results
 from nas.run.snapshot import RunSnapshot, load_snapshot
+from nas.run.state import RunState
 from nas.transfer.results import write_metrics
 
 FILES = ("progress.png", "pareto.png", "best.png", "summary.md")
@@ -187,7 +188,8 @@ def snapshot_of(results: list[Result], checkpoint: dict, dataset: str = "digits"
     """A snapshot built by hand: a run directory only in name."""
     config = parse_config({"name": "x", "dataset": {"name": dataset}})
     run = SimpleNamespace(path=Path("runs/x"))
-    return RunSnapshot(run, config, results, checkpoint, ranked(results))  # type: ignore[arg-type]
+    full = {"strategy": {}, "architecture_base": {}, "config_sha256": "", **checkpoint}
+    return RunSnapshot(run, config, results, RunState.from_dict(full), ranked(results))  # type: ignore[arg-type]
 
 
 def test_cost_names_only_evaluations_that_finished_after_the_last_checkpoint():

@@ -85,13 +85,13 @@ def test_inspect_by_name_from_another_folder_prints_what_the_path_prints(nas, tm
     assert by_name.stdout.startswith("search space densenet_small")
 
 
-def test_the_wheel_ships_the_spaces_and_resolves_names_without_the_repository(tmp_path):
+def test_the_wheel_ships_the_spaces_and_configs_and_resolves_names_without_the_repository(tmp_path):
     """A copy of what the build reads, so that the build leaves nothing (build/, *.egg-info) in the checkout."""
     source = tmp_path / "source"
     source.mkdir()
     for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
         shutil.copyfile(ROOT / name, source / name)
-    for folder in ("nas", "encodings"):
+    for folder in ("nas", "encodings", "search_configs"):
         shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
@@ -99,6 +99,8 @@ def test_the_wheel_ships_the_spaces_and_resolves_names_without_the_repository(tm
     (wheel,) = wheels.glob("evonas-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert sorted(n for n in names if n.startswith("nas/spaces/")) == [f"nas/spaces/{s}.yaml" for s in SHIPPED]
+    configs = sorted(p.stem for p in (ROOT / "search_configs").glob("*.yaml"))
+    assert sorted(n for n in names if n.startswith("nas/configs/")) == [f"nas/configs/{c}.yaml" for c in configs]
 
     # The wheel unpacked is the installed layout: run from it, away from the repository and its encodings/.
     installed = tmp_path / "site"
@@ -116,3 +118,11 @@ def test_the_wheel_ships_the_spaces_and_resolves_names_without_the_repository(tm
                              capture_output=True, text=True, timeout=120)  # fmt: skip
     assert inspect.returncode == 0, inspect.stderr
     assert inspect.stdout.startswith("search space densenet_small (4 dimensions)")
+
+    # A shipped config by name, its search space by name in turn: a search from the installed files alone.
+    search = subprocess.run([sys.executable, "-m", "nas", "search", "smoke", "--run-dir", "run", "--workers", "0",
+                             "--max-evaluations", "2"], cwd=elsewhere, env=env, capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    assert search.returncode == 0, search.stderr
+    assert yaml.safe_load((elsewhere / "run/config.yaml").read_text())["encoding"] == space_file
+    assert len((elsewhere / "run/evaluations.jsonl").read_text().splitlines()) == 2

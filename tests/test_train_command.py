@@ -13,7 +13,7 @@ from nas.data.loading import dataset_names
 from nas.genome.architecture import load_architecture
 from nas.model.network import build_model
 from nas.model.preprocess import RawInput, load_preprocess
-from nas.model.torchscript import load_torchscript
+from nas.model.program import load_program
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # a loaded 2-core machine: torch's spinning threads only slow tiny nets down
 QUICK = str(ROOT / "search_configs/digits_quick.yaml")
@@ -38,14 +38,16 @@ def test_quickstart_reaches_95_percent_on_digits_and_saves_a_loadable_network(na
     assert report["test_accuracy"] >= 0.95 and report["val_accuracy"] >= 0.9
     assert report["epochs"] == load_config(QUICK).fitness.epochs and report["params"] == 40166
     assert sorted(p.name for p in save.iterdir()) == [
-        "architecture.yaml", "metrics.json", "model.ts", "preprocess.json", "weights.pt"
+        "architecture.yaml", "metrics.json", "model.pt2", "preprocess.json", "weights.pt"
     ]  # fmt: skip
     assert json.loads((save / "metrics.json").read_text())["test_accuracy"] == report["test_accuracy"]
     model = build_model(load_architecture(save / "architecture.yaml"))
     model.load_state_dict(torch.load(save / "weights.pt", weights_only=True))
-    scripted = load_torchscript(save / "model.ts")
+    scripted = load_program(save / "model.pt2")
     x = 16 * torch.rand(4, 1, 8, 8)  # digits in scikit-learn's units, which the model file takes
     pre = load_preprocess(save / "preprocess.json")
+    assert pre.weights == {"source": "trained", "epochs": report["epochs"], "val_accuracy": report["val_accuracy"],
+                           "test_accuracy": report["test_accuracy"]}  # fmt: skip
     with torch.no_grad():
         assert torch.allclose(RawInput(model.eval(), pre)(x), scripted(x), atol=1e-5)
 

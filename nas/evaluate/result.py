@@ -13,6 +13,10 @@ genome as not done, so it is trained again when asked again.
 Under `search.fidelity` a line is one rung a candidate reached: `epochs` says which (absent otherwise, so a log
 without fidelity reads as before), and the log's cache is keyed by (key, epochs). `state` is the rung's training
 state on its way from the worker to the driver (`RUN_DIR/rungs/`); it is never part of a log line.
+
+`weights` is the trained network of an `ok` result of the `train` objective (`nas.evaluate.weightsfile`, a few
+MB at most), on its way to the driver, which keeps the best one's (`nas.run.best_weights`) and drops the rest;
+it is never part of a log line either.
 """
 
 import dataclasses
@@ -40,6 +44,7 @@ class Result:
     metrics: dict[str, Any] = field(default_factory=dict)
     epochs: int | None = None
     state: bytes | None = field(default=None, repr=False, compare=False)
+    weights: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -51,9 +56,9 @@ class Result:
         return self.status in TRANSIENT
 
     def to_dict(self) -> dict[str, Any]:
-        """The log line: no state, and `epochs` only when it is a rung of `search.fidelity`."""
-        out = asdict(dataclasses.replace(self, state=None))
-        del out["state"]
+        """The log line: no state, no weights, and `epochs` only when it is a rung of `search.fidelity`."""
+        out = asdict(dataclasses.replace(self, state=None, weights=None))
+        del out["state"], out["weights"]
         if out["epochs"] is None:
             del out["epochs"]
         return out
@@ -63,7 +68,7 @@ class Result:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Result":
-        names = set(cls.__dataclass_fields__) - {"state"}
+        names = set(cls.__dataclass_fields__) - {"state", "weights"}
         return cls(**{k: v for k, v in data.items() if k in names})
 
     @classmethod

@@ -11,10 +11,11 @@ The fitness evaluation, run by hand, or the retraining of an exported architectu
   `train_loss`, `epochs`, `seconds`, `images_per_second`, `peak_memory_mb`) plus `params` and `flops`.
 - `--save DIR`: `weights.pt` (the plain state_dict of the network, by `torch.save`; load it with
   `torch.load(..., weights_only=True)` into `build_model(arch)`, which takes normalised input),
-  `model.ts` (TorchScript of the trained network in eval mode, on the CPU, taking images in the user's units and
-  normalising them inside: `nas.model.preprocess`), `preprocess.json` (what the model expects: class names,
-  channel order, input size, mean and std of the training split, ...), `metrics.json` (the report, the seed and
-  the inputs) and `architecture.yaml`; with `--onnx` also `model.onnx`. `nas predict DIR IMAGES...` runs it.
+  `model.pt2` (a `torch.export` program of the trained network in eval mode, on the CPU, taking images in the
+  user's units and normalising them inside: `nas.model.program`, `nas.model.preprocess`), `preprocess.json`
+  (what the model expects: class names, channel order, input size, mean and std of the training split, ..., and
+  `weights`: how it was trained, `retrained` with `--full`), `metrics.json` (the report, the seed and the
+  inputs) and `architecture.yaml`; with `--onnx` also `model.onnx`. `nas predict DIR IMAGES...` runs it.
   The folder is published whole when every file is written (`nas.stagedir`); one that holds anything else is
   refused before training starts.
 - `--cv PROTOCOL`: the dataset's cross-validation protocol (`nas.evaluate.crossval`).
@@ -53,7 +54,9 @@ if TYPE_CHECKING:  # torch is imported when training starts, so that bad input f
 
 log = logging.getLogger(__name__)
 
-SAVED_FILES = ("weights.pt", "model.ts", "model.onnx", "preprocess.json", "metrics.json", "architecture.yaml")
+# model.ts is what earlier versions wrote: owned, so that saving again into such a folder replaces it
+SAVED_FILES = ("weights.pt", "model.pt2", "model.ts", "model.onnx", "preprocess.json", "metrics.json",
+               "architecture.yaml")  # fmt: skip
 
 
 def save_weights(model: "nn.Module", path: Path) -> None:
@@ -74,16 +77,18 @@ def save_weights(model: "nn.Module", path: Path) -> None:
 def save_outputs(
     folder: Path, model: "nn.Module", arch: Architecture, metrics: dict[str, Any], pre: "Preprocess", onnx: bool
 ) -> None:
-    """weights.pt, model.ts (and model.onnx), preprocess.json, metrics.json and architecture.yaml."""
+    """weights.pt, model.pt2 (and model.onnx), preprocess.json, metrics.json and architecture.yaml."""
     from nas.model.preprocess import save_preprocess
-    from nas.model.torchscript import save_torchscript
+    from nas.model.program import save_program
 
     save_weights(model, folder / "weights.pt")
-    save_torchscript(model, pre, folder / "model.ts")
+    save_program(model, pre, folder / "model.pt2")
     if onnx:
         from nas.model.onnx_export import save_onnx
 
         save_onnx(model, pre, folder / "model.onnx")
+    pre.weights = {"source": "retrained" if metrics["full"] else "trained", "epochs": metrics["epochs"]}
+    pre.weights.update({k: metrics[k] for k in ("val_accuracy", "test_accuracy") if metrics.get(k) is not None})
     save_preprocess(pre, folder / "preprocess.json")
     atomic_write_text(folder / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     save_architecture(arch, folder / "architecture.yaml")

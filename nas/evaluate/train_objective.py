@@ -11,6 +11,9 @@ whose error is "ExcType: message" (first line, at most 500 characters). An out-o
 transient `oom` status instead (retried, see `nas.evaluate.result`), and once the exception and its traceback
 are gone the CUDA cache is emptied, so the worker can take the next candidate. Only KeyboardInterrupt and
 SystemExit get through.
+
+An `ok` result carries the trained network's weights (`Result.weights`, `nas.evaluate.weightsfile`), so the
+search can keep its best candidate's and `nas export` write a model that predicts without retraining.
 """
 
 import gc
@@ -29,6 +32,7 @@ from nas.evaluate.result import Result
 from nas.evaluate.rungfile import read_header
 from nas.evaluate.threads import use_given_cores
 from nas.evaluate.trainer import seeded_model, train_model
+from nas.evaluate.weightsfile import capture_weights
 from nas.genome.architecture import Architecture
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace
@@ -136,6 +140,7 @@ class TrainObjective:
             metrics=metrics,
             epochs=target,
             state=report.state,
+            weights=capture_weights(model, genome.key, report.epochs, accuracy),
         )
 
 

@@ -15,7 +15,11 @@ applies the trainer's conversion and normalisation inside the graph:
   16-bit field. The graph itself then only casts.
 
 `preprocess.json` beside the model says all of it: class names in output order, channel order, input size and
-dtype, the resize training used, mean and std (or the plate statistics), the dataset kind, the evonas version.
+dtype, the resize training used, mean and std (or the plate statistics), the dataset kind, the evonas version,
+and how the weights in the model were trained (`weights`: `{"source": "search", "epochs": E, "val_accuracy": A}`
+for a search's best candidate as `nas export` writes it, `{"source": "retrained", "epochs": E, "test_accuracy":
+A}` for `nas train --full --save`, `"trained"` with both accuracies for `nas train --save` on the validation
+carve; absent in files written before it was recorded).
 """
 
 import json
@@ -74,6 +78,7 @@ class Preprocess:
     format: str = FORMAT
     resize_method: str = "bilinear, antialiased (PIL Image.resize BILINEAR / torch interpolate antialias=True)"
     notes: list[str] = field(default_factory=list)
+    weights: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, allow_nan=False) + "\n"
@@ -148,6 +153,8 @@ MAX_NAME = 255
 MAX_TEXT = 10_000
 DTYPES = ("uint8", "float32")
 UINT8_RANGE = (0.0, 255.0)
+OPTIONAL = ("weights",)  # keys a file may lack (written before they existed)
+SOURCES = ("search", "retrained", "trained")
 
 
 def load_preprocess(path: str | Path) -> Preprocess:
@@ -198,7 +205,7 @@ def parse_preprocess(data: Any) -> Preprocess:
     unknown = [k for k in data if k not in known]
     if unknown:
         raise UserError("unknown key", key=shown(unknown[0], MAX_NAME).strip("'"))
-    missing = [k for k in known if k not in data]
+    missing = [k for k in known if k not in data and k not in OPTIONAL]
     if missing:
         raise UserError("is missing", key=missing[0])
     channels = integer(data["in_channels"], "in_channels", 1, MAX_CHANNELS)
@@ -220,9 +227,31 @@ def parse_preprocess(data: Any) -> Preprocess:
         "format": FORMAT,
         "resize_method": text(data["resize_method"], "resize_method", MAX_TEXT),
         "notes": texts(data["notes"], "notes"),
+        "weights": trained(data.get("weights")),
     }
     fields["input_range"] = value_range(data["input_range"], fields["input_dtype"])
     return Preprocess(**fields)
+
+
+def trained(value: Any) -> dict[str, Any] | None:
+    """`weights`: null, or how the model's weights were trained (`source`, `epochs`, the accuracies known)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise UserError(
+            f"must be an object (source, epochs, accuracies) or null, not {json_type(value)}", key="weights"
+        )
+    unknown = [k for k in value if k not in ("source", "epochs", "val_accuracy", "test_accuracy")]
+    if unknown:
+        raise UserError("unknown key", key=f"weights.{shown(unknown[0], MAX_NAME).strip(chr(39))}")
+    out: dict[str, Any] = {"source": choice(value.get("source"), "weights.source", SOURCES),
+                           "epochs": integer(value.get("epochs"), "weights.epochs", 0, 10**9)}  # fmt: skip
+    for name in ("val_accuracy", "test_accuracy"):
+        if value.get(name) is not None:
+            out[name] = number(value[name], f"weights.{name}")
+            if not 0.0 <= out[name] <= 1.0:
+                raise UserError(f"must be in [0, 1], got {shown(value[name])}", key=f"weights.{name}")
+    return out
 
 
 def json_type(value: Any) -> str:

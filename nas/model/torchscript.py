@@ -3,9 +3,10 @@
 The network is traced, not scripted: its graph is fixed by the architecture (the shortcut wiring is decided
 when it is built, never by the data), so a trace records it exactly, while scripting would reject the
 zip over a `ModuleList` in the block's forward. Tracing happens in eval mode, so BatchNorm uses its running
-statistics and the file is for inference; the batch size stays free. TorchScript is deprecated upstream but
-still the one self-contained format `torch` loads without Python source; the deprecation warning is muted
-here because the user did not ask for it.
+statistics and the file is for inference; the batch size stays free. TorchScript is deprecated upstream: evonas
+writes `model.pt2` (`nas.model.program`) and reads the `model.ts` files earlier versions wrote, while torch still
+loads them; the deprecation warning is muted here because the user did not ask for it. `for_users` and the
+contract record are shared with the `model.pt2` and ONNX writers.
 
 The file holds the network behind `nas.model.preprocess.RawInput`: it takes images in the user's units (uint8
 pixels for image datasets; see `preprocess.json` beside it) and normalises them inside the graph. A trace keeps

@@ -1,9 +1,10 @@
 """`nas predict MODEL_DIR INPUT... [--out FILE.csv] [--json] [--batch-size N] [--format F]`.
 
-Runs a model folder from `nas train --save` or `nas export` (`model.ts` by default, `model.onnx` with
-`--format onnx` or when it is the only file) on raw inputs (`nas.predict.inputs`). The model file normalises
-inside, so nothing here but decoding and resizing touches the pixels: a prediction is what the model file gives
-for those pixels, and on a config's test split the accuracy is the one `nas train` printed.
+Runs a model folder from `nas train --save` or `nas export` (`model.pt2` by default, an earlier `model.ts`
+when there is no `model.pt2`, `model.onnx` with `--format onnx` or when it is the only file) on raw inputs
+(`nas.predict.inputs`). The model file normalises inside, so nothing here but decoding and resizing touches the
+pixels: a prediction is what the model file gives for those pixels, and on a config's test split the accuracy
+is the one `nas train` printed.
 
 Output: one CSV row per image (`path`, what identifies a test image of a config's split (`Inputs.columns`: for
 BBBC021 compound, concentration, plate, well, replicate, image, crop), `label` when known, `predicted`, then

@@ -108,13 +108,20 @@ def npy_images(path: Path, pre: Preprocess) -> np.ndarray:
         x = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read {path}: {exc}") from None
+    return as_images(x, pre, str(path))
+
+
+def as_images(x: np.ndarray, pre: Preprocess, name: str) -> np.ndarray:
+    """An array of images in the model's input units, (H, W), (C, H, W) or (N, C, H, W), as (N, C, H, W) in
+    the model's dtype and size (a 3-D array is N one-channel images when the model takes one channel and the
+    first axis is not 1); `name` says where it came from in the error."""
     if x.ndim == 2:
         x = x[None, None]
     elif x.ndim == 3:
         x = x[:, None] if pre.in_channels == 1 and x.shape[0] != 1 else x[None]
     want = (pre.in_channels, pre.input_size, pre.input_size)
     if x.ndim != 4 or x.shape[1] != pre.in_channels:
-        raise UserError(f"{path}: images of shape {x.shape[1:] if x.ndim == 4 else x.shape} have the wrong number "
+        raise UserError(f"{name}: images of shape {x.shape[1:] if x.ndim == 4 else x.shape} have the wrong number "
                         f"of channels; the model takes {want} ({', '.join(pre.channel_order)})")  # fmt: skip
     if x.shape[2:] != want[1:]:
         from nas.data.resizing import resize_images

@@ -1,10 +1,12 @@
-"""The model file `nas predict` runs: `model.ts` by torch, or `model.onnx` by onnxruntime, beside its
-`preprocess.json`. Either takes images in the user's units (`nas.model.preprocess`) and returns logits.
+"""The model file `nas predict` runs: `model.pt2` (a `torch.export` program) or an earlier `model.ts`
+(TorchScript, read while torch still loads it) by torch, or `model.onnx` by onnxruntime, beside its
+`preprocess.json`. Each takes images in the user's units (`nas.model.preprocess`) and returns logits.
 
 `preprocess.json` is only trusted once it is checked against the model itself, before any image is read: the
 file validated in full (`load_preprocess`: types, ranges, lengths, an input size bounded before any tensor is
 made), then compared with what the model records, the input shape, dtype and number of outputs (the ONNX
-graph's input and output, the `nas_input.json` a TorchScript export carries; for an older `model.ts` without it,
+graph's input and output, the `nas_input.json` a `model.pt2` or TorchScript export carries; for an older `model.ts`
+without it,
 the normalisation buffer's channels and the classifier's outputs), then one dry run on a zero image of the
 declared shape, whose output must have one logit per class name. A disagreement is one line naming the field.
 """
@@ -22,7 +24,7 @@ from nas.errors import UserError
 from nas.model.preprocess import FILENAME, Preprocess, load_preprocess
 from nas.predict.files import file_kind
 
-FILES = {"torchscript": "model.ts", "onnx": "model.onnx"}
+FILES = {"pt2": "model.pt2", "torchscript": "model.ts", "onnx": "model.onnx"}  # `auto` tries them in this order
 DRY_RUN_SIZE = 64  # the dry run's side when the model file does not record its input size (an older model.ts)
 ONNX_TYPES = {"tensor(uint8)": "uint8", "tensor(float)": "float32"}
 
@@ -48,14 +50,15 @@ class Recorded:
 
 
 def locate(model: str | Path, fmt: str) -> tuple[Path, str]:
-    """(model file, format) of MODEL_DIR or of a model file; `auto` prefers model.ts, else model.onnx."""
+    """(model file, format) of MODEL_DIR or of a model file; `auto` takes model.pt2, else model.ts, else
+    model.onnx."""
     p = Path(model)
     kind = file_kind(p)
     if kind == "a file":
         for name, filename in FILES.items():
             if p.suffix == Path(filename).suffix:
                 return p, name
-        raise UserError(f"{p}: not a model file (model.ts or model.onnx)")
+        raise UserError(f"{p}: not a model file (model.pt2, model.ts or model.onnx)")
     if kind == "missing":
         raise UserError(f"{p} does not exist (a folder from `nas train --save` or `nas export`)")
     if kind != "a folder":
@@ -97,6 +100,26 @@ def torchscript_runner(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], 
         module = load_torchscript(path, extra)
     except RuntimeError as exc:
         raise UserError(f"cannot load {path}: {str(exc).splitlines()[0]}") from None
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return module(torch.from_numpy(np.ascontiguousarray(x))).float().numpy()
+
+    return run, torchscript_recorded(module, extra[CONTRACT_FILE], path)
+
+
+def program_runner(path: Path) -> tuple[Callable[[np.ndarray], np.ndarray], Recorded]:
+    import torch
+
+    from nas.model.program import load_program
+    from nas.model.torchscript import CONTRACT_FILE
+
+    extra = {CONTRACT_FILE: ""}
+    try:
+        module = load_program(path, extra)
+    except Exception as exc:  # torch.export raises its own types (and zipfile's, KeyError) for a damaged archive
+        text = str(exc).strip().splitlines()
+        raise UserError(f"cannot load {path}: {text[0] if text else type(exc).__name__}") from None
 
     def run(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -190,11 +213,14 @@ def dry_run(run: Callable[[np.ndarray], np.ndarray], pre: Preprocess, recorded: 
                     f"{shape} image ({error})")  # fmt: skip
 
 
+RUNNERS = {"pt2": program_runner, "torchscript": torchscript_runner, "onnx": onnx_runner}
+
+
 def load_model(model: str | Path, fmt: str = "auto") -> ModelFile:
     """Load MODEL_DIR (or a model file) and its `preprocess.json`, the two checked against each other."""
     path, name = locate(model, fmt)
     pre = load_preprocess(preprocess_path(path))
-    run, recorded = torchscript_runner(path) if name == "torchscript" else onnx_runner(path)
+    run, recorded = RUNNERS[name](path)
     check_agreement(pre, recorded, path)
     dry_run(run, pre, recorded, path)
     return ModelFile(path, name, pre, run)

@@ -118,8 +118,8 @@ def pending_row(snap: RunSnapshot) -> list[list[str]]:
     in the wall time.
     """
     finished = sum(1 for r in per_candidate(snap.results) if not r.transient)
-    counted = snap.checkpoint.get("evaluations")
-    pending = finished - int(counted) if isinstance(counted, int) else 0
+    counted = snap.state.evaluations
+    pending = finished - counted if counted is not None else 0
     if pending <= 0:
         return []
     noun = "evaluation" if pending == 1 else "evaluations"

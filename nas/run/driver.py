@@ -1,24 +1,14 @@
-"""The driver behind `nas search` and `nas resume`: the loop of DESIGN.md section 1, and nothing else.
+"""The driver behind `nas search` and `nas resume`: it sets a session up (new, resumed or restarted) and runs
+the search loop of DESIGN.md section 1 (`nas.run.loop.SearchLoop`) with the policy its `search.mode` names
+(`nas.run.policies`: sync, a barrier that tells whole batches in ask order; async, each result told at once).
 
-ask -> answer repeats from the log (the cache) -> evaluate the misses -> append each result to the log the
-moment it arrives -> tell the strategy in ask order -> checkpoint -> log scalars. Results are told in ask
-order and the strategy's RNG lives in its state, so the same seed and fitness values give the same trajectory
-whatever the number of workers or the order in which they finish. A checkpoint is written after every tell
-(and one before the first ask), so after a crash the restored strategy re-asks the same batch and the log
-answers what already finished. Strategies never ask a genome they were told (their state records them), so
-the cache answers only such re-asked batches; each step logs how many repeats the strategy avoided.
-
-Budget: `search.budget.evaluations` counts distinct genomes trained in the run (lines of the log; repeats
-are free), `search.budget.hours` the summed wall time of all sessions, checked as each result arrives: once
-it is spent the candidates still in flight are cancelled, so a search stops within one candidate of its limit.
-The misses of a batch are submitted largest first (`nas.run.dispatch`); they are still told in ask order.
-`search.mode: sync` is `nas.run.loop.Loop`; `async` is `nas.run.async_loop.AsyncLoop`, which builds on it; this
-module sets a session up (new, resumed, restarted) and runs the loop its mode names.
-`--max-evaluations N` stops after N new evaluations of this invocation; a batch cut short by either is not
-told: the checkpoint keeps the step, records the time spent and the asked batch (the strategy re-asks the same
-batch until told), so `nas resume` continues it exactly. `nas resume --budget N` raises the evaluation budget of a
-run (finished or not) to N: it is recorded in the run directory (`nas.run.rundir`), and the strategy and the loop
-of the resumed session are built from the raised config, so the search asks on until N distinct evaluations.
+Budget (`nas.run.budget`): `search.budget.evaluations` counts distinct genomes trained in the run (lines of the
+log; repeats are free), `search.budget.hours` the summed wall time of all sessions, checked as results arrive:
+once it is spent the candidates still in flight are cancelled, so a search stops within one candidate of its
+limit. `--max-evaluations N` stops after N new evaluations of this invocation. `nas resume --budget N` raises the
+evaluation budget of a run (finished or not) to N: it is recorded in the run directory (`nas.run.rundir`), and
+the strategy and the loop of the resumed session are built from the raised config, so the search asks on until
+N distinct evaluations.
 
 A write the disk refuses (full, read-only) stops the command with one line (exit 2, a `DiskWriteError`) that
 names the file and says what is safe: every result that arrived before is in the log (each append is fsynced
@@ -26,8 +16,8 @@ before anything else happens) and `checkpoint.json` still holds the last step (s
 `nas resume` continues exactly once the disk is back. A run stopped before its first checkpoint (killed or out
 of disk at start-up, so no log either) has told its strategy nothing: `nas resume` starts it from its config.
 
-`search.fidelity` (successive halving): `nas.run.rungs.SyncRungs` trains each batch rung by rung and the strategy
-is told each candidate at the highest rung it reached; the budget still counts distinct genomes.
+`search.fidelity` (successive halving) is the loop's scheduler (`nas.run.schedulers`): the strategy is told each
+candidate at the highest rung it reached; the budget still counts distinct genomes.
 
 `search_command` and `resume_command` take the flags as typed parameters (`nas.cli` passes the parsed ones), so
 Python code starts or continues a search directly, without the command line's parser; how an invocation runs its
@@ -49,9 +39,9 @@ from nas.evaluate.objective import Objective, build_objective
 from nas.genome import shortcuts
 from nas.genome.architecture import FIXED_KEYS, check_input_size
 from nas.genome.space import SearchSpace, load_space
-from nas.run.async_loop import AsyncLoop
-from nas.run.checkpoint import has_checkpoint, load_checkpoint, saved_state
-from nas.run.loop import Loop, Session, save_state
+from nas.run.checkpoint import has_checkpoint, saved_state
+from nas.run.loop import SearchLoop, Session, save_state
+from nas.run.policies import AsyncPolicy, SyncPolicy
 from nas.run.rundir import (
     RunDir,
     check_inputs,
@@ -65,6 +55,7 @@ from nas.run.rungs import prepare_folder
 from nas.run.runlock import run_lock
 from nas.run.runlog import check_log_complete
 from nas.run.signals import Interrupted, SignalGuard
+from nas.run.state import load_state
 from nas.strategies.strategy import build_strategy
 
 log = logging.getLogger(__name__)
@@ -213,31 +204,22 @@ def resume_locked(run: RunDir, launch: Launch, budget: int | None = None) -> int
             with resumable_on_disk_error(run):
                 run.raise_budget(budget, 0)
         return restart(run, launch)
-    checkpoint = load_checkpoint(run.path)
-    if checkpoint.get("config_sha256") != run.config_sha256():
+    state = load_state(run.path)
+    if state.config_sha256 != run.config_sha256():
         raise UserError(f"{run.config} changed since the run started; resume refuses it (start a new search)")
-    check_log_complete(run.log, int(checkpoint.get("evaluations", 0)))
-    check_inputs(checkpoint.get("inputs"))
+    check_log_complete(run.log, state.evaluations or 0)
+    check_inputs(state.inputs)
     if budget is not None:  # after the checks: a run resume refuses gets no budget either
         with resumable_on_disk_error(run):
-            run.raise_budget(budget, int(checkpoint.get("evaluations", 0)))
+            run.raise_budget(budget, state.evaluations or 0)
     config = run.load_config()  # the strategy below is built from it, so it sees a raised budget
     space = load_search_space(config)
     strategy = build_strategy(config.search, space, config.seed)
-    strategy.load_state_dict(checkpoint["strategy"])
+    strategy.load_state_dict(state.strategy)
     objective = build_objective(config, space)
-    session = Session(
-        run,
-        config,
-        space,
-        strategy,
-        objective,
-        step=int(checkpoint["step"]),
-        elapsed_seconds=float(checkpoint.get("elapsed_seconds", 0.0)),
-        config_sha256=checkpoint["config_sha256"],
-        stalled_steps=int(checkpoint.get("stalled_steps", 0)),
-        inputs=checkpoint.get("inputs"),
-    )
+    session = Session(run, config, space, strategy, objective, step=state.step,
+                      elapsed_seconds=state.elapsed_seconds, config_sha256=state.config_sha256,
+                      stalled_steps=state.stalled_steps, inputs=state.inputs)  # fmt: skip
     if config.search.fidelity is not None:
         prepare_folder(run.path)  # `rungs` not a folder: exit 2; what a killed state write staged goes
     log.info("resuming %s at step %d", run.path, session.step)
@@ -301,9 +283,9 @@ def drive(
     turn into `Interrupted` at their next safe point, never inside a Ray call.
     """
     code = 0
-    loop_type = AsyncLoop if session.config.search.mode == "async" else Loop
+    policy = AsyncPolicy if session.config.search.mode == "async" else SyncPolicy
     with SignalGuard(deferred=uses_ray(session.config, workers)) as guard:
-        loop = loop_type(session, None, limit, guard)
+        loop = SearchLoop(session, policy, limit, guard)
         try:
             loop.evaluator = connect_evaluator(session, workers, address, guard, evaluator)
             loop.run()
@@ -333,7 +315,7 @@ def connect_evaluator(
     return evaluator
 
 
-def print_summary(session: Session, loop: Loop) -> None:
+def print_summary(session: Session, loop: SearchLoop) -> None:
     run = session.run
     state = "finished" if loop.finished() else f"paused (continue with: nas resume {run.path})"
     lines = [f"search {state}: {len(loop.log)} evaluations ({loop.new} new), {session.step} steps completed"]

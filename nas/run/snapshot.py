@@ -19,6 +19,7 @@ from nas.run.checkpoint import load_checkpoint
 from nas.run.loop import architecture_of
 from nas.run.rundir import RunDir, open_run_dir
 from nas.run.runlog import line_rules, ranked, read_results
+from nas.run.state import RunState
 
 
 @dataclass(frozen=True)
@@ -28,26 +29,26 @@ class RunSnapshot:
     run: RunDir
     config: Config
     results: list[Result]
-    checkpoint: dict[str, Any]
+    state: RunState
     best_first: list[Result] = field(default_factory=list)
 
     @property
     def base(self) -> dict[str, Any]:
         """The fixed architecture keys every candidate of the run shares (channels, classes, stem, ...)."""
-        return self.checkpoint["architecture_base"]
+        return self.state.architecture_base
 
     @property
     def seed(self) -> int:
-        return int(self.checkpoint.get("seed", self.config.seed))
+        return self.state.seed
 
     @property
     def step(self) -> int:
-        return int(self.checkpoint.get("step", 0))
+        return self.state.step
 
     @property
     def elapsed_seconds(self) -> float:
         """Wall time of all sessions up to the last checkpoint (the search's cost in hours)."""
-        return float(self.checkpoint.get("elapsed_seconds", 0.0))
+        return self.state.elapsed_seconds
 
     @property
     def failures(self) -> list[Result]:
@@ -82,4 +83,4 @@ def load_snapshot(path: str | Path) -> RunSnapshot:
         raise UserError(f"{p}: no valid checkpoint.json (it holds the run's fixed architecture keys)") from None
     if not isinstance(checkpoint.get("architecture_base"), dict):
         raise UserError(f"{p}: checkpoint.json has no architecture_base; was it written by `nas search`?")
-    return RunSnapshot(run, config, results, checkpoint, ranked(results))
+    return RunSnapshot(run, config, results, RunState.from_dict(checkpoint, config.seed), ranked(results))

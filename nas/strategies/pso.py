@@ -9,6 +9,9 @@ Every ask is new work: a particle whose cell was already evaluated takes the kno
 an ask (up to `FREE_MOVES` times per draw, counted as repeats avoided); one whose cell another particle has in
 flight waits for that result. The budget ends the search, or convergence when `search.pso.stall_iterations`
 is set: that many swarm iterations (moves of every particle) without a better global best.
+
+With several objectives (`search.objectives`) every scored cell is offered to an archive of non-dominated
+points, and each moving particle flies towards a leader drawn from it (`nas.strategies.archive`, MOPSO).
 """
 
 from typing import Any
@@ -17,6 +20,7 @@ from nas.config import SearchConfig
 from nas.genome import shortcuts
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace
+from nas.strategies import archive as pareto_archive
 from nas.strategies import swarm as pso_math
 from nas.strategies.ranking import Score
 from nas.strategies.strategy import Strategy, register
@@ -31,6 +35,7 @@ class ParticleSwarm(Strategy):
         self.swarm = pso_math.new_swarm(space.dimensions, search.pso.swarm_size, search.pso.velocity_clamp, self.rng)
         self.stalls = 0  # particle moves since the global best last improved
         self.waiting: list[str | None] = [None] * search.pso.swarm_size  # key each particle waits for
+        self.archive: tuple[pso_math.BestPoint, ...] = ()  # non-dominated cells (several objectives only)
 
     def done(self) -> bool:
         limit = self.search.pso.stall_iterations
@@ -73,7 +78,12 @@ class ParticleSwarm(Strategy):
         before = self.swarm
         settled = pso_math.settle(self.swarm, {i: (s, bits[i]) for i, s in scores.items()})
         self.stalls = 0 if pso_math.improved(before, settled) else self.stalls + len(scores)
-        self.swarm = pso_math.advance(settled, self.space.dimensions, self.search.pso, self.rng, sorted(scores))
+        guides = None
+        if self.costs:
+            visits = [pso_math.BestPoint(before.particles[i].position, bits[i], s) for i, s in scores.items() if s]
+            self.archive = pareto_archive.add(self.archive, visits)
+            guides = pareto_archive.leaders(self.archive, sorted(scores), self.rng)
+        self.swarm = pso_math.advance(settled, self.space.dimensions, self.search.pso, self.rng, sorted(scores), guides)
 
     def absorb(self, told: list[tuple[Genome, Score]]) -> None:
         by_key = {genome.key: score for genome, score in told}
@@ -84,9 +94,11 @@ class ParticleSwarm(Strategy):
             self.move(ready)
 
     def state(self) -> dict[str, Any]:
-        return {"swarm": self.swarm.to_dict(), "stalls": self.stalls, "waiting": list(self.waiting)}
+        state = {"swarm": self.swarm.to_dict(), "stalls": self.stalls, "waiting": list(self.waiting)}
+        return state | ({"archive": pareto_archive.to_list(self.archive)} if self.costs else {})
 
     def load_state(self, data: dict[str, Any]) -> None:
         self.swarm = pso_math.Swarm.from_dict(data["swarm"])
         self.stalls = data["stalls"]
         self.waiting = list(data["waiting"])
+        self.archive = pareto_archive.from_list(data.get("archive", []))

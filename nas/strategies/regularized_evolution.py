@@ -9,7 +9,9 @@ already evaluated, in flight or earlier in the batch is bred again (a new tourna
 `BREED_ATTEMPTS` times); a slot with nothing new is left empty. So a repeat never rejoins the queue and never
 resets a genome's age without a training. When a result is told the child joins the queue and the oldest member
 leaves. In a sync batch all parents are drawn from the population as it stood before the batch, which makes the
-batch independent of the order in which its trainings finish.
+batch independent of the order in which its trainings finish. With several objectives (`search.objectives`) the
+tournament's best is the member of lowest Pareto front rank, then largest crowding distance, over the whole
+population (NSGA-II's crowded comparison; `ranking.population_keys`), then the ranking rule.
 
 Asynchronously the algorithm is the paper's steady state: `ask(n)` breeds n children from the population as it
 stands (once any member is told; before that, and once the initial random genomes are all asked, it waits),
@@ -31,7 +33,7 @@ from nas.genome import shortcuts
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace
 from nas.strategies.random_search import new_random_genomes
-from nas.strategies.ranking import Score, score_order
+from nas.strategies.ranking import Score, population_keys
 from nas.strategies.shortcut_ga import join, split
 from nas.strategies.strategy import Strategy, register
 
@@ -97,21 +99,25 @@ class RegularizedEvolution(Strategy):
             return new_random_genomes(self, slots)
         if not self.population:
             return []  # async: wait for the first initial results
-        return [child for child in (self.child() for _ in range(count)) if child is not None]
+        keys = population_keys([score for _, score in self.population])
+        return [child for child in (self.child(keys) for _ in range(count)) if child is not None]
 
-    def child(self) -> Genome | None:
-        """A new child of a tournament winner, or None (slot left empty) when none is new."""
+    def child(self, keys: list[tuple[Any, ...]]) -> Genome | None:
+        """A new child of a tournament winner (`keys`: the population's sort keys), or None (slot left empty)
+        when none is new."""
         for _ in range(BREED_ATTEMPTS):
-            child = mutate(self.tournament(), self.space, self.rng)
+            child = mutate(self.tournament(keys), self.space, self.rng)
             if self.claim(child):
                 return child
         self.unfilled()
         return None
 
-    def tournament(self) -> Genome:
-        """The best of `sample_size` members drawn uniformly with replacement."""
+    def tournament(self, keys: list[tuple[Any, ...]] | None = None) -> Genome:
+        """The best (smallest key; `keys` default to the population's) of `sample_size` members drawn uniformly
+        with replacement."""
+        keys = keys if keys is not None else population_keys([score for _, score in self.population])
         drawn = [self.rng.randrange(len(self.population)) for _ in range(self.config.sample_size)]
-        return min((self.population[i] for i in drawn), key=lambda m: score_order(m[1]))[0]
+        return self.population[min(drawn, key=lambda i: keys[i])][0]
 
     def absorb(self, told: list[tuple[Genome, Score]]) -> None:
         size = self.config.population

@@ -11,8 +11,11 @@ Elites pass into the next generation with their score, so they are not asked aga
 genome was already evaluated (`ShortcutGA.start` takes the scores its caller knows). Every member is scored
 on its own (`with_score`), so a generation can be told in parts and in any order; it breeds once all its
 members are scored (`complete`). Fitness compares by the project's ranking (fitness, then fewer parameters):
-DEAP's fitness holds both, lexicographically. A member whose string is a repeat is varied again (`revary`:
-one forced bit flip plus `bit_flip_prob` per bit) by the strategy that asks it. The state is plain strings,
+DEAP's fitness holds both, lexicographically. With several objectives (the scores carry costs) elites and
+tournaments go by Pareto front rank, then crowding distance, within the generation (NSGA-II's crowded
+comparison, `ranking.population_keys`): DEAP's fitness then holds (-rank, crowding). A member whose string
+is a repeat is varied again (`revary`: one forced bit flip plus `bit_flip_prob` per bit) by the strategy that
+asks it. The state is plain strings,
 numbers and flags, so it checkpoints as JSON.
 """
 
@@ -26,7 +29,7 @@ from deap import algorithms, base, tools
 
 from nas.config import GAConfig
 from nas.genome import shortcuts
-from nas.strategies.ranking import NO_PARAMS, Score, is_better, score_order
+from nas.strategies.ranking import NO_PARAMS, Score, is_better, population_keys
 from nas.strategies.rng import lend_to_global
 
 SEED_ATTEMPTS = 20  # random draws per free slot before a duplicate is accepted (tiny spaces run out of strings)
@@ -36,11 +39,19 @@ class _Fitness(base.Fitness):
     weights = (1.0, -1.0)  # fitness up, parameters down: compared lexicographically, as the ranking rule
 
 
-class _Individual(list):
-    """A list of 0/1 ints with a DEAP fitness: what DEAP's operators expect."""
+class _CrowdedFitness(base.Fitness):
+    weights = (-1.0, 1.0)  # Pareto front rank down, crowding distance up: NSGA-II's crowded comparison
 
-    def __init__(self, bits: str, score: Score | None = None):
+
+class _Individual(list):
+    """A list of 0/1 ints with a DEAP fitness: what DEAP's operators expect. `crowded` (rank, crowding
+    distance) replaces the score's (fitness, parameters) when there are several objectives."""
+
+    def __init__(self, bits: str, score: Score | None = None, crowded: tuple[int, float] | None = None):
         super().__init__(int(c) for c in bits)
+        if crowded is not None:
+            self.fitness: base.Fitness = _CrowdedFitness(crowded)
+            return
         fitness = score.fitness if score is not None and score.fitness is not None else -math.inf
         params = score.params if score is not None and score.params is not None else NO_PARAMS
         self.fitness = _Fitness((fitness, params))
@@ -101,9 +112,14 @@ def breed(population: Sequence[str], scores: Sequence[Score | None], ga: GAConfi
           rng: random.Random) -> list[tuple[str, Score | None]]:  # fmt: skip
     """The next generation: the `ga.elitism` best unchanged with their scores, then tournament + varAnd
     children (unscored)."""
-    order = sorted(range(len(population)), key=lambda i: score_order(scores[i]))
+    keys = population_keys(scores)
+    order = sorted(range(len(population)), key=lambda i: keys[i])
     elites = [(population[i], scores[i]) for i in order[: ga.elitism]]
-    individuals = [_Individual(b, s) for b, s in zip(population, scores, strict=True)]
+    several = any(s is not None and s.costs is not None for s in scores)
+    individuals = [
+        _Individual(b, s, (int(k[0]), -k[1]) if several else None)
+        for b, s, k in zip(population, scores, keys, strict=True)
+    ]
     toolbox = base.Toolbox()
     toolbox.register("mate", _mate)
     toolbox.register("mutate", tools.mutFlipBit, indpb=ga.bit_flip_prob)

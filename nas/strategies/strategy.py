@@ -42,7 +42,10 @@ strategy's record only keeps it from asking them. `known(results)` adds genomes 
 them. The record grows with the run (about 100 bytes a genome in the checkpoint).
 
 `tell` takes results; a failed or timed-out result (fitness None) ranks below every real fitness, and ties are
-broken by fewer parameters, then the genome key (`nas.strategies.ranking`). Everything random comes from the
+broken by fewer parameters, then the genome key (`nas.strategies.ranking`). With several objectives
+(`search.objectives`) each score also carries the result's costs, and a strategy that ranks a population ranks
+it by Pareto front and crowding first (`ranking.population_keys`); `best` stays the fittest result, the front
+is what a population or an archive holds. Everything random comes from the
 strategy's own `random.Random(seed)`, whose state is in `state_dict` (plain JSON: it survives json.dumps/loads
 exactly).
 
@@ -139,6 +142,7 @@ class Strategy(ABC):
         self._scores: dict[str, Score] = {}  # evaluated genomes: told, or given by known()
         self._draw = _Draw()
         self.member_keys: dict[Any, str] = {}  # a memo of derived genome keys (`ga_asks.member_key`), not state
+        self.costs = search.cost_objectives  # the objectives after fitness: none for a single objective
 
     @property
     def config(self) -> Any:
@@ -217,7 +221,7 @@ class Strategy(ABC):
         in_flight = {g.key for g in self._in_flight}
         for result in results:
             if result.key not in in_flight:
-                self._scores[result.key] = Score.of(result)
+                self._scores[result.key] = Score.of(result, self.costs)
 
     def tell(self, results: Sequence[Result]) -> None:
         """Sync: one result per genome of the batch, in ask order. Async: results of any in-flight genomes, in
@@ -225,7 +229,7 @@ class Strategy(ABC):
         genomes = self._told_batch(results) if self._batch else self._told_some(results)
         told = []
         for genome, result in zip(genomes, results, strict=True):
-            score = Score.of(result)
+            score = Score.of(result, self.costs)
             self._scores[genome.key] = score
             if is_better(score, self._best.score if self._best else None):
                 assert score.fitness is not None
@@ -283,7 +287,10 @@ class Strategy(ABC):
             "best": None if self._best is None else self._best.to_dict(),
             "repeats": self.repeats.to_dict(),
             "repeats_total": self.repeats_total.to_dict(),
-            "evaluated": [[s.key, s.fitness, s.params] for s in self._scores.values()],
+            "evaluated": [
+                [s.key, s.fitness, s.params, *([list(s.costs)] if s.costs is not None else [])]
+                for s in self._scores.values()
+            ],
             "state": self.state(),
         }
 
@@ -303,7 +310,9 @@ class Strategy(ABC):
         self._best = BestGenome.from_dict(data["best"])
         self.repeats = Repeats.from_dict(data["repeats"])
         self.repeats_total = Repeats.from_dict(data["repeats_total"])
-        self._scores = {key: Score(fitness, params, key) for key, fitness, params in data["evaluated"]}
+        self._scores = {}
+        for key, *rest in data["evaluated"]:  # [key, fitness, params] and, with several objectives, the costs
+            self._scores[key] = Score(rest[0], rest[1], key, tuple(rest[2]) if len(rest) > 2 else None)
         self.load_state(data["state"])
 
     # --- what a strategy implements -----------------------------------------------------------------------

@@ -589,18 +589,18 @@ class Crash(BaseException):
 
 def crashed_async_run(cfg: Path, to: Path, lines: int) -> Path:
     """The async search of `cfg` stopped by a crash once its log holds `lines` lines and a candidate continues."""
-    from nas.run.rungs import AsyncRungs
+    from nas.run.schedulers import AshaScheduler
 
-    original = AsyncRungs.arrived
+    original = AshaScheduler.arrived
 
-    def arrived(self, job, result):
-        settled = original(self, job, result)
-        if len(self.log.lines) >= lines and self.open:
+    def arrived(self, arrivals):
+        verdict = original(self, arrivals)
+        if len(self.log.lines) >= lines and self.continuing:
             raise Crash
-        return settled
+        return verdict
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(AsyncRungs, "arrived", arrived)
+        patch.setattr(AshaScheduler, "arrived", arrived)
         with pytest.raises(Crash):
             cli("search", str(cfg), "--run-dir", str(to), "--workers", "0")
     return to

@@ -139,6 +139,8 @@ def config_leaves(cls: type = config_module.Config, prefix: str = "") -> list[Le
     leaves = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if "extra_sections" in f.metadata:  # the holder of registered sections: `registered_leaves` walks them
+            continue
         path, hint = f"{prefix}{f.name}", hints[f.name]
         inner = [a for a in typing.get_args(hint) if a is not type(None)] if is_optional(hint) else [hint]
         if len(inner) == 1 and dataclasses.is_dataclass(inner[0]):
@@ -1329,7 +1331,7 @@ def preprocess_cases(draw: Callable, good: dict[str, Any]) -> tuple[dict[str, An
 def test_generated_bad_preprocess_json_is_refused_by_predict(tmp_path_factory, tmp_path, record_property):
     """Generated bad preprocess.json documents beside a real trained model (each field broken by type, range,
     NaN/inf, length, emptiness, repetition; extra and missing keys; fields that disagree with the model's own
-    input channels, size, dtype or outputs), given to `nas predict` through model.ts and model.onnx: one line
+    input channels, size, dtype or outputs), given to `nas predict` through model.pt2 and model.onnx: one line
     naming the field, and no large allocation (the input size is bounded before any tensor is made)."""
     import json
     import os
@@ -1340,17 +1342,17 @@ def test_generated_bad_preprocess_json_is_refused_by_predict(tmp_path_factory, t
     images = tmp_path / "digits.npy"
     np.save(images, np.zeros((2, 8, 8), dtype=np.float32))
     good = json.loads((model_dir / "preprocess.json").read_text())
-    for fmt in ("torchscript", "onnx"):  # a good file predicts, and brings the runtimes in before measuring
+    for fmt in ("pt2", "onnx"):  # a good file predicts, and brings the runtimes in before measuring
         assert nas("predict", str(model_dir), str(images), "--format", fmt, "--json").code == 0
     folders, seen = Folder(tmp_path), set()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     @settings(max_examples=150, **HYPOTHESIS)
-    @given(case=preprocess_cases(good), fmt=st.sampled_from(["torchscript", "onnx"]))
+    @given(case=preprocess_cases(good), fmt=st.sampled_from(["pt2", "onnx"]))
     def check(case: tuple[dict[str, Any], str], fmt: str) -> None:
         doc, field = case
         model = folders.next()
-        for name in ("model.ts", "model.onnx"):
+        for name in ("model.pt2", "model.onnx"):
             os.link(model_dir / name, model / name)
         (model / "preprocess.json").write_text(json.dumps(doc))
         out = nas("predict", str(model), str(images), "--format", fmt, "--out", str(model / "p.csv"))
@@ -1398,14 +1400,14 @@ def test_preprocess_json_that_is_no_json_object_or_no_file_is_refused(tmp_path_f
     folders, tried = Folder(tmp_path), 0
     for what, make, needle in cases:
         model = folders.next()
-        os.link(model_dir / "model.ts", model / "model.ts")
+        os.link(model_dir / "model.pt2", model / "model.pt2")
         make(model / "preprocess.json")
         start = time.monotonic()
         assert_refused(nas("predict", str(model), str(images)), "preprocess.json", needle)
         assert time.monotonic() - start < 30, what
         tried += 1
     inside = folders.next()  # a link within the model folder is fine
-    os.link(model_dir / "model.ts", inside / "model.ts")
+    os.link(model_dir / "model.pt2", inside / "model.pt2")
     (inside / "contract.json").write_text((model_dir / "preprocess.json").read_text())
     os.symlink("contract.json", inside / "preprocess.json")
     assert nas("predict", str(inside), str(images), "--json").code == 0

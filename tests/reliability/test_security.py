@@ -249,7 +249,7 @@ def test_run_directory_holds_no_pickle(tmp_path, record_property):
     assert cli("report", str(run)).code == 0
 
     files = [p for p in run.rglob("*") if p.is_file()]
-    assert (run / "retrained" / "weights.pt") in files and (run / "export" / "model.ts") in files
+    assert (run / "retrained" / "weights.pt") in files and (run / "retrained" / "model.pt2") in files
     checked_pt = 0
     for path in files:
         assert path.suffix not in (".pkl", ".pickle"), path
