@@ -14,7 +14,8 @@ strings in `overrides`, read as `--set` reads them. The config is validated in f
 and handed to the command as one resolved file (every path in it absolute), written to a temporary folder.
 
 `Run` opens a run directory read-only: its config (with a budget raised by `nas resume --budget`), its log's
-records (`nas.run.runlog`, the reader `nas export` and `nas report` use) and its best result. A run being
+records (`nas.run.runlog`, the reader `nas export` and `nas report` use), its best result and, for a search with
+several objectives, its Pareto front (`RUN_DIR/pareto.json`). A run being
 searched may be read: a last line still being written is left out.
 
 Bad input is a `UserError`, as on the command line, whose message names the key path of a bad override.
@@ -27,6 +28,7 @@ from typing import Any
 
 from nas.config import Config, apply_overrides, from_override, parse_config
 from nas.errors import UserError, shown
+from nas.run.pareto_file import read_front
 from nas.run.rundir import RunDir, default_run_dir, open_run_dir
 from nas.run.runlog import line_rules, ranked, read_results
 from nas.shipped_configs import resolve_config
@@ -36,7 +38,7 @@ ConfigSource = str | Path | Mapping[str, Any]
 
 
 class Run:
-    """A run directory, read-only: `path`, `config`, `results()` and `best()`."""
+    """A run directory, read-only: `path`, `config`, `results()`, `best()` and `front()`."""
 
     def __init__(self, run_dir: str | Path):
         self._run: RunDir = open_run_dir(Path(run_dir))  # a UserError when it is not a run directory
@@ -73,6 +75,12 @@ class Run:
             return None
         architecture = self._run.best_architecture
         return {**best[0].to_dict(), "architecture": str(architecture) if architecture.is_file() else None}
+
+    def front(self) -> list[dict[str, Any]]:
+        """The members of the run's Pareto front (`RUN_DIR/pareto.json`), fittest first, each with `key`,
+        `genome`, `step` and a value per objective; an empty list for a single-objective search (or before any
+        result)."""
+        return read_front(self.path)
 
     def _read(self) -> list[Any]:
         if not self._run.log.exists():

@@ -47,11 +47,14 @@ COMMANDS = {
         "nas.evaluate.train_command:train_command",
         ("architecture", "config_path", "overrides", "epochs", "full", "save", "onnx", "cv", "seed", "as_json"),
     ),
-    "export": Command("nas.export:export_command", ("run_dir", "out", "rank", "onnx")),
+    "export": Command("nas.export:export_command", ("run_dir", "out", "rank", "onnx", "pareto")),
     "baseline": Command(
         "nas.transfer.command:baseline_command", ("config_path", "overrides", "run_dir", "epochs", "as_json")
     ),
     "data summary": Command("nas.data.summary:summary_command", ("config_path", "overrides", "as_json")),
+    "data fetch": Command(
+        "nas.data.fetch:fetch_command", ("dataset", "to", "base_url", "dry_run", "force", "keep_zips")
+    ),
     "config schema": Command("nas.config_schema:schema_command", ()),
     "config check": Command("nas.config_check:check_command", ("config_path", "overrides")),
     "report": Command("nas.report:report_command", ("run_dir",)),
@@ -192,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=non_empty, help="output folder (default RUN_DIR/export)")
     p.add_argument("--rank", type=integer(1, MAX_RANK), default=1, help="1 = best")
     p.add_argument("--onnx", action="store_true", help="also write model.onnx (needs the export extra)")
+    p.add_argument("--pareto", action="store_true", help="every member of the Pareto front, one folder each")
 
     p = sub.add_parser("baseline", help="the pretrained-transfer arm on the config's dataset")
     p.add_argument("config_path", metavar="config", type=non_empty)
@@ -206,6 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config_path", metavar="config", type=non_empty)
     add_set(s)
     s.add_argument("--json", action="store_true", dest="as_json", help="print one JSON object")
+    s = data_sub.add_parser("fetch", help="download a dataset's public files and unpack them where its loader "
+                            "reads them (resumable; says the disk it needs first)")  # fmt: skip
+    s.add_argument("dataset", choices=["bbbc021"])
+    s.add_argument("--to", type=non_empty, required=True, help="folder to fill; then set dataset.root to it")
+    s.add_argument("--base-url", type=non_empty, help="a mirror of the files (default: the Broad Institute's)")
+    s.add_argument("--dry-run", action="store_true", help="list what would be fetched and unpacked, fetch nothing")
+    s.add_argument("--force", action="store_true", help="go on even when the free disk space looks too small")
+    s.add_argument("--keep-zips", action="store_true", help="keep each plate archive after unpacking it")
 
     p = sub.add_parser("config", help="config tools")
     config_sub = p.add_subparsers(dest="config_command", required=True, parser_class=OneLineParser)

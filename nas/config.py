@@ -246,11 +246,16 @@ class ResourcesConfig:
 
 @dataclass
 class RayConfig:
-    """`ray`: the cluster address (None: an embedded local Ray) and its dashboard."""
+    """`ray`: the cluster address (None: an embedded local Ray), its dashboard, and the workers' environment."""
 
     address: str | None = None
     workers: int | None = bounds(None, 0, 100_000)
     dashboard: bool = False
+    # Ray's runtime environment for every worker of the search, given to `ray.init(runtime_env=...)`: `pip`,
+    # `working_dir`, `py_modules`, `env_vars`, ... (Ray's own fields); it ships evonas to a cluster whose nodes
+    # do not have it installed. Local `working_dir` and `py_modules` paths are relative to the config file.
+    # None: the environment the workers were started in.
+    runtime_env: dict[str, Any] | None = field(default=None, metadata={"runtime_env": True})
 
 
 @dataclass
@@ -345,6 +350,8 @@ def convert(value: Any, tp: Any, key: str, base: Path | None) -> Any:
         return [convert(v, typing.get_args(tp)[0], f"{key}[{i}]", base) for i, v in enumerate(value)]
     if dataclasses.is_dataclass(tp):
         return from_mapping(tp, value, key, base)
+    if origin is dict:
+        return free_mapping(value, key)
     if tp is bool:
         if not isinstance(value, bool):
             raise UserError(f"must be true or false, not {shown(value)}", key=key)
@@ -363,6 +370,33 @@ def convert(value: Any, tp: Any, key: str, base: Path | None) -> Any:
             raise UserError(f"must be a string, not {short(value)}", key=key)
         return value
     raise TypeError(f"unsupported config type {tp!r} at {key}")
+
+
+def free_mapping(value: Any, key: str) -> dict[str, Any]:
+    """A mapping whose keys are another program's (`ray.runtime_env`): names checked as strings, values kept as
+    YAML gave them, copied so that the config owns what it holds."""
+    if not isinstance(value, dict):
+        raise UserError(f"must be a mapping, not {short(value)}", key=key)
+    for name in value:
+        if not isinstance(name, str):
+            raise UserError(f"keys must be strings, got {short(name)}", key=key)
+    return copy.deepcopy(value)
+
+
+def runtime_env_paths(env: dict[str, Any], base: Path, key: str) -> dict[str, Any]:
+    """`ray.runtime_env` with its local `working_dir` and `py_modules` made absolute against the config's folder,
+    as every path of a config is (Ray reads them on the driver's machine, from its working directory, and
+    uploads what they hold). A URI (`s3://...`, `https://....zip`) is left as it is."""
+
+    def local(value: Any, where: str) -> Any:
+        return resolved_path(value, base, where) if isinstance(value, str) and "://" not in value else value
+
+    env = dict(env)
+    if "working_dir" in env:
+        env["working_dir"] = local(env["working_dir"], f"{key}.working_dir")
+    if isinstance(env.get("py_modules"), list):
+        env["py_modules"] = [local(p, f"{key}.py_modules[{i}]") for i, p in enumerate(env["py_modules"])]
+    return env
 
 
 def short(value: Any) -> str:
@@ -427,6 +461,8 @@ def from_mapping(cls: type, data: Any, key: str = "", base: Path | None = None) 
         check_bounds(value, f.metadata, where)
         if f.metadata.get("space") and value is not None:
             value = str(resolve_space(value, base, where))
+        elif f.metadata.get("runtime_env") and value is not None and base is not None:
+            value = runtime_env_paths(value, base, where)
         elif f.metadata.get("path") and value is not None and base is not None:
             value = resolved_path(value, base, where)
         values[name] = value

@@ -168,7 +168,7 @@ def training_check(config: Config, space: SearchSpace) -> Check:
     try:
         data = load_dataset(config.dataset, config.seed)
         fixed = (data.in_channels, data.num_classes, data.input_size)
-        check_input_size(data.input_size, space.num_blocks, "encoding")
+        check_input_size(data.input_size, space.num_blocks, "encoding", space.stem_stride)
         check_cost(Architecture.from_space(space, space.largest_genome(), *fixed), config.limits,
                    config.fitness.batch_size, "the largest network of this search space")  # fmt: skip
         arch = Architecture.from_space(space, smallest_genome(space), *fixed)

@@ -2,8 +2,9 @@
 
 The schema is read off the same dataclasses and field metadata that `nas.config.from_mapping` validates
 against, so it cannot drift from them: a type hint gives the JSON type (`Literal[...]` an enum, `X | None` a
-nullable value, `list[X]` an array), `bounds(...)` gives `minimum`/`maximum` (`exclusive*` for an open end),
-every section is closed (`additionalProperties: false`, as an unknown key is refused), and `search` lists the
+nullable value, `list[X]` an array, `dict` an open object), `bounds(...)` gives `minimum`/`maximum`
+(`exclusive*` for an open end), every section is closed (`additionalProperties: false`, as an unknown key is
+refused; an open object such as `ray.runtime_env` is another program's mapping), and `search` lists the
 sections registered by strategies beside the built-in ones. Each section's description is its class docstring,
 each field's the comment written above it (or beside it) in `nas/config.py` or the strategy's module. This
 module is part of the package `nas`, whose import registers every strategy first (`nas.config.STRATEGY_NAMES`).
@@ -113,6 +114,8 @@ class SchemaBuilder:
             return {"enum": list(typing.get_args(tp))}
         if origin is list:
             return {"type": "array", "items": self.value(typing.get_args(tp)[0], {})}
+        if origin is dict:
+            return {"type": "object"}  # another program's mapping (`ray.runtime_env`): its keys are not ours
         if dataclasses.is_dataclass(tp):
             return self.ref(tp)
         if tp in SCALARS:

@@ -1,5 +1,5 @@
-"""`nas export RUN_DIR [--out DIR] [--rank K] [--onnx]`: a run's best (or K-th best) network, to predict with or
-retrain.
+"""`nas export RUN_DIR [--out DIR] [--rank K | --pareto] [--onnx]`: a run's best (or K-th best) network, or every
+member of its Pareto front, to predict with or retrain.
 
 Writes, into one folder published all at once (`nas.stagedir`):
 - `architecture.yaml`: the genome with the run's fixed parts, plus a `provenance` section (run directory name,
@@ -30,11 +30,18 @@ Where it goes: `--out` defaults to `RUN_DIR/export/` (a new folder in the run di
 Running export again refreshes that default folder as a whole, as long as it holds only export's own files;
 an explicit `--out` must be empty or absent, so nothing of the user's is ever overwritten.
 
+`--pareto` (a search with several objectives, `search.objectives`): every member of the front (`RUN_DIR/pareto.json`,
+fittest first) goes into a folder of its own under the export folder, named by its place on the front and its key
+prefix (`01-3fa9c2d17b04/`), each holding what a single export writes (`provenance` adds `front_rank`): a model
+where the run kept that member's trained weights (the best's), the architecture alone for the others. The export
+folder is published whole, as a single export is.
+
 `export_command` takes the flags as typed parameters (`nas.cli` passes the parsed ones), so Python code calls it
 directly, without the command line's parser; `export_run` is the same without the printing.
 """
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -62,6 +69,7 @@ TORCHSCRIPT = "model.ts"  # what earlier exports wrote: owned, so that a refresh
 ONNX = "model.onnx"
 PREPROCESS = "preprocess.json"
 EXPORT_FILES = (ARCHITECTURE, PROGRAM, TORCHSCRIPT, ONNX, PREPROCESS)
+MEMBER = re.compile(r"[0-9]{2,}-[0-9a-f]{12}")  # a front member's folder (`member_folder`)
 LABELS = {ARCHITECTURE: "architecture", PROGRAM: "model", ONNX: "onnx", PREPROCESS: "preprocess"}
 
 
@@ -156,6 +164,35 @@ class Exported:
     no_model: str = ""
 
 
+@dataclass(frozen=True)
+class Planned:
+    """One candidate to export: its result, architecture (with provenance) and kept weights (None: why not)."""
+
+    result: Result
+    architecture: Architecture
+    weights: bytes | None
+    why: str
+
+    def names(self, onnx: bool) -> list[str]:
+        """The files its folder gets."""
+        models = [PROGRAM] + ([ONNX] if onnx else []) + [PREPROCESS] if self.weights is not None else []
+        return [ARCHITECTURE, *models]
+
+    def write(self, snapshot: RunSnapshot, folder: Path, onnx: bool) -> None:
+        (folder / ARCHITECTURE).write_text(architecture_text(self.architecture), encoding="utf-8")
+        if self.weights is not None:
+            pre = run_preprocess(snapshot, self.architecture)
+            write_models(self.architecture, self.result, self.weights, folder, onnx, pre)
+
+
+def plan(run_dir: Path, snapshot: RunSnapshot, result: Result, provenance: dict[str, Any]) -> Planned:
+    """What exporting `result` writes, checked against the run's limits before anything is written."""
+    arch = snapshot.architecture(result, provenance)
+    check_export_cost(arch, snapshot.config)
+    weights, _, why = read_best_weights(run_dir, result.key)
+    return Planned(result, arch, weights, why)
+
+
 def export_run(run_dir: Path, out: Path | None, rank: int, onnx: bool) -> Exported:
     """Write the export folder for the `rank`-th best result of `run_dir`."""
     if onnx:
@@ -166,17 +203,57 @@ def export_run(run_dir: Path, out: Path | None, rank: int, onnx: bool) -> Export
     result = snapshot.pick(rank)
     target = out if out is not None else default_out(run_dir)
     refreshable = target.resolve() == default_out(run_dir).resolve()
-    arch = snapshot.architecture(result, provenance_of(snapshot, result, rank))
-    check_export_cost(arch, snapshot.config)
-    weights, _, why = read_best_weights(run_dir, result.key)
-    if weights is None and onnx:
-        raise UserError(f"--onnx: no model to write, {why}; retrain with `nas train --full --onnx --save DIR`")
+    planned = plan(run_dir, snapshot, result, provenance_of(snapshot, result, rank))
+    if planned.weights is None and onnx:
+        raise UserError(f"--onnx: no model to write, {planned.why}; retrain with `nas train --full --onnx --save DIR`")
     with staged_directory(target, refreshable=refreshable, owned=EXPORT_FILES) as staging:
-        (staging / ARCHITECTURE).write_text(architecture_text(arch), encoding="utf-8")
-        if weights is not None:
-            write_models(arch, result, weights, staging, onnx, run_preprocess(snapshot, arch))
-    names = [ARCHITECTURE] + ([PROGRAM] + ([ONNX] if onnx else []) + [PREPROCESS] if weights is not None else [])
-    return Exported(arch, {name: target / name for name in names}, why)
+        planned.write(snapshot, staging, onnx)
+    return Exported(planned.architecture, {name: target / name for name in planned.names(onnx)}, planned.why)
+
+
+def member_folder(front_rank: int, key: str) -> str:
+    """The folder of the `front_rank`-th member of the front (1 = fittest): `01-3fa9c2d17b04`."""
+    return f"{front_rank:02d}-{key[:12]}"
+
+
+def front_members(snapshot: RunSnapshot) -> list[Result]:
+    """The run's front, fittest first (as `RUN_DIR/pareto.json` lists it); a `UserError` for one objective."""
+    from nas.run.pareto_file import front_of
+
+    objectives = snapshot.config.search.objectives or ["fitness"]
+    if len(objectives) < 2:
+        raise UserError("--pareto: this run has one objective (search.objectives), so no front; export with --rank")
+    front = front_of(snapshot.results, objectives)
+    if not front:
+        raise UserError(f"--pareto: {snapshot.run.path} has no feasible ok result yet, so no front")
+    return front
+
+
+def export_front(run_dir: Path, out: Path | None, onnx: bool) -> list[Exported]:
+    """Write one folder per member of the front of `run_dir` under the export folder (module docstring)."""
+    snapshot = load_snapshot(run_dir)
+    ranks = {r.key: i for i, r in enumerate(snapshot.best_first, start=1)}
+    planned = []
+    for front_rank, result in enumerate(front_members(snapshot), start=1):
+        provenance = {**provenance_of(snapshot, result, ranks.get(result.key, 0)), "front_rank": front_rank}
+        planned.append(plan(run_dir, snapshot, result, provenance))
+    if onnx:
+        from nas.model.onnx_export import require_onnx
+
+        require_onnx()
+        if all(p.weights is None for p in planned):
+            raise UserError(f"--onnx: no member of the front has kept weights ({planned[0].why}); retrain one with "
+                            "`nas train --full --onnx --save DIR`")  # fmt: skip
+    target = out if out is not None else default_out(run_dir)
+    folders = [member_folder(i, p.result.key) for i, p in enumerate(planned, start=1)]
+    owned = [*EXPORT_FILES, *(p.name for p in target.glob("*") if MEMBER.fullmatch(p.name) and p.is_dir())]
+    refreshable = target.resolve() == default_out(run_dir).resolve()
+    with staged_directory(target, refreshable=refreshable, owned=owned) as staging:
+        for folder, member in zip(folders, planned, strict=True):
+            (staging / folder).mkdir()
+            member.write(snapshot, staging / folder, onnx and member.weights is not None)
+    return [Exported(p.architecture, {n: target / f / n for n in p.names(onnx)}, p.why)
+            for f, p in zip(folders, planned, strict=True)]  # fmt: skip
 
 
 def describe(run_dir: Path, exported: Exported) -> str:
@@ -198,9 +275,28 @@ def describe(run_dir: Path, exported: Exported) -> str:
     return "\n".join(lines)
 
 
-def export_command(run_dir: str | Path, *, out: str | Path | None = None, rank: int = 1, onnx: bool = False) -> int:
-    """`nas export RUN_DIR [--out DIR] [--rank K] [--onnx]`: export and print what went where; returns 0."""
+def describe_front(exported: list[Exported]) -> str:
+    """The lines `nas export --pareto` prints: one per member, with its folder and whether it has a model."""
+    lines = [f"exported the Pareto front of run {exported[0].architecture.provenance['run']}: {len(exported)} members"]
+    for member in exported:
+        prov, folder = member.architecture.provenance, member.files[ARCHITECTURE].parent
+        params = f"{prov['params']:,}" if prov["params"] is not None else "?"
+        kind = "model" if PROGRAM in member.files else "architecture only"
+        lines.append(f"  {folder}  fitness {prov['fitness']:.4f}, {params} params ({kind})")
+    return "\n".join(lines)
+
+
+def export_command(
+    run_dir: str | Path, *, out: str | Path | None = None, rank: int = 1, onnx: bool = False, pareto: bool = False
+) -> int:
+    """`nas export RUN_DIR [--out DIR] [--rank K | --pareto] [--onnx]`: export and print what went where; returns
+    0."""
     folder = Path(run_dir)
+    if pareto:
+        if rank != 1:
+            raise UserError("--pareto exports every member of the front; it takes no --rank")
+        print(describe_front(export_front(folder, Path(out) if out else None, onnx)), flush=True)
+        return 0
     exported = export_run(folder, Path(out) if out else None, rank, onnx)
     if exported.no_model:
         log.warning(

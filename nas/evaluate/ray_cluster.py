@@ -10,6 +10,10 @@ Which one (DESIGN.md section 5):
 - No address: start an embedded Ray private to this process (`address="local"`, never attaching to someone
   else's instance on the machine), shut down when the evaluator closes (and by Ray's own exit hook otherwise).
 
+`ray.runtime_env` (`nas.evaluate.runtime_env`, checked before anything starts) goes to `ray.init` in both of the
+last two cases, so the workers of this search run in it. A process that is already a driver keeps the runtime
+environment it was given (a Ray Job's `--runtime-env`), and the config's is ignored with a warning.
+
 The embedded Ray and security. Ray 2.60 turns token authentication on for every new local cluster unless
 `RAY_AUTH_MODE` is set: `ray.init` sets `RAY_AUTH_MODE=token` in this process (its workers inherit it), creates
 `~/.ray/auth_token` if absent, and from then on every gRPC and HTTP entry point (GCS, raylets, dashboard)
@@ -33,6 +37,7 @@ from typing import Any
 
 from nas.config import RayConfig, ResourcesConfig
 from nas.errors import UserError
+from nas.evaluate.runtime_env import check_runtime_env
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +105,14 @@ def attach(ray_config: RayConfig, resources: ResourcesConfig, workers: int | Non
     address = ray_config.address or os.environ.get("RAY_ADDRESS") or None
     if address is not None and address != "local":
         address = check_address(address)
+    runtime_env = check_runtime_env(ray_config.runtime_env)
     if ray.is_initialized():
+        if runtime_env:
+            log.warning("ray.runtime_env is ignored: this process is already a Ray driver, with its own environment")
         return RayConnection(address="existing", embedded=False, owned=False)
     if address is None or address == "local":
         return start_embedded(ray_config, resources, workers)
-    return connect_existing(address)
+    return connect_existing(address, runtime_env)
 
 
 def check_address(address: str) -> str:
@@ -115,14 +123,15 @@ def check_address(address: str) -> str:
     return address
 
 
-def connect_existing(address: str) -> RayConnection:
-    """`ray.init(address=...)` on an existing cluster; any failure to reach it is one line naming the address."""
+def connect_existing(address: str, runtime_env: dict[str, Any] | None = None) -> RayConnection:
+    """`ray.init(address=...)` on an existing cluster, its workers in `runtime_env` (None: as they were started);
+    any failure to reach it is one line naming the address."""
     import ray
 
     if address != "auto":
         check_reachable(address)
     try:
-        ray.init(address=address, logging_level=logging.WARNING)
+        ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env)
     except (ConnectionError, TimeoutError, ValueError, RuntimeError, ray.exceptions.RayError) as exc:
         reason = " ".join(str(exc).split())[:300] or type(exc).__name__
         if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
@@ -169,6 +178,7 @@ def start_embedded(ray_config: RayConfig, resources: ResourcesConfig, workers: i
                 include_dashboard=ray_config.dashboard,
                 dashboard_host="127.0.0.1",
                 logging_level=logging.WARNING,
+                runtime_env=check_runtime_env(ray_config.runtime_env),
             )
     finally:
         auth_logger.setLevel(previous_level)

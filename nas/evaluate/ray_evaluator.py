@@ -9,9 +9,17 @@ The evaluator contract (`nas.evaluate.evaluator`) with Ray underneath (DESIGN.md
   `reuse_workers: false` a task asking for GPUs gets a fresh worker process (`max_calls=1`, Ray's own default
   for GPU tasks), which pays seconds of start-up per candidate (interpreter, torch import, CUDA context).
 - The objective, with the dataset it carries, goes to the object store once per evaluator (`ray.put`); each
-  task gets it by reference, so a node fetches it once and its tasks read it from there. The task hands the
+  task gets it by reference, so a node fetches it once and its tasks read it from there. Ray serialises numpy
+  arrays out of band (pickle protocol 5), so in a worker the dataset's arrays are read-only views of the node's
+  shared memory, as stored (uint8 images stay uint8): no worker decodes or copies the data, the trainer wraps
+  the views without a copy (`nas.evaluate.trainer.shared_tensor`), and N workers of a node share one copy. A
+  reused worker gets views of the same pages again for each candidate (the objective is deserialised per task,
+  as an argument, so that no task blocks in `ray.get`, see `run_candidate`). The task hands the
   objective the device Ray assigned: "cuda" when `ray.get_gpu_ids()` is non-empty (Ray has set
   `CUDA_VISIBLE_DEVICES` to the card(s) it granted), "cpu" otherwise.
+- Worker memory. After each candidate the task hands the heap memory the candidate freed back to the system
+  (`nas.evaluate.host_memory`), so an idle reused worker holds what torch's import and the process need, not
+  the high-water mark of the largest candidate it trained.
 - `ray.wait` streams results back in completion order: `wait()` returns them as they finish (and `evaluate`
   hands each to `on_result` at once). `workers` caps the candidates in flight, the rest queue here (None:
   submit all and let Ray queue them, which is also what lets an autoscaling cluster see the demand and add GPU
@@ -49,7 +57,6 @@ address) and `close()` shuts down an embedded Ray it started.
 """
 
 import contextlib
-import gc
 import logging
 import os
 import sys
@@ -73,6 +80,7 @@ from ray.exceptions import (
 
 from nas.config import RayConfig, ResourcesConfig
 from nas.evaluate.evaluator import Finished, ResultCallback, evaluate_all
+from nas.evaluate.host_memory import release_host_memory
 from nas.evaluate.job import Job, run_job
 from nas.evaluate.objective import Objective
 from nas.evaluate.ray_cluster import connect
@@ -113,8 +121,9 @@ def run_candidate(objective: Objective, job: Job, start_log: Any, token: int, me
         result = run_job(objective, job, device)
     except Exception as exc:  # the objective broke its contract: the result says so, and where it ran
         result = escaped(job.genome, exc)
-    finally:
-        release_cuda_cache()  # after the except block: the traceback's frames (and their tensors) are gone
+    finally:  # after the except block: the traceback's frames (and their tensors) are gone
+        release_host_memory()
+        release_cuda_cache()
     result.worker = result.worker or worker
     result.seconds = result.seconds or time.perf_counter() - start
     return result
@@ -145,10 +154,10 @@ def out_of_memory(error: BaseException | None) -> bool:
 
 def release_cuda_cache() -> None:
     """Give the CUDA memory torch's allocator cached for the last candidate back to the card (a reused worker
-    keeps only its CUDA context). Nothing to do where torch was never imported or CUDA never started."""
+    keeps only its CUDA context). Runs after `release_host_memory`, whose garbage collection has freed the
+    candidate's tensors. Nothing to do where torch was never imported or CUDA never started."""
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_initialized():
-        gc.collect()
         torch.cuda.empty_cache()
 
 

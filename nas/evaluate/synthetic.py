@@ -24,6 +24,9 @@ known shape (`SHAPES`), so no data is loaded; params and FLOPs are exact (`analy
 Under `search.fidelity` a rung of e of the E = `fitness.epochs` epochs sees `fidelity_fitness`: the fitness
 shrunk by a bias and blurred by a noise that both vanish at e = E, and it sleeps (e - e0) / E of that cost
 when it continues from a rung state at e0 (cost proportional to epochs).
+
+When the search ranks or caps by latency, every result (and every rung's) carries the deterministic stand-in of
+a measured latency in its metrics (`nas.evaluate.latency.analytic_latency`, linear in the FLOPs).
 """
 
 import math
@@ -36,6 +39,7 @@ from nas.config import Config
 from nas.errors import UserError
 from nas.evaluate.landscape_family import FAMILIES, GeneratedLandscape, parse_name
 from nas.evaluate.landscapes import LANDSCAPES, Landscape, ideal_bits
+from nas.evaluate.latency import analytic_latency, wants_latency
 from nas.evaluate.objective import OBJECTIVES
 from nas.evaluate.result import Result
 from nas.evaluate.rungfile import metadata_only, read_header
@@ -80,8 +84,10 @@ class SyntheticObjective:
         seconds: float,
         landscape: str = "bump",
         seconds_per_gflop: float = 0.0,
+        latency_batch: int | None = None,
     ):
         self.space = space
+        self.latency_batch = latency_batch  # the batch of `latency_ms_batch`; None: no latency in the metrics
         self.shape = shape
         self.seconds = seconds
         self.seconds_per_gflop = seconds_per_gflop
@@ -112,6 +118,10 @@ class SyntheticObjective:
         """The emulated training time of a candidate of `flops` FLOPs."""
         return self.seconds + flops / 1e9 * self.seconds_per_gflop
 
+    def latency(self, flops: int) -> dict[str, float]:
+        """The latency metrics of a candidate of `flops` FLOPs: the analytic stand-in, or none when not asked."""
+        return {} if self.latency_batch is None else analytic_latency(flops, self.latency_batch)
+
     def optimum(self) -> Genome:
         """The genome of fitness exactly 1 on the `bump` landscape (the targets are whole numbers)."""
         blocks = tuple(self.targets)
@@ -133,7 +143,7 @@ class SyntheticObjective:
         delay = self.cost_seconds(flops)
         if delay:
             time.sleep(delay)
-        return ok_result(genome, self.fitness(genome, params), params, flops, start)
+        return ok_result(genome, self.fitness(genome, params), params, flops, start, metrics=self.latency(flops))
 
 
 # At 0 of E epochs the observed fitness would be (1 - BIAS) of the true one plus noise of NOISE standard
@@ -169,7 +179,8 @@ def synthetic_rung(
     if delay:
         time.sleep(delay)
     fitness = fidelity_fitness(objective.fitness(genome), genome.key, epochs, full_epochs)
-    return ok_result(genome, fitness, params, flops, start, metrics={"epochs_trained": epochs - done},
+    metrics = {**objective.latency(flops), "epochs_trained": epochs - done}
+    return ok_result(genome, fitness, params, flops, start, metrics=metrics,
                      epochs=epochs, state=metadata_only({"epochs_done": epochs, "key": genome.key}))  # fmt: skip
 
 
@@ -189,4 +200,5 @@ def build_synthetic(config: Config, space: SearchSpace) -> SyntheticObjective:
         config.fitness.seconds_per_evaluation,
         landscape=config.fitness.landscape,
         seconds_per_gflop=config.fitness.seconds_per_gflop,
+        latency_batch=config.fitness.batch_size if wants_latency(config) else None,
     )

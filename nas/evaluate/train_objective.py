@@ -14,6 +14,10 @@ SystemExit get through.
 
 An `ok` result carries the trained network's weights (`Result.weights`, `nas.evaluate.weightsfile`), so the
 search can keep its best candidate's and `nas export` write a model that predicts without retraining.
+
+When the search ranks or caps by `latency_ms` (`nas.evaluate.latency.wants_latency`), the trained network's
+forward latency on the device that trained it is measured once per genome and process, and goes into the
+result's metrics (`latency_ms` at batch 1, `latency_ms_batch` at the training batch size).
 """
 
 import gc
@@ -26,12 +30,13 @@ from nas.config import Config
 from nas.data.dataset import ImageData
 from nas.data.loading import load_dataset
 from nas.errors import UserError
+from nas.evaluate.latency import CACHE, measure_latency, wants_latency
 from nas.evaluate.objective import OBJECTIVES
 from nas.evaluate.recipe import recipe
 from nas.evaluate.result import Result
 from nas.evaluate.rungfile import read_header
 from nas.evaluate.threads import use_given_cores
-from nas.evaluate.trainer import seeded_model, train_model
+from nas.evaluate.trainer import resolve_device, seeded_model, train_model, use_bf16
 from nas.evaluate.weightsfile import capture_weights
 from nas.genome.architecture import Architecture
 from nas.genome.genome import Genome
@@ -66,6 +71,7 @@ class TrainObjective:
         self.config = config
         self.space = space
         self.data = data
+        self.latency = wants_latency(config)
 
     def architecture(self, genome: Genome) -> Architecture:
         d = self.data
@@ -127,6 +133,8 @@ class TrainObjective:
         }
         if fitness.test:
             metrics["test_accuracy"] = finite_or_none(report.test_accuracy)
+        if self.latency:
+            metrics.update(self.latency_of(genome, model, device))
         if rung is not None:
             metrics["epochs_trained"] = report.epochs - (read_header(state)["epochs_done"] if state else 0)
         return Result(
@@ -142,6 +150,17 @@ class TrainObjective:
             state=report.state,
             weights=capture_weights(model, genome.key, report.epochs, accuracy),
         )
+
+    def latency_of(self, genome: Genome, model: torch.nn.Module, device: str | None) -> dict[str, float]:
+        """`latency_ms` and `latency_ms_batch` of the trained `model` where it trained, measured once a genome."""
+        known = CACHE.get(genome.key)
+        if known is None:
+            fitness = self.config.fitness
+            dev = resolve_device(device or fitness.device)
+            shape = (self.data.in_channels, self.data.input_size, self.data.input_size)
+            known = measure_latency(model, shape, fitness.batch_size, dev, use_bf16(fitness.precision, dev))
+            CACHE.put(genome.key, known)
+        return dict(known)
 
 
 @OBJECTIVES.register("train")

@@ -1,10 +1,10 @@
 """The architecture level: a search-space file and the particle that lives in it.
 
 A search space (`encodings/*.yaml`) fixes the number of blocks and the network's fixed parts (stem width,
-bottleneck width, compression) and gives, per block, integer ranges for `layers` and `growth_rate`, plus an
-optional log-scale learning-rate range. PSO moves a particle: a vector of real numbers, one per dimension,
-decoded by rounding and clamping. The shortcut level is a separate encoding (`shortcuts.py`) whose length
-follows from the decoded layers.
+bottleneck width, compression, and the optional stem stride of `nas.genome.architecture`) and gives, per
+block, integer ranges for `layers` and `growth_rate`, plus an optional log-scale learning-rate range. PSO moves
+a particle: a vector of real numbers, one per dimension, decoded by rounding and clamping. The shortcut level
+is a separate encoding (`shortcuts.py`) whose length follows from the decoded layers.
 """
 
 import math
@@ -21,6 +21,9 @@ from nas.yamlfile import load_yaml_mapping
 
 SPACE_FORMAT = "nas-search-space/1"
 MAX_FLOAT = sys.float_info.max
+STEM_STRIDES = (1, 2, 4)
+SPACE_KEYS = ("format", "name", "stem_channels", "stem_stride", "bottleneck_width", "compression", "blocks",
+              "learning_rate")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class SearchSpace:
     layers: tuple[tuple[int, int], ...]
     growth_rate: tuple[tuple[int, int], ...]
     learning_rate: tuple[float, float] | None = None
+    stem_stride: int = 1
 
     @property
     def num_blocks(self) -> int:
@@ -154,6 +158,8 @@ class SearchSpace:
         }
         if self.learning_rate is not None:
             out["learning_rate"] = list(self.learning_rate)
+        if self.stem_stride != 1:
+            out["stem_stride"] = self.stem_stride
         return out
 
 
@@ -177,12 +183,18 @@ def compression_value(value: Any, key: str) -> float:
     return float(value)
 
 
+def stem_stride_value(value: Any, key: str) -> int:
+    """A stem stride: 1, 2 or 4, how much the stem shrinks the image (`nas.genome.architecture`)."""
+    if type(value) is not int or value not in STEM_STRIDES:
+        raise UserError(f"must be one of {', '.join(map(str, STEM_STRIDES))}, got {shown(value)}", key=key)
+    return value
+
+
 def parse_space(data: dict[str, Any], name: str) -> SearchSpace:
     """Validate a search-space mapping (see `encodings/densenet_cifar.yaml`)."""
     if data.get("format") != SPACE_FORMAT:
         raise UserError(f"must be {SPACE_FORMAT!r}, got {shown(data.get('format'))}", key="format")
-    known = {"format", "name", "stem_channels", "bottleneck_width", "compression", "blocks", "learning_rate"}
-    unknown = set(data) - known
+    unknown = set(data) - set(SPACE_KEYS)
     if unknown:
         raise UserError("unknown key", key=shown(min(unknown, key=str)).strip("'"))
     for required in ("stem_channels", "bottleneck_width", "compression", "blocks"):
@@ -215,6 +227,7 @@ def parse_space(data: dict[str, Any], name: str) -> SearchSpace:
         layers=tuple(layers),
         growth_rate=tuple(growth),
         learning_rate=lr,
+        stem_stride=stem_stride_value(data.get("stem_stride", 1), "stem_stride"),
     )
 
 

@@ -12,7 +12,7 @@ killer.
 
 from nas.config import LimitsConfig
 from nas.errors import UserError
-from nas.genome.architecture import Architecture
+from nas.genome.architecture import Architecture, stem_output_size
 from nas.genome.channels import block_channels, layer_input_channels
 
 BYTES_PER_VALUE = 4  # fp32 activations; bf16 autocast keeps some at 2 bytes, so this errs on the safe side
@@ -21,9 +21,10 @@ GIB = 2**30
 
 def analytic_cost(arch: Architecture) -> tuple[int, int]:
     """(params, flops) of `arch` at its input size, by the formulas of DESIGN.md section 2."""
-    size = arch.input_size
+    conv = stem_output_size(arch.input_size, min(arch.stem_stride, 2))  # the stem conv's output side
     params = arch.in_channels * arch.stem_channels * 9 + 2 * arch.stem_channels
-    flops = 2 * arch.in_channels * arch.stem_channels * 9 * size * size
+    flops = 2 * arch.in_channels * arch.stem_channels * 9 * conv * conv
+    size = stem_output_size(arch.input_size, arch.stem_stride)
     channels = block_channels(arch)
     for i, (block, (c_block, c_out)) in enumerate(zip(arch.genome.blocks, channels, strict=True)):
         k, mid = block.growth_rate, arch.bottleneck_width * block.growth_rate
@@ -44,13 +45,17 @@ def analytic_cost(arch: Architecture) -> tuple[int, int]:
 def activation_bytes(arch: Architecture, batch_size: int) -> int:
     """The activations one training step of `batch_size` images keeps for the backward pass, in bytes (fp32).
 
-    Every tensor the forward pass makes is counted once: the stem's conv, BN and ReLU outputs; per layer its
+    Every tensor the forward pass makes is counted once: the stem's conv, BN and ReLU outputs (and its max pool's,
+    at stride 4); per layer its
     concatenated input, the BN and ReLU of it, the 1x1 conv's output with its BN and ReLU, and the 3x3 conv's
     output; per transition the block's concatenated output, BN, ReLU, conv and pooled map; the head's BN and
     ReLU. Gradients, optimizer state and the allocator's slack come on top, so this is a floor, not a ceiling.
     """
-    size = arch.input_size
-    values = arch.in_channels * size * size + 3 * arch.stem_channels * size * size
+    conv = stem_output_size(arch.input_size, min(arch.stem_stride, 2))
+    size = stem_output_size(arch.input_size, arch.stem_stride)
+    values = arch.in_channels * arch.input_size**2 + 3 * arch.stem_channels * conv * conv
+    if arch.stem_stride == 4:
+        values += arch.stem_channels * size * size
     channels = block_channels(arch)
     for i, (block, (c_block, c_out)) in enumerate(zip(arch.genome.blocks, channels, strict=True)):
         mid = arch.bottleneck_width * block.growth_rate

@@ -48,6 +48,7 @@ def describe_architecture(path: str) -> dict[str, Any]:
         "in_channels": arch.in_channels,
         "num_classes": arch.num_classes,
         "input_size": arch.input_size,
+        "stem_stride": arch.stem_stride,
         "blocks": blocks,
         "params": params,
         "flops": flops,
@@ -63,6 +64,7 @@ def describe_space(path: str) -> dict[str, Any]:
         "name": space.name,
         "dimensions": [{"name": d.name, "low": d.low, "high": d.high} for d in space.dimensions],
         "bit_length_range": [low, high],
+        "stem_stride": space.stem_stride,
     }
 
 
@@ -72,9 +74,13 @@ def format_text(info: dict[str, Any]) -> str:
         lines += [f"  {d['name']:<24} [{d['low']:g}, {d['high']:g}]" for d in info["dimensions"]]
         low, high = info["bit_length_range"]
         lines.append(f"  shortcut bits: {low} to {high}")
+        if info["stem_stride"] != 1:
+            stride = info["stem_stride"]
+            lines.append(f"  stem stride: {stride} (the first block sees 1/{stride} of the input side)")
         return "\n".join(lines)
     head = f"architecture {info['file']}: {info['in_channels']}x{info['input_size']}x{info['input_size']}"
-    lines = [f"{head} -> {info['num_classes']} classes"]
+    stem = "" if info["stem_stride"] == 1 else f", stem stride {info['stem_stride']}"
+    lines = [f"{head} -> {info['num_classes']} classes{stem}"]
     for i, b in enumerate(info["blocks"]):
         lines.append(
             f"  block {i}: {b['layers']} layers, growth {b['growth_rate']}, "

@@ -1,6 +1,7 @@
 """`build_model`: an `Architecture` -> the exact `nn.Module` of DESIGN.md section 2.
 
-Stem (conv3x3, BN, ReLU); dense blocks whose inputs follow the shortcut bits (the chain always, plus every
+Stem (conv3x3, BN, ReLU; with `stem_stride` 2 the conv has stride 2, with 4 a max pool 3x3 stride 2 follows);
+dense blocks whose inputs follow the shortcut bits (the chain always, plus every
 source whose bit is 1, concatenated in ascending node order); DenseNet-BC bottleneck layers; transitions
 (BN, ReLU, conv1x1 to floor(c * compression), avgpool 2x2) between blocks; head (BN, ReLU, global average
 pool, Linear). Channel bookkeeping lives in `nas.genome.channels`, shared with the analytic cost.
@@ -66,16 +67,26 @@ class Transition(nn.Sequential):
         )
 
 
+def stem(arch: Architecture) -> nn.Sequential:
+    """Conv 3x3, BN, ReLU, and a max pool for a stride of 4: a pool holds no weights, so every stem has the same
+    `state_dict` keys whatever its stride."""
+    conv_stride = min(arch.stem_stride, 2)
+    parts: list[nn.Module] = [
+        nn.Conv2d(arch.in_channels, arch.stem_channels, 3, stride=conv_stride, padding=1, bias=False),
+        nn.BatchNorm2d(arch.stem_channels),
+        nn.ReLU(inplace=True),
+    ]
+    if arch.stem_stride == 4:
+        parts.append(nn.MaxPool2d(3, stride=2, padding=1))
+    return nn.Sequential(*parts)
+
+
 class SearchedNet(nn.Module):
     """The network an `architecture.yaml` describes."""
 
     def __init__(self, arch: Architecture):
         super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(arch.in_channels, arch.stem_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(arch.stem_channels),
-            nn.ReLU(inplace=True),
-        )
+        self.stem = stem(arch)
         stages: list[nn.Module] = []
         channels = block_channels(arch)
         for i, (block, (c_in, c_out)) in enumerate(zip(arch.genome.blocks, channels, strict=True)):

@@ -81,7 +81,7 @@ def stages(arch: Architecture) -> list[str]:
     """The network end to end, one box label per stage."""
     labels = [
         f"input\n{arch.in_channels}\u00d7{arch.input_size}\u00d7{arch.input_size}",
-        f"stem\nconv 3\u00d73\n{arch.stem_channels} ch",
+        f"stem\nconv 3\u00d73{'' if arch.stem_stride == 1 else f' /{arch.stem_stride}'}\n{arch.stem_channels} ch",
     ]
     channels = block_channels(arch)
     for i, (block, (c_in, c_out)) in enumerate(zip(arch.genome.blocks, channels, strict=True)):

@@ -11,27 +11,29 @@ from pathlib import Path
 
 from nas.report.best import draw_best
 from nas.report.context import ReportContext
+from nas.report.hypervolume import draw_hypervolume
 from nas.report.pareto import draw_pareto
 from nas.report.progress import draw_progress
-from nas.report.style import SIZES, figure_style
+from nas.report.style import SIZES, SOME_RUNS_SIZES, figure_style
 from nas.report.summary import write_summary
 from nas.run.snapshot import load_snapshot
 from nas.stagedir import staged_directory
 
 REPORT_DIR = "report"
 SUMMARY = "summary.md"
-REPORT_FILES = (*SIZES, SUMMARY)
+REPORT_FILES = (*SIZES, *SOME_RUNS_SIZES, SUMMARY)
 
 
 def write_report(run_dir: Path) -> dict[str, Path]:
-    """Write the whole report of `run_dir`; returns each file's final path by name."""
+    """Write the whole report of `run_dir`; returns each file's final path by name (`hypervolume.png` for a
+    search with several objectives only)."""
     ctx = ReportContext(load_snapshot(run_dir))
     target = run_dir / REPORT_DIR
+    draws = [draw_progress, draw_pareto, draw_best] + ([draw_hypervolume] if ctx.several_objectives else [])
     with staged_directory(target, refreshable=True, owned=REPORT_FILES) as staging, figure_style():
-        for draw in (draw_progress, draw_pareto, draw_best):
-            draw(ctx, staging)
+        written = {draw(ctx, staging).name for draw in draws}
         write_summary(ctx, staging)
-    return {name: target / name for name in REPORT_FILES}
+    return {name: target / name for name in REPORT_FILES if name in written or name == SUMMARY}
 
 
 def report_command(run_dir: str | Path) -> int:

@@ -14,6 +14,15 @@ class ReportContext:
         return self.snapshot.config.search.strategy
 
     @property
+    def objectives(self) -> list[str]:
+        """The run's objectives (`search.objectives`), fitness first; `["fitness"]` for a single objective."""
+        return list(self.snapshot.config.search.objectives or ["fitness"])
+
+    @property
+    def several_objectives(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
     def title(self) -> str:
         """`<config name> (<strategy>, <objective> objective, seed N)`: enough to tell two reports apart."""
         config = self.snapshot.config

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 DPI = 100
 SIZES = {"progress.png": (1600, 900), "pareto.png": (1600, 900), "best.png": (1800, 1000)}
+SOME_RUNS_SIZES = {"hypervolume.png": (1600, 900)}  # figures only some runs get (several objectives)
 
 # Colour-blind-safe (Okabe-Ito) roles, the same in every figure.
 BEST = "#D55E00"
@@ -58,7 +59,7 @@ def figure_style() -> Iterator[None]:
 
 def new_figure(name: str) -> Figure:
     """A figure of the fixed pixel size registered for output file `name`, with constrained layout."""
-    width, height = SIZES[name]
+    width, height = {**SIZES, **SOME_RUNS_SIZES}[name]
     return plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
 
 

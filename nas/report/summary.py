@@ -211,10 +211,12 @@ def paper(row: ArmRow) -> str:
     return fitness(row.paper) if row.paper is not None else "-"
 
 
-def figures() -> list[str]:
+def figures(ctx: ReportContext) -> list[str]:
     lines = ["## Figures", ""]
     for name, title in FIGURES:
         lines += [f"![{title}]({name})", ""]
+    if ctx.several_objectives:
+        lines += ["![Hypervolume of the front](hypervolume.png)", ""]
     return lines
 
 
@@ -228,7 +230,7 @@ def render_summary(ctx: ReportContext) -> str:
         front_section(ctx),
         failures_section(ctx),
         arms_section(ctx),
-        figures(),
+        figures(ctx),
     ]
     return "\n\n".join("\n".join(p) for p in parts if p).rstrip() + "\n"
 

@@ -37,7 +37,7 @@ from nas.errors import UserError
 from nas.evaluate.evaluator import Evaluator, LocalEvaluator
 from nas.evaluate.objective import Objective, build_objective
 from nas.genome import shortcuts
-from nas.genome.architecture import FIXED_KEYS, check_input_size
+from nas.genome.architecture import FIXED_KEYS, OPTIONAL_KEYS, check_input_size
 from nas.genome.space import SearchSpace, load_space
 from nas.run.checkpoint import has_checkpoint, saved_state
 from nas.run.loop import SearchLoop, Session, save_state
@@ -77,8 +77,9 @@ def architecture_base(objective: Objective, space: SearchSpace) -> dict[str, Any
     lr = space.learning_rate[0] if space.learning_rate else None
     probe = space.genome(space.encode(blocks, lr), tuple(shortcuts.all_ones(layers) for layers, _ in blocks))
     arch = objective.architecture(probe).to_dict()
-    check_input_size(arch["input_size"], space.num_blocks, "encoding")  # the data's size against the space's depth
-    return {k: arch[k] for k in FIXED_KEYS}
+    # the data's size against the space's depth
+    check_input_size(arch["input_size"], space.num_blocks, "encoding", space.stem_stride)
+    return {k: arch[k] for k in (*FIXED_KEYS, *OPTIONAL_KEYS) if k in arch}
 
 
 def check_space_cost(objective: Objective, space: SearchSpace, config: Config) -> None:
@@ -101,9 +102,10 @@ def uses_ray(config: Config, workers: int | None) -> bool:
 
 
 def make_evaluator(objective: Objective, config: Config, workers: int | None, address: str | None) -> Evaluator:
-    """`--workers 0`: in-process. Otherwise Ray: an existing cluster at `address`, or an embedded local one.
-    Under `search.fidelity` the loops submit rung jobs (`nas.evaluate.job`) to it instead of whole evaluations."""
-    if workers == 0:
+    """`--workers 0` (or `ray.workers: 0` with no `--workers`): in-process. Otherwise Ray: an existing cluster at
+    `address`, or an embedded local one. Under `search.fidelity` the loops submit rung jobs (`nas.evaluate.job`)
+    to it instead of whole evaluations."""
+    if not uses_ray(config, workers):
         return LocalEvaluator(objective)
     from nas.evaluate.ray_evaluator import RayEvaluator
 

@@ -27,12 +27,23 @@ then accuracy: (level + accuracy) / levels, which stays in [0, 1] and orders eve
 above every one of a lower rung. Raw accuracies of different rungs are not comparable (after 1 of 9 epochs of a
 one-cycle schedule the learning rate is still near its peak), so a strategy must not read a 1-epoch 40% as worse
 than a 9-epoch 41% by one point.
+
+Several objectives (`search.objectives`): a rung ranks its results as NSGA-II ranks a population, by
+non-dominated front, then crowding distance (`nas.strategies.pareto`), on the objective vector of each rung
+result (its accuracy at that rung, and its costs: params and FLOPs are known at every rung, a measured latency is
+in its metrics). Sync (`promote_pareto`): the first `max(1, n // eta)` of that order go on (ties by ask order).
+Async (`ParetoAsha`): a result continues when fewer than ceil(n / eta) of the rung's n results so far, itself
+included, come strictly before it in that order. A cheap candidate of fair accuracy can then go on where the
+accuracy alone would stop it, which is what a search for a front needs of its early stopping. With one
+objective both rules are exactly `promote` and `Asha`.
 """
 
 import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from nas.strategies import pareto
 
 
 def rung_epochs(min_epochs: int, eta: int, epochs: int) -> list[int]:
@@ -56,6 +67,15 @@ def promote(fitness: Sequence[float | None], eta: int) -> list[int]:
     """Indices (ascending) of the candidates of one batch rung that go on; None is a failed candidate."""
     ok = sorted((-f, i) for i, f in enumerate(fitness) if f is not None)  # best first, ties by ask order
     return sorted(i for _, i in ok[: promotion_count(len(fitness), eta)])
+
+
+def promote_pareto(vectors: Sequence[pareto.Vector | None], eta: int) -> list[int]:
+    """Indices (ascending) of the candidates of one batch rung that go on, by front rank then crowding (ties by
+    ask order); None, or a vector with no finite value (failed, or lacking a cost), never goes on."""
+    ok = [(i, v) for i, v in enumerate(vectors) if v is not None and all(math.isfinite(x) for x in v)]
+    keys = pareto.selection_keys([v for _, v in ok])
+    order = sorted(range(len(ok)), key=lambda k: (keys[k], ok[k][0]))
+    return sorted(ok[k][0] for k in order[: promotion_count(len(vectors), eta)])
 
 
 RUNG_GAP = 1e-9  # keeps rungs strictly apart in `told_fitness`
@@ -92,3 +112,65 @@ class Asha:
         better = len(rung) - bisect.bisect_right(rung, fitness)
         bisect.insort(rung, fitness)
         return level < self.levels - 1 and better < math.ceil(len(rung) / self.eta)
+
+
+class ParetoRung:
+    """The objective vectors one rung has seen, with the front rank of each kept as they arrive.
+
+    A point's front rank (as `pareto.non_dominated_sort` numbers fronts) is the length of the longest chain of
+    points dominating it: 0 when none does, else one more than the largest rank of those that do. A newcomer's
+    rank therefore needs one pass over the rung, and only the points below it in a chain of dominance can rise,
+    so a rung of n results costs about O(n) a result instead of a whole sort of the rung each time."""
+
+    def __init__(self) -> None:
+        self.points: list[pareto.Vector] = []
+        self.ranks: list[int] = []
+
+    def rank_of(self, i: int) -> int:
+        above = [self.ranks[j] for j, p in enumerate(self.points) if j != i and pareto.dominates(p, self.points[i])]
+        return 1 + max(above) if above else 0
+
+    def add(self, vector: pareto.Vector) -> int:
+        """Record `vector`; returns how many earlier points now come strictly before it (rank, then crowding)."""
+        self.points.append(vector)
+        self.ranks.append(0)
+        new = len(self.points) - 1
+        self.ranks[new] = self.rank_of(new)
+        raised = [new]
+        for i in sorted(range(new), key=lambda k: self.points[k]):  # a dominating point sorts before its dominated
+            if any(pareto.dominates(self.points[j], self.points[i]) for j in raised):
+                rank = self.rank_of(i)
+                if rank != self.ranks[i]:
+                    self.ranks[i] = rank
+                    raised.append(i)
+        return self.before(new)
+
+    def before(self, i: int) -> int:
+        """How many points come strictly before point `i`: a lower front, or its front and less crowded."""
+        rank = self.ranks[i]
+        front = [j for j, r in enumerate(self.ranks) if r == rank]
+        distance = dict(zip(front, pareto.crowding_distance(self.points, front), strict=True))
+        return sum(r < rank for r in self.ranks) + sum(distance[j] > distance[i] for j in front)
+
+
+@dataclass
+class ParetoAsha:
+    """`Asha`'s stopping rule with several objectives (module docstring): `decide` takes the rung result's
+    objective vector (minimisation form) instead of its fitness. Rebuilt from the log on every start, like
+    `Asha`."""
+
+    levels: int
+    eta: int
+    seen: list[ParetoRung] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.seen = self.seen or [ParetoRung() for _ in range(self.levels)]
+
+    def decide(self, level: int, vector: pareto.Vector | None) -> bool:
+        """Record a result at `level` and say whether its candidate continues to `level + 1`. A failure (None, or
+        a vector without a finite value) and a result at the top rung never continue; a failure is not recorded."""
+        if vector is None or not all(math.isfinite(x) for x in vector):
+            return False
+        rung = self.seen[level]
+        better = rung.add(vector)
+        return level < self.levels - 1 and better < math.ceil(len(rung.points) / self.eta)

@@ -178,9 +178,11 @@ class SearchLoop:
                 self.best = top
                 self.write_best(top)
             drop_weights(results)  # the best's are on disk; the log's index keeps every result
-            self.front.update(self.log)
+            moved = self.front.update(self.log)
         for result in results:
             self.monitor.evaluated(result, self.best_fitness())  # the bar shows the run's best
+        if moved and self.front.hypervolume is not None:
+            self.monitor.hypervolume(self.front.hypervolume, len(self.log))
 
     def best_fitness(self) -> float | None:
         return self.best.fitness if self.best else None
@@ -265,8 +267,9 @@ class SearchLoop:
 
 class ParetoFile:
     """`RUN_DIR/pareto.json` of a search with several objectives (`nas.run.pareto_file`), kept as results
-    arrive; nothing for one objective. The normalised hypervolume is taken against the analytic costs of the
-    space's largest network."""
+    arrive; nothing for one objective. When every cost is analytic (params, FLOPs) the front's normalised
+    hypervolume is taken against the costs of the space's largest network, and `hypervolume` holds it (None
+    otherwise, or before the first result)."""
 
     def __init__(self, session: Session):
         self.path = session.run.path
@@ -276,10 +279,14 @@ class ParetoFile:
         if costs and all(name in ("params", "flops") for name in costs):
             largest = genome_cost(session.objective, session.space.largest_genome())
             self.largest = [float(largest[name]) for name in costs]
+        self.hypervolume: float | None = None
 
-    def update(self, log: EvaluationLog) -> None:
-        if len(self.objectives) > 1:
-            write_pareto(self.path, log, self.objectives, self.largest)
+    def update(self, log: EvaluationLog) -> bool:
+        """Rewrite the file from the log; True when the hypervolume changed (a new value for TensorBoard)."""
+        document = write_pareto(self.path, log, self.objectives, self.largest)
+        value = document.get("hypervolume") if document is not None else None
+        moved, self.hypervolume = value != self.hypervolume, value
+        return moved
 
 
 def make_scheduler(session: Session, log: EvaluationLog, record: Any) -> Scheduler:
@@ -288,4 +295,5 @@ def make_scheduler(session: Session, log: EvaluationLog, record: Any) -> Schedul
     if fidelity is None:
         return WholeTraining(log, record, session.objective)
     kind = AshaScheduler if session.config.search.mode == "async" else BatchHalving
-    return kind(session.run.path, fidelity, session.config.fitness.epochs, log, record)
+    search = session.config.search
+    return kind(session.run.path, fidelity, session.config.fitness.epochs, log, record, search.objectives)

@@ -3,7 +3,9 @@
 Scalars (under `RUN_DIR/tensorboard/`): `search/best_fitness`, `search/mean_fitness` (of the step's ok
 results), `search/evaluations_per_second`, `search/failures` (cumulative), `search/repeats_avoided` (candidates the
 strategy drew again because they were already evaluated or asked) and `search/unfilled` (slots it left empty
-for want of a new genome), each against the step. The bar counts
+for want of a new genome), each against the step; with several objectives whose costs are analytic,
+`search/hypervolume` (the front's normalised hypervolume, `RUN_DIR/pareto.json`) against the evaluations so far,
+written whenever it changes. The bar counts
 new evaluations against the budget and is shown only when stderr is a terminal.
 
 Steps are numbered from 0 everywhere a person reads them: the `step` of a log line, `summary.md`, the figures
@@ -147,6 +149,11 @@ class Monitor:
         self.writer.add_scalar("search/repeats_avoided", avoided, completed - 1)
         self.writer.add_scalar("search/unfilled", unfilled, completed - 1)
         self.writer.flush()
+
+    def hypervolume(self, value: float, evaluations: int) -> None:
+        """The front's normalised hypervolume after `evaluations` evaluations (it changed); flushed with the
+        step's scalars."""
+        self.writer.add_scalar("search/hypervolume", value, evaluations)
 
     def close(self, paused: bool = False) -> None:
         """End the bar (as "paused", without an ETA, when the search stops before its budget), then the writer."""

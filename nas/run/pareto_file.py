@@ -48,9 +48,21 @@ def pareto_document(results: Iterable[Result], objectives: Sequence[str],
 
 
 def write_pareto(run_dir: str | Path, results: Iterable[Result], objectives: Sequence[str],
-                 largest: Sequence[float] | None = None) -> None:  # fmt: skip
-    """Replace `RUN_DIR/pareto.json` with the front of `results`; nothing for a single objective."""
+                 largest: Sequence[float] | None = None) -> dict[str, Any] | None:  # fmt: skip
+    """Replace `RUN_DIR/pareto.json` with the front of `results` and return what it holds; nothing (None) for a
+    single objective."""
     if len(objectives) < 2:
-        return
-    text = json.dumps(pareto_document(results, objectives, largest), indent=1, allow_nan=False)
-    atomic_write_text(Path(run_dir) / NAME, text + "\n")
+        return None
+    document = pareto_document(results, objectives, largest)
+    atomic_write_text(Path(run_dir) / NAME, json.dumps(document, indent=1, allow_nan=False) + "\n")
+    return document
+
+
+def read_front(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The members of `RUN_DIR/pareto.json`, fittest first; empty when there is none (one objective, or nothing
+    finished yet)."""
+    path = Path(run_dir) / NAME
+    if not path.is_file():
+        return []
+    document = json.loads(path.read_text(encoding="utf-8"))
+    return list(document.get("front", [])) if isinstance(document, dict) else []

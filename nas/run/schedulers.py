@@ -22,6 +22,9 @@ strategy may be told it: `told` gives the result it is told). The loop has no fi
   its next rung) is started again from its saved state, training nothing twice. `settled` lists (line index,
   key) of every settled candidate in the order it was settled, which is the order the strategy was told them.
 
+Several objectives (`search.objectives`): both fidelity schedulers rank a rung by front and crowding of its
+results' objective vectors (`nas.run.fidelity.promote_pareto`, `ParetoAsha`) instead of by accuracy alone.
+
 Batch and stream. The sync policy hands a scheduler a whole batch (`batch`) and tells the strategy once
 `batch_done`; the async policy hands it the genomes in flight that no slot holds (`start`). `WholeTraining`
 serves both; each fidelity scheduler serves the policy it was made for.
@@ -38,9 +41,10 @@ from nas.evaluate.objective import Objective
 from nas.evaluate.result import Result
 from nas.genome.genome import Genome
 from nas.run.dispatch import largest_first
-from nas.run.fidelity import Asha, promote, rung_epochs
+from nas.run.fidelity import Asha, ParetoAsha, promote, promote_pareto, rung_epochs
 from nas.run.rungs import RungStore, rung_level, told_result
 from nas.run.runlog import EvaluationLog
+from nas.strategies import pareto
 
 Record = Callable[[list[Result]], None]
 
@@ -137,13 +141,33 @@ class Rungs:
 
     queues_new = False
 
-    def __init__(self, run_path: Path, fidelity: FidelityConfig, full_epochs: int, log: EvaluationLog, record: Record):
+    def __init__(
+        self,
+        run_path: Path,
+        fidelity: FidelityConfig,
+        full_epochs: int,
+        log: EvaluationLog,
+        record: Record,
+        objectives: Sequence[str] | None = None,
+    ):
         self.rungs = rung_epochs(fidelity.min_epochs, fidelity.eta, full_epochs)
         self.full_epochs = full_epochs
         self.eta = fidelity.eta
         self.store = RungStore(run_path)
         self.log = log
         self.record = record
+        self.objectives = tuple(objectives or ("fitness",))
+
+    @property
+    def several(self) -> bool:
+        """Whether rungs rank by front and crowding (several objectives) rather than by accuracy."""
+        return len(self.objectives) > 1
+
+    def vector(self, result: Result | None) -> pareto.Vector | None:
+        """A rung result's objective vector (minimisation form); None for a missing or failed one."""
+        if result is None or not result.ok:
+            return None
+        return pareto.objective_vector(result, self.objectives)
 
     def job(self, genome: Genome, epochs: int, state: bytes | None = None) -> Job:
         """The job that trains `genome` to rung `epochs` of this run's schedule, from `state` (None: epoch 0)."""
@@ -182,8 +206,9 @@ class Rungs:
 class BatchHalving(Rungs):
     """Successive halving of one sync batch at a time (module docstring)."""
 
-    def __init__(self, run_path: Path, fidelity: FidelityConfig, full_epochs: int, log: EvaluationLog, record: Record):
-        super().__init__(run_path, fidelity, full_epochs, log, record)
+    def __init__(self, run_path: Path, fidelity: FidelityConfig, full_epochs: int, log: EvaluationLog, record: Record,
+                 objectives: Sequence[str] | None = None):  # fmt: skip
+        super().__init__(run_path, fidelity, full_epochs, log, record, objectives)
         self.alive: list[Genome] = []
         self.level = 0
         self.last_level = 0  # the level the batch stops at: the top, or the first rung of a cut batch
@@ -235,7 +260,10 @@ class BatchHalving(Rungs):
     def promote(self) -> None:
         """The best of the complete level go on to the next; the states of the rest go."""
         results = [self.log.at(g.key, self.rungs[self.level]) for g in self.alive]
-        chosen = set(promote([r.fitness if r is not None and r.ok else None for r in results], self.eta))
+        if self.several:
+            chosen = set(promote_pareto([self.vector(r) for r in results], self.eta))
+        else:
+            chosen = set(promote([r.fitness if r is not None and r.ok else None for r in results], self.eta))
         for i, g in enumerate(self.alive):
             if i not in chosen:
                 self.store.discard(g.key)
@@ -267,9 +295,11 @@ class BatchHalving(Rungs):
 class AshaScheduler(Rungs):
     """ASHA for the async policy (module docstring)."""
 
-    def __init__(self, run_path: Path, fidelity: FidelityConfig, full_epochs: int, log: EvaluationLog, record: Record):
-        super().__init__(run_path, fidelity, full_epochs, log, record)
+    def __init__(self, run_path: Path, fidelity: FidelityConfig, full_epochs: int, log: EvaluationLog, record: Record,
+                 objectives: Sequence[str] | None = None):  # fmt: skip
+        super().__init__(run_path, fidelity, full_epochs, log, record, objectives)
         self.asha = Asha(len(self.rungs), fidelity.eta)
+        self.pareto_asha = ParetoAsha(len(self.rungs), fidelity.eta)
         self.continuing: dict[str, int] = {}  # key -> the level of its last rung (it continues to the next)
         self.settled: list[tuple[int, str]] = []
         for index, result in enumerate(log.lines):
@@ -279,7 +309,10 @@ class AshaScheduler(Rungs):
     def decide(self, result: Result, index: int) -> bool:
         """ASHA's decision for one rung line (logged as line `index`); True when its candidate continues."""
         level = rung_level(result.epochs, self.rungs)
-        goes_on = self.asha.decide(level, result.fitness if result.ok else None)
+        if self.several:
+            goes_on = self.pareto_asha.decide(level, self.vector(result))
+        else:
+            goes_on = self.asha.decide(level, result.fitness if result.ok else None)
         if goes_on:
             self.continuing[result.key] = level
         else:

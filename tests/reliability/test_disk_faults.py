@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from reliability_runs import ROOT, THREADS_ENV, best, cli, content, copy_run, keys, log_lines, scratch, synthetic_config
 
-import nas.run.loop as loop_module
+import nas.run.state as state_module
 from nas.run.checkpoint import FORMAT, read_one
 from nas.run.runlog import EvaluationLog
 
@@ -105,8 +105,8 @@ def faulty_search(cfg: Path, run: Path, disk: FullDisk):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(os, "fsync", disk.wrap(os.fsync))
         mp.setattr(os, "replace", disk.wrap(os.replace))
-        saves = Saves(loop_module.save_checkpoint)
-        mp.setattr(loop_module, "save_checkpoint", saves)
+        saves = Saves(state_module.save_checkpoint)
+        mp.setattr(state_module, "save_checkpoint", saves)
         appended = count_appends(mp)
         out = cli("search", str(cfg), "--run-dir", str(run), "--workers", "0")
     return out, saves, appended
@@ -338,7 +338,7 @@ def test_a_full_disk_during_a_checkpoint_save_leaves_nothing_behind_and_the_hint
             assert "checkpoint.json holds the last step" in line, line
         assert_recovers(run, whole, cfg)
     run, linked = fast_tmp / "linked", []
-    real = loop_module.save_checkpoint
+    real = state_module.save_checkpoint
 
     def save(run_dir: Path, state: dict[str, Any]) -> None:
         current = run_dir / "checkpoint.json"
@@ -348,7 +348,7 @@ def test_a_full_disk_during_a_checkpoint_save_leaves_nothing_behind_and_the_hint
             linked.append((run_dir / "checkpoint.prev.json").stat().st_ino == before)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(loop_module, "save_checkpoint", save)
+        mp.setattr(state_module, "save_checkpoint", save)
         assert cli("search", str(cfg), "--run-dir", str(run), "--workers", "0").code == 0
     assert linked and all(linked), "the previous checkpoint was written as a copy, not linked"
     record_property("tried", len(chosen) + len(linked))

@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from reliability_runs import ROOT, Outcome, cli, synthetic_config
 
 from nas import config as config_module
+from nas.model.preprocess import OPTIONAL as PREPROCESS_OPTIONAL
 
 DIGITS_CONFIG = ROOT / "search_configs/digits_quick.yaml"
 GOOD_ARCH = ROOT / "examples/densenet_small.yaml"
@@ -1270,7 +1271,7 @@ def preprocess_cases(draw: Callable, good: dict[str, Any]) -> tuple[dict[str, An
         doc[key] = draw(st.integers())
         return doc, key
     if field == "missing key":
-        key = draw(st.sampled_from([k for k in good if k != "format"]))
+        key = draw(st.sampled_from([k for k in good if k != "format" and k not in PREPROCESS_OPTIONAL]))
         del doc[key]
         return doc, key
     values: dict[str, st.SearchStrategy] = {
@@ -1317,6 +1318,17 @@ def preprocess_cases(draw: Callable, good: dict[str, Any]) -> tuple[dict[str, An
             ]
         ),  # fmt: skip
         "evonas_version": BAD_TEXT,
+        "weights": st.sampled_from(
+            [
+                1,
+                "x",
+                [],
+                {"source": "magic", "epochs": 1},
+                {"source": "search", "epochs": -1},
+                {"source": "search", "epochs": 1, "val_accuracy": 2.0},
+                {"source": "search", "epochs": 1, "bogus": 1},
+            ]
+        ),  # fmt: skip
         "resize_method": BAD_TEXT,
         "notes": st.one_of(
             NOT_TEXT.filter(lambda v: not isinstance(v, list)), BAD_TEXT.map(lambda v: [v]), st.just(["n"] * 101)
