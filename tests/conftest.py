@@ -54,6 +54,7 @@ FULL_MODULES = {
     "test_ray_embedded",
     "test_ray_evaluator",
     "test_ray_search",
+    "test_worker_memory",
 }
 
 
