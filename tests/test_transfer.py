@@ -5,6 +5,7 @@ The networks are ImageNet-sized (24-56M parameters), so everything trains on a h
 small input size for one epoch of one or two steps.
 """
 
+import csv
 import json
 from pathlib import Path
 
@@ -180,6 +181,8 @@ def test_bad_weights_file_exits_2_naming_it(make_file, expected, nas, tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr
     assert "baseline.weights" in lines[0] and str(weights) in lines[0] and expected in lines[0]
+    if not weights.exists():
+        assert "python -c " in lines[0] and "baseline.pretrained: false" in lines[0], "how to make it, or go without"
     assert not (tmp_path / "run").exists()
 
 
@@ -217,6 +220,28 @@ def test_from_scratch_run_through_the_cli_is_labelled_everywhere(nas, tmp_path):
     assert loaded["label"] == "ResNet50 (from-scratch)" and loaded["paper_accuracy"] is None
     as_run = yaml.safe_load((run_dir / "baseline" / "config.yaml").read_text())
     assert as_run["baseline"]["epochs"] == 1, "the config as run: --epochs 1 in place of the file's 3"
+    assert_predict_runs_the_saved_network(nas, folder, config, tmp_path / "images" / "test", result)
+
+
+def assert_predict_runs_the_saved_network(nas, folder: Path, config: Path, images: Path, result: dict) -> None:
+    """The backbone folder is a model folder: `nas predict` runs it on the config's test split with the very
+    probabilities of predictions.csv, and on the image files with the accuracy the baseline reported."""
+    assert result["model_file"] == "model.pt2" and (folder / "model.pt2").is_file()
+    pre = json.loads((folder / "preprocess.json").read_text())
+    assert pre["weights"] == {"source": "transfer", "epochs": 1, "test_accuracy": result["accuracy"]}
+    assert pre["input_size"] == 16 and any("ResNet50 from random weights" in note for note in pre["notes"])
+    done = nas("predict", str(folder), str(config), "--json", timeout=240)
+    assert done.returncode == 0, done.stderr
+    predicted = json.loads(done.stdout)
+    assert predicted["accuracy"] == result["accuracy"]
+    with (folder / "predictions.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    expected = np.array([[float(r[f"p_{c}"]) for c in result["class_names"]] for r in rows])
+    got = np.array([p["probabilities"] for p in predicted["predictions"]])
+    assert np.allclose(got, expected, atol=1e-5), "the model file computes what the trainer scored"
+    done = nas("predict", str(folder), str(images), "--json", timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["accuracy"] == result["accuracy"]
 
 
 def grouped_fold(name: str, seed: int) -> Fold:
@@ -239,7 +264,8 @@ def test_folds_run_through_the_shared_protocol_code(tmp_path):
     baseline = {"pretrained": False, "input_size": 32, "epochs": 1, "batch_size": 16}
     config = parse_config({"dataset": dataset, "baseline": baseline, "fitness": {"device": "cpu"}}, tmp_path)
     (run,) = plan_runs(config)
-    metrics, tables = arm_module.run_arm(config, run, epochs=None, progress=False)
+    metrics, tables, network = arm_module.run_arm(config, run, epochs=None, progress=False)
+    assert network is None, "each fold trains its own network: none is the whole dataset's"
     assert (metrics["protocol"], metrics["metric"]) == ("cell-line", "well_accuracy")
     assert [f["name"] for f in metrics["folds"]] == ["MCF7->A549", "A549->MCF7"]
     images, wells = tables["predictions"], tables["wells"]

@@ -19,7 +19,8 @@ dtype, the resize training used, mean and std (or the plate statistics), the dat
 and how the weights in the model were trained (`weights`: `{"source": "search", "epochs": E, "val_accuracy": A}`
 for a search's best candidate as `nas export` writes it, `{"source": "retrained", "epochs": E, "test_accuracy":
 A}` for `nas train --full --save`, `"trained"` with both accuracies for `nas train --save` on the validation
-carve; absent in files written before it was recorded).
+carve, `"transfer"` with the test accuracy for a backbone of `nas baseline`, its `notes` saying whether it
+started from ImageNet or from scratch; absent in files written before it was recorded).
 """
 
 import json
@@ -154,7 +155,7 @@ MAX_TEXT = 10_000
 DTYPES = ("uint8", "float32")
 UINT8_RANGE = (0.0, 255.0)
 OPTIONAL = ("weights",)  # keys a file may lack (written before they existed)
-SOURCES = ("search", "retrained", "trained")
+SOURCES = ("search", "retrained", "trained", "transfer")
 
 
 def load_preprocess(path: str | Path) -> Preprocess:

@@ -136,11 +136,13 @@ def test_rows(data: ImageData, probs: np.ndarray) -> Rows:
     return rows
 
 
-def run_train_test(arm: Arm, data: ImageData) -> tuple[dict[str, Any], dict[str, Rows]]:
-    """Fine-tune on the whole training split, score the test split; (metrics, CSV rows by file stem)."""
+def run_train_test(arm: Arm, data: ImageData) -> tuple[dict[str, Any], dict[str, Rows], nn.Module]:
+    """Fine-tune on the whole training split, score the test split; (metrics, CSV rows by file stem, the
+    fine-tuned network)."""
     if data.x_test is None or data.y_test is None or not len(data.y_test):
         raise UserError(f"dataset {arm.config.dataset.name!r} has no test split to report", "dataset.name")
-    accuracy, probs = arm.fine_tune(arm.model(data), data)
+    model = arm.model(data)
+    accuracy, probs = arm.fine_tune(model, data)
     metrics = {
         "protocol": TRAIN_TEST,
         "metric": "test_accuracy",
@@ -149,7 +151,7 @@ def run_train_test(arm: Arm, data: ImageData) -> tuple[dict[str, Any], dict[str,
         "folds": [],
         "class_names": list(data.class_names),
     }
-    return metrics, {"predictions": labelled(test_rows(data, probs), arm.run)}
+    return metrics, {"predictions": labelled(test_rows(data, probs), arm.run)}, model
 
 
 def load_plain_data(config: Config) -> ImageData | None:
@@ -159,15 +161,18 @@ def load_plain_data(config: Config) -> ImageData | None:
 
 def run_arm(
     config: Config, run: ModelRun, *, epochs: int | None, progress: bool, data: ImageData | None = None
-) -> tuple[dict[str, Any], dict[str, Rows]]:
-    """Fine-tune `run`'s backbone through the dataset's protocol; (metrics for metrics.json, CSV rows)."""
+) -> tuple[dict[str, Any], dict[str, Rows], nn.Module | None]:
+    """Fine-tune `run`'s backbone through the dataset's protocol; (metrics for metrics.json, CSV rows, the
+    network fine-tuned on the whole training split). A fold protocol trains one network per fold, each blind to
+    its fold's data, so it returns no network: none of them is the model of the whole dataset."""
     arm = Arm(config, run, epochs, progress)
     start = time.perf_counter()
+    model = None
     if has_folds(config):
         metrics, rows = run_folds(arm)
     else:
-        metrics, rows = run_train_test(arm, data if data is not None else load_plain_data(config))
-    return describe(config, run, arm) | metrics | {"seconds": round(time.perf_counter() - start, 3)}, rows
+        metrics, rows, model = run_train_test(arm, data if data is not None else load_plain_data(config))
+    return describe(config, run, arm) | metrics | {"seconds": round(time.perf_counter() - start, 3)}, rows, model
 
 
 def describe(config: Config, run: ModelRun, arm: Arm) -> dict[str, Any]:

@@ -3,9 +3,12 @@
 Order matters for the user's time: the config and every weights file are checked first (seconds), then the
 dataset is loaded once for all backbones, then each backbone runs the dataset's protocol in turn and its
 `metrics.json` and `predictions.csv` are written the moment it finishes, so an interrupted run keeps the
-backbones already done. `baseline/config.yaml` is the config as run: the file's, with `--epochs` applied. The
-default run directory is `runs/<config name>-baseline`; pointing `--run-dir` at a search's run directory puts
-the arm beside the search for `nas report`.
+backbones already done. Where the protocol trains one network on the whole training split (every dataset but
+BBBC021 and BBBC014, whose folds train one network per fold), that network is saved beside them as `model.pt2`
+and `preprocess.json` (`nas.transfer.model_files`), so `nas predict RUN_DIR/baseline/<model> IMAGES...` runs it.
+`baseline/config.yaml` is the config as run: the file's, with `--epochs` applied. The default run directory is
+`runs/<config name>-baseline`; pointing `--run-dir` at a search's run directory puts the arm beside the search
+for `nas report`.
 
 `baseline_command` takes the flags as typed parameters (`nas.cli` passes the parsed ones), so Python code calls
 it directly, without the command line's parser.
@@ -21,10 +24,12 @@ from typing import Any
 
 from nas.atomicfile import atomic_write_text
 from nas.config import Config, load_config
+from nas.data.dataset import ImageData
 from nas.errors import UserError
 from nas.evaluate.threads import use_given_cores
 from nas.transfer.arm import load_plain_data, run_arm
-from nas.transfer.plan import plan_runs
+from nas.transfer.model_files import PROGRAM, save_model_files
+from nas.transfer.plan import ModelRun, plan_runs
 from nas.transfer.results import baseline_dir, finite, write_metrics, write_rows
 
 log = logging.getLogger(__name__)
@@ -61,6 +66,25 @@ def as_run(config: Config, epochs: int | None) -> Config:
     return dataclasses.replace(config, baseline=dataclasses.replace(config.baseline, epochs=epochs))
 
 
+def run_backbone(
+    config: Config, run: ModelRun, folder: Path, *, epochs: int | None, progress: bool, data: ImageData | None
+) -> dict[str, Any]:
+    """Fine-tune one backbone and write its files: the CSVs, the model folder `nas predict` runs (train-test
+    protocol), then `metrics.json`; returns the metrics. The network is released on return, before the next
+    backbone is built."""
+    log.info("transfer arm: %s (%s) on %s", run.backbone.title, run.init, config.dataset.name)
+    metrics, tables, network = run_arm(config, run, epochs=epochs, progress=progress, data=data)
+    for stem, rows in tables.items():
+        write_rows(folder, run.model, stem, rows)
+    metrics["model_file"] = None
+    if network is not None and data is not None:
+        saved = save_model_files(folder, network, config, data, metrics)
+        metrics["model_file"] = PROGRAM
+        log.info("saved the fine-tuned network to %s (run it with: nas predict %s IMAGES...)", saved, saved)
+    log.info("wrote %s", write_metrics(folder, metrics))
+    return finite(metrics)
+
+
 def baseline_command(
     config_path: str | Path,
     *,
@@ -78,14 +102,7 @@ def baseline_command(
     atomic_write_text(baseline_dir(folder) / "config.yaml", config.to_yaml())
     progress = sys.stderr.isatty()
     data = load_plain_data(config)
-    results = []
-    for run in runs:
-        log.info("transfer arm: %s (%s) on %s", run.backbone.title, run.init, config.dataset.name)
-        metrics, tables = run_arm(config, run, epochs=epochs, progress=progress, data=data)
-        for stem, rows in tables.items():
-            write_rows(folder, run.model, stem, rows)
-        log.info("wrote %s", write_metrics(folder, metrics))
-        results.append(finite(metrics))
+    results = [run_backbone(config, run, folder, epochs=epochs, progress=progress, data=data) for run in runs]
     if as_json:
         summary = {"run_dir": str(folder), "dataset": config.dataset.name, "results": results}
         print(json.dumps(summary, allow_nan=False))

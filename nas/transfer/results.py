@@ -4,13 +4,16 @@ Layout: `RUN_DIR/baseline/config.yaml` (the resolved config, as run: kept apart 
 `RUN_DIR/config.yaml`, so an arm can run inside a search's directory without touching what `nas resume`
 checks) and, per backbone, `RUN_DIR/baseline/<model>/metrics.json` and `predictions.csv` (one row per test image),
 plus `treatments.csv` (BBBC021) or `wells.csv` (BBBC014) with one row per aggregated group, all written
-atomically; every CSV row leads with `arm`, `model` and `init`. A rerun of the same backbone replaces its two files.
+atomically; every CSV row leads with `arm`, `model` and `init`. Where the protocol trains one network on the whole
+training split, `model.pt2` and `preprocess.json` beside them are that network for `nas predict`
+(`nas.transfer.model_files`). A rerun of the same backbone replaces its files.
 
 `metrics.json` (format `nas-baseline/1`) holds what a side-by-side table needs: `arm` ("transfer"), `model`,
 `title`, `init` ("pretrained" or "from-scratch"), `label` (e.g. "ResNet50 (from-scratch)"), `params`,
 `accuracy` (the protocol's headline figure), `metric`, `protocol`, `dataset`, `folds` (per-fold figures, empty
 without folds), `paper_accuracy` (Kensert et al.'s figure for this dataset and backbone, or null) and the
-recipe (epochs, lr, batch size, input size, seed). `nas report` reads them through `load_baseline_results`.
+recipe (epochs, lr, batch size, input size, seed), and `model_file` ("model.pt2", or null where folds leave no
+single network). `nas report` reads them through `load_baseline_results`.
 """
 
 import csv

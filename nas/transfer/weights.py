@@ -7,6 +7,8 @@ state_dict(), path)`), or a training checkpoint holding one under `"state_dict"`
 `.safetensors` file (the Hugging Face hub's format) is refused with the one-line conversion to a `.pth`, so that
 there is one loader to trust.
 
+The error for an absent file prints the command that writes it there (`nas.transfer.weights_recipe`) and says that
+`pretrained: false` runs without one.
 Every way a file can be wrong (absent, truncated, not a state_dict, another architecture: missing or unexpected
 keys, a shape mismatch) is a `UserError` of one line naming the file, raised by `check_weights` against a
 network built on the `meta` device (no memory, no time), so that a wrong file for the third backbone is found
@@ -25,6 +27,7 @@ from torch import nn
 
 from nas.errors import UserError
 from nas.transfer.backbones import Backbone
+from nas.transfer.weights_recipe import save_command
 
 KEY = "baseline.weights"
 SHOWN_KEYS = 3
@@ -97,8 +100,17 @@ def check_weights(state: Mapping[str, torch.Tensor], backbone: Backbone, path: s
             raise UserError(f"{path}: not {backbone.title} weights: {k} has shape {got}, expected {want}", KEY)
 
 
+def missing_file(backbone: Backbone, path: str | Path) -> str:
+    """The error for an absent file: the command that writes it there, and the way to run without one."""
+    return (f"weights file not found: {path}; write it once (needs internet) with: "
+            f"{save_command(backbone.name, path)}; or train from scratch with baseline.pretrained: false and no "
+            "baseline.weights (--set baseline.pretrained=false --set baseline.weights=null)")  # fmt: skip
+
+
 def load_checked(backbone: Backbone, path: str | Path) -> dict[str, torch.Tensor]:
     """Read a weights file and check it against `backbone`: the state to build every fold's network from."""
+    if not Path(path).exists():
+        raise UserError(missing_file(backbone, path), KEY)
     state = read_state_dict(path)
     check_weights(state, backbone, path)
     return state
