@@ -36,6 +36,7 @@ from nas.config import Config, load_config
 from nas.errors import UserError
 from nas.evaluate.evaluator import Evaluator, LocalEvaluator
 from nas.evaluate.objective import Objective, build_objective
+from nas.evaluate.runtime_env import check_runtime_env
 from nas.genome import shortcuts
 from nas.genome.architecture import FIXED_KEYS, OPTIONAL_KEYS, check_input_size
 from nas.genome.space import SearchSpace, load_space
@@ -139,6 +140,7 @@ def search_command(
     after a signal). The run directory's config.yaml is the config with both applied, so a resume uses them."""
     launch = Launch(workers, ray_address, max_evaluations)
     config = load_config(config_path, overrides)
+    check_runtime_env(config.ray.runtime_env)  # bad input of the file, refused whether or not Ray starts
     if seed is not None:
         config.seed = seed  # held to the config's range by the parser (`nas.cli`)
     space = load_search_space(config)
