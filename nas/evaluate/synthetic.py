@@ -77,6 +77,8 @@ def make_landscape(name: str, space: SearchSpace, largest_params: Callable[[], i
 
 
 class SyntheticObjective:
+    trains_networks = False  # no tensors to free after a candidate (`nas.evaluate.ray_evaluator.run_candidate`)
+
     def __init__(
         self,
         space: SearchSpace,
