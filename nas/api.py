@@ -26,8 +26,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nas.config import Config, apply_overrides, from_override, parse_config
-from nas.errors import UserError, shown
+from nas.config import Config, apply_overrides, from_override, parse_config, set_at
+from nas.errors import UserError
 from nas.run.pareto_file import read_front
 from nas.run.rundir import RunDir, default_run_dir, open_run_dir
 from nas.run.runlog import line_rules, ranked, read_results
@@ -137,7 +137,7 @@ def resolved_config(config: ConfigSource, overrides: Sequence[str], keyed: Mappi
         source, data, base = str(path), load_yaml_mapping(path, "config"), path.resolve().parent
     data = apply_overrides(data, overrides)
     for name, value in keyed.items():
-        set_key(data, key_path(name), value, name)
+        set_at(data, key_path(name), value, f"keyword {name}")
     try:
         return parse_config(data, base)
     except UserError as exc:
@@ -153,20 +153,6 @@ def key_path(name: str) -> list[str]:
     if not all(parts):
         raise UserError(f"keyword {name}: must be KEY__PATH names joined by '__' (e.g. search__budget__evaluations)")
     return parts
-
-
-def set_key(data: dict[str, Any], parts: list[str], value: Any, name: str) -> None:
-    """Set `value` at key path `parts` of `data` (a copy of the caller's, made by `apply_overrides`), creating
-    missing mappings on the way, as `--set` does."""
-    node = data
-    for i, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        elif not isinstance(child, dict):
-            raise UserError(f"keyword {name}: {'.'.join(parts[: i + 1])} is {shown(child)}, not a mapping")
-        node = child
-    node[parts[-1]] = value
 
 
 def given_by(key: str | None, overrides: Sequence[str], keyed: Mapping[str, Any]) -> str:

@@ -574,17 +574,22 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     result = copy.deepcopy(data)
     for item in overrides:
         parts, value = override_parts(item)
-        node = result
-        for i, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            elif not isinstance(child, dict):
-                where = ".".join(parts[: i + 1])
-                raise UserError(f"--set {shown(item)}: {where} is {short(child)}, not a mapping")
-            node = child
-        node[parts[-1]] = value
+        set_at(result, parts, value, f"--set {shown(item)}")
     return result
+
+
+def set_at(data: dict[str, Any], parts: list[str], value: Any, label: str) -> None:
+    """Set `value` at key path `parts` of mapping `data`, creating missing mappings on the way; a path through a
+    value that is not a mapping is a `UserError` starting with `label` (the flag or keyword that gave it)."""
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            raise UserError(f"{label}: {'.'.join(parts[: i + 1])} is {short(child)}, not a mapping")
+        node = child
+    node[parts[-1]] = value
 
 
 def from_override(key: str | None, overrides: Sequence[str]) -> bool:

@@ -11,8 +11,8 @@ from conftest import ROOT
 from hypothesis import given
 
 import nas
-from nas.api import key_path, set_key
-from nas.config import apply_overrides
+from nas.api import key_path
+from nas.config import apply_overrides, set_at
 from nas.errors import UserError
 from nas.run.driver import search_command
 
@@ -133,4 +133,4 @@ def test_a_keyword_override_sets_what_the_same_set_flag_sets(parts, value):
     name = "__".join(parts)
     assert key_path(name) == parts
     by_flag = outcome(lambda data: data.update(apply_overrides(data, [f"{'.'.join(parts)}={value}"])))
-    assert outcome(lambda data: set_key(data, parts, value, name)) == by_flag
+    assert outcome(lambda data: set_at(data, parts, value, f"keyword {name}")) == by_flag
