@@ -103,6 +103,14 @@ def worker_name() -> str:
     return f"ray:{ray.util.get_node_ip_address()}:{node_id[:12]}:{os.getpid()}"
 
 
+def release_after(objective: Objective) -> None:
+    """Give back the heap a finished candidate freed, where the objective trains networks. A collection costs
+    tens of ms of CPU: after a formula (the synthetic objective) it frees nothing, and on a node of many sleeping
+    slots and few cores it capped the whole cluster's rate of candidates."""
+    if getattr(objective, "trains_networks", True):
+        release_host_memory()
+
+
 def run_candidate(objective: Objective, job: Job, start_log: Any, token: int, memory_fraction: float = 1.0) -> Result:
     """The task body: report the start, run the job on the objective on Ray's device, say where it ran.
 
@@ -122,8 +130,7 @@ def run_candidate(objective: Objective, job: Job, start_log: Any, token: int, me
     except Exception as exc:  # the objective broke its contract: the result says so, and where it ran
         result = escaped(job.genome, exc)
     finally:  # after the except block: the traceback's frames (and their tensors) are gone
-        if getattr(objective, "trains_networks", True):  # a collection costs tens of ms of CPU: not for a formula
-            release_host_memory()
+        release_after(objective)
         release_cuda_cache()
     result.worker = result.worker or worker
     result.seconds = result.seconds or time.perf_counter() - start
