@@ -14,6 +14,11 @@ against its own continuation, and the two directions are averaged: Kendall's tau
   initialisation on one mini-batch of `--batch` training images of the seed's data;
 - the accuracy after epoch e of the full schedule (a run stopped early: a one-cycle schedule still at a high
   learning rate) and its extrapolation to the last epoch from epochs 1 and 2, linear in log(epoch);
+- on the ceiling set, one epoch of real training two ways, as `search.fidelity.signal` ranks a 1-epoch rung:
+  epoch 1 of the 4-epoch schedule (`truncated`: the validation accuracy, which the ceiling files also hold, and
+  SoTL-E, the negated mean training loss of that epoch, Ru et al. NeurIPS 2021) and a complete 1-epoch schedule
+  (`restart`: its validation accuracy and its SoTL-E). These trainings are cached one a line in `--rung-cache`
+  (a killed `--train-rungs` run continues where it stopped); without `--train-rungs` the table reads the cache;
 - a random forest on the surrogate's genome features (+ proxies, + the epoch-1 accuracy) fitted on the final
   accuracies of the surrogate table's other networks (leave the scored network out): an online predictor, whose
   cost is the features' plus the trainings it is fitted on (a search has those from its earlier evaluations).
@@ -22,6 +27,7 @@ Prints a table, then one JSON line with the machine and the date. About 3 minute
 which a running build appends to:
 
     nice -n 10 .venv/bin/python benchmarks/cheap_signals.py --below 62
+    nice -n 15 .venv/bin/python benchmarks/cheap_signals.py --below 62 --train-rungs   # fill the rung cache first
 """
 
 import argparse
@@ -48,6 +54,7 @@ from benchmarks.surrogate_model import Row, base_rows, features, read_table  # n
 from nas.data.loading import load_dataset  # noqa: E402
 from nas.errors import UserError  # noqa: E402
 from nas.evaluate.proxies import PROXIES, proxy_scores, sample_batch  # noqa: E402
+from nas.evaluate.trainer import seeded_model, train_model  # noqa: E402
 from nas.genome.architecture import Architecture  # noqa: E402
 from nas.genome.genome import Genome  # noqa: E402
 from nas.genome.space import load_space  # noqa: E402
@@ -105,6 +112,56 @@ def ceiling_pairs(ctx: Context, files: list[Path], seeds: list[int], rungs: list
                 for r, s in zip(records, seeds, strict=True)]  # fmt: skip
         pairs.append((runs[0], runs[1]))
     return pairs
+
+
+# The one-epoch trainings of a ceiling network: (kind, epochs of the schedule, epoch it stops after).
+RUNG_TRAININGS = {"truncated": lambda budget: (budget, 1), "restart": lambda budget: (1, None)}
+
+
+def read_rung_cache(path: Path) -> dict[tuple[str, int, str], dict]:
+    """{(key, seed, kind): line} of the cache; an incomplete last line (a killed run) is left out."""
+    if not path.exists():
+        return {}
+    out = {}
+    for line in path.read_text().splitlines(keepends=True):
+        if line.endswith("\n") and line.strip():
+            r = json.loads(line)
+            out[(r["key"], r["seed"], r["kind"])] = r
+    return out
+
+
+def train_rung(ctx: Context, run: Run, kind: str) -> dict:
+    """One epoch of `run`'s network under its config seed, as the `kind` rung trains it (`RUNG_TRAININGS`)."""
+    config = configured(ctx.config_path, {"seed": run.data_seed})
+    epochs, stop = RUNG_TRAININGS[kind](ctx.epochs)
+    start = time.perf_counter()
+    model = seeded_model(ctx.architecture(run.genome, run.data_seed), run.seed)
+    report = train_model(model, ctx.data(run.data_seed), config.fitness, seed=run.seed, epochs=epochs,
+                         lr=run.genome.learning_rate, stop_after=stop)  # fmt: skip
+    return {"key": run.key, "seed": run.seed, "kind": kind, "schedule_epochs": epochs, "epochs": 1,
+            "val_accuracy": report.val_accuracy, "train_loss": report.train_loss,
+            "seconds": time.perf_counter() - start}  # fmt: skip
+
+
+def add_rung_signals(ctx: Context, runs: list[Run], cache: Path, train: bool) -> dict[str, float]:
+    """The four one-epoch rung signals of each run, from the cache, training the missing ones when `train` (each
+    appended the moment it finishes); the mean seconds of each kind's training."""
+    known = read_rung_cache(cache)
+    seconds: dict[str, list[float]] = {kind: [] for kind in RUNG_TRAININGS}
+    for i, run in enumerate(runs):
+        for kind in RUNG_TRAININGS:
+            line = known.get((run.key, run.seed, kind))
+            if line is None and train:
+                line = train_rung(ctx, run, kind)
+                with cache.open("a") as f:
+                    f.write(json.dumps(line) + "\n")
+                print(f"  {i:>3} {run.key[:12]} seed {run.seed} {kind}: acc {line['val_accuracy']:.4f} "
+                      f"loss {line['train_loss']:.4f} ({line['seconds']:.0f} s)", file=sys.stderr)  # fmt: skip
+            if line is not None:
+                run.signals[f"{kind}_acc_e1"] = line["val_accuracy"]
+                run.signals[f"{kind}_sotl_e1"] = -line["train_loss"]
+                seconds[kind].append(line["seconds"])
+    return {kind: sum(s) / len(s) if s else math.nan for kind, s in seconds.items()}
 
 
 def table_run(row: Row, data_seed: int) -> Run:
@@ -231,7 +288,8 @@ def print_table(rows: list[dict], sets: dict[str, list[Pair]]) -> None:
         print(f"{r['signal']:<32}{r['epochs']:>7.2f}{r['seconds']:>10.2f}{cells}")
 
 
-def cost_of(proxy_seconds: list[dict], training: float, fit: float, epochs: int) -> dict[str, tuple[float, float]]:
+def cost_of(proxy_seconds: list[dict], training: float, fit: float, epochs: int,
+            rung_seconds: dict[str, float]) -> dict[str, tuple[float, float]]:  # fmt: skip
     """(epochs, seconds a network) of each signal, in table order: a proxy's measured mean; a truncated run's share
     of the mean full training; a predictor's features plus one fit (its training data is the search's own)."""
     proxy = {name: sum(s[name] for s in proxy_seconds) / len(proxy_seconds) for name in (*PROXIES, "params")}
@@ -244,6 +302,7 @@ def cost_of(proxy_seconds: list[dict], training: float, fit: float, epochs: int)
         **{p: (0.0, proxy[p]) for p in PROXIES},
         **{f"acc_e{e}": (float(e), e * share) for e in range(1, epochs)},
         "extrap_e1e2": (2.0, 2 * share),
+        **{f"{kind}_{what}_e1": (1.0, rung_seconds[kind]) for kind in RUNG_TRAININGS for what in ("acc", "sotl")},
         "forest(genome)": (0.0, fit),
         "forest(genome+proxies)": (0.0, every_proxy + fit),
         "forest(genome+proxies+acc_e1)": (1.0, every_proxy + fit + share),
@@ -267,6 +326,13 @@ def main() -> None:
     parser.add_argument("--below", type=int, help="only the table's rows of index below this (the table grows)")
     parser.add_argument("--batch", type=int, default=128, help="images of the proxies' mini-batch")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--rung-cache",
+        type=Path,
+        default=DATA / "cheap_signals_rungs_bench4ep.jsonl",
+        help="the one-epoch rung trainings of the ceiling set, one a line",
+    )
+    parser.add_argument("--train-rungs", action="store_true", help="train the rungs the cache lacks (resumable)")
     args = parser.parse_args()  # fmt: skip
     torch.set_num_threads(args.threads)
     started = time.time()
@@ -277,12 +343,14 @@ def main() -> None:
     base_seed = min(r.train_seed for r in table)
     pool = [table_run(r, base_seed) for r in base_rows(table)]
     runs = [run for pairs in sets.values() for pair in pairs for run in pair]
+    rung_seconds = add_rung_signals(ctx, [run for pair in sets["ceiling"] for run in pair], args.rung_cache,
+                                    args.train_rungs)  # fmt: skip
     proxy_seconds = add_proxies(ctx, [*runs, *pool])
     for run in [*runs, *pool]:
         add_curve_signals(run, ctx.epochs)
     fit_seconds = add_predictions(pool, runs, ctx.epochs)
     training = sum(r.seconds for r in runs) / len(runs)
-    costs = cost_of(proxy_seconds, training, fit_seconds, ctx.epochs)
+    costs = cost_of(proxy_seconds, training, fit_seconds, ctx.epochs, rung_seconds)
     rows = signal_table(sets, costs, ctx.epochs)
     print(
         f"\ncheap signals: {ctx.config.name}, {ctx.epochs}-epoch budget, scored against the other seed's final "

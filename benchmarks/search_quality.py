@@ -11,7 +11,10 @@
     candidate at a time or, with `--peer-workers N`, in batches of N in each library's parallel mode. A
     strategy runs once per budget (its `search.budget.evaluations` set to it: hgapso's exploitation phase is a
     fraction of it); a peer once per seed at the largest budget, the best-so-far at each smaller budget read
-    from it (a peer costs seconds a run where a strategy costs milliseconds).
+    from it (a peer costs seconds a run where a strategy costs milliseconds). A method `NAME+screen` is strategy
+    NAME with predictor screening (`search.screen`, `nas.run.screen.Screen`: it asks `--screen-factor` times the
+    free slots once `--screen-after` results are known and a forest fitted on the told results picks which to
+    evaluate, the rest withdrawn), async only, as the live loop does it.
 (b) `--objective real`: `search_configs/cifar10_jpeg_lowfi.yaml` with real training through `nas search`
     (hours on a CPU).
 Prints tables (mean, standard deviation, min and max of the best fitness per method, landscape and budget; the
@@ -20,6 +23,8 @@ best-so-far against evaluations.
 
     .venv/bin/python benchmarks/search_quality.py --seeds 20 --budgets 100 200 400
     .venv/bin/python benchmarks/search_quality.py --mode async --slots 8 --methods hgapso regularized-evolution
+    .venv/bin/python benchmarks/search_quality.py --mode async --slots 4 --methods regularized-evolution \
+        regularized-evolution+screen --surrogate benchmarks/data/surrogate_cifar10_bench.csv
     .venv/bin/python benchmarks/search_quality.py --objective real --seeds 3 --budgets 40 --out runs/quality-real
 """
 
@@ -45,17 +50,20 @@ from benchmarks.machine import machine  # noqa: E402
 from benchmarks.peers import PEERS, run_peer  # noqa: E402
 from benchmarks.surrogate_model import SurrogateLandscape, read_table  # noqa: E402
 from nas.cli import main as nas_main  # noqa: E402
-from nas.config import load_config, parse_config  # noqa: E402
+from nas.config import ScreenConfig, load_config, parse_config  # noqa: E402
+from nas.evaluate.constraints import genome_cost  # noqa: E402
 from nas.evaluate.landscape_family import FAMILIES, TEST_FROM  # noqa: E402
 from nas.evaluate.landscapes import LANDSCAPES  # noqa: E402
 from nas.evaluate.synthetic import SyntheticObjective  # noqa: E402
 from nas.genome.genome import Genome  # noqa: E402
 from nas.genome.space import load_space  # noqa: E402
 from nas.model.analytic_cost import analytic_cost  # noqa: E402
+from nas.run.screen import Screen  # noqa: E402
 from nas.strategies import build_strategy  # noqa: E402
 from nas.strategies.strategy import Strategy  # noqa: E402
 
 STRATEGIES = ["hgapso", "pso", "ga", "random", "regularized-evolution"]
+SCREENED = [f"{name}+screen" for name in STRATEGIES]  # with predictor screening (async only)
 CONFIGS = {"synthetic": "search_configs/smoke.yaml", "real": "search_configs/cifar10_jpeg_lowfi.yaml"}
 
 
@@ -172,9 +180,10 @@ def drive_sync(strategy: Strategy, evaluate: Evaluator) -> Run:
     return finish(strategy, evaluate, asked, hits)
 
 
-def drive_async(strategy: Strategy, evaluate: Evaluator, slots: int, seed: int) -> Run:
+def drive_async(strategy: Strategy, evaluate: Evaluator, slots: int, seed: int, screen: Screen | None = None) -> Run:
     """A simulated asynchronous driver: `slots` evaluations at once with log-normal durations; the first to
-    finish is told at once and its slot refilled."""
+    finish is told at once and its slot refilled. With a `screen`, a refill asks `factor` times the free slots
+    once the screen is ready, keeps the cache's answers and the screen's picks, and withdraws the rest."""
     clock, asked, hits = 0.0, 0, 0
     durations = random.Random(seed + 7919)
     running: list[tuple[float, int, Genome]] = []
@@ -182,7 +191,7 @@ def drive_async(strategy: Strategy, evaluate: Evaluator, slots: int, seed: int) 
     while True:
         free = min(slots - len(running), evaluate.left() - len(running))
         if free > 0 and not strategy.done():
-            for g in strategy.ask(free):
+            for g in screened_ask(strategy, screen, free, evaluate.cache):
                 asked += 1
                 hits += g.key in evaluate.cache
                 heapq.heappush(running, (clock + durations.lognormvariate(0, 0.7), order, g))
@@ -190,8 +199,25 @@ def drive_async(strategy: Strategy, evaluate: Evaluator, slots: int, seed: int) 
         if not running:
             break
         clock, _, genome = heapq.heappop(running)
-        strategy.tell([result_of(genome, evaluate(genome))])
+        result = result_of(genome, evaluate(genome))
+        strategy.tell([result])
+        if screen is not None:
+            screen.learn(result)
     return finish(strategy, evaluate, asked, hits)
+
+
+def screened_ask(strategy: Strategy, screen: Screen | None, free: int, cache: dict[str, float]) -> list[Genome]:
+    """`ask(free)`, or with a ready screen its picks of `factor` x `free` asked (the cache's hits kept, they
+    cost nothing), the others withdrawn."""
+    asked = strategy.ask(free if screen is None else screen.ask_size(free))
+    if screen is None or len(asked) <= free:
+        return asked
+    fresh = [g for g in asked if g.key not in cache]
+    picked = {g.key for g in screen.pick(fresh, free)}
+    withdrawn = [g for g in fresh if g.key not in picked]
+    strategy.withdraw(withdrawn)
+    screen.screened += len(withdrawn)
+    return [g for g in asked if g.key in cache or g.key in picked]
 
 
 def finish(strategy: Strategy, evaluate: Evaluator, asked: int, hits: int) -> Run:
@@ -255,11 +281,24 @@ def synthetic_run(method: str, landscape: str, seed: int, budget: int, args: arg
         run_peer(method, space, evaluate, budget, seed, args.peer_workers)
         run = evaluate.run()
         return run
-    search = search_section({**overrides, "search.budget.evaluations": budget}, method)
+    strategy_name, _, screened = method.partition("+")
+    search = search_section({**overrides, "search.budget.evaluations": budget}, strategy_name)
     strategy = build_strategy(search, space, seed)
     if args.mode == "async":
-        return drive_async(strategy, evaluate, args.slots, seed)
+        return drive_async(strategy, evaluate, args.slots, seed, screen_of(screened, objective, seed, args))
     return drive_sync(strategy, evaluate)
+
+
+def screen_of(variant: str, objective: SyntheticObjective, seed: int, args: argparse.Namespace) -> Screen | None:
+    """The predictor screen of a `NAME+screen` method, None for a plain strategy."""
+    if variant != "screen":
+        return None
+
+    def cost(genome: Genome) -> tuple[int, int]:
+        costs = genome_cost(objective, genome)
+        return int(costs["params"]), int(costs["flops"])
+
+    return Screen(ScreenConfig(factor=args.screen_factor, after=args.screen_after), seed, cost)
 
 
 def cached_peer(method: str, landscape: str, seed: int, budget: int, args: argparse.Namespace,
@@ -526,9 +565,11 @@ def main() -> None:
         help="which set of generated instances (--families): choose defaults on tuning only",
     )
     parser.add_argument("--surrogate", type=Path, help="a surrogate_build.py table: search its surrogate landscape")
-    parser.add_argument("--methods", nargs="+", choices=[*STRATEGIES, *PEERS], help="default: all")
+    parser.add_argument("--methods", nargs="+", choices=[*STRATEGIES, *SCREENED, *PEERS], help="default: all")
     parser.add_argument("--mode", choices=["sync", "async"], default="sync")
     parser.add_argument("--slots", type=int, default=8, help="concurrent evaluations in --mode async")
+    parser.add_argument("--screen-factor", type=int, default=3, help="search.screen.factor of NAME+screen methods")
+    parser.add_argument("--screen-after", type=int, default=20, help="search.screen.after of NAME+screen methods")
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--peer-workers", type=int, default=1, help="peers ask this many candidates at once")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides, dotted.key=yaml_value")
@@ -539,6 +580,8 @@ def main() -> None:
     parser.add_argument("--cached-peers-only", action="store_true", help="skip peer runs not in --peer-cache")
     args = parser.parse_args()
     overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
+    if any(m in SCREENED for m in args.methods or []) and args.mode != "async":
+        parser.error("NAME+screen methods need --mode async (search.screen is async only)")
     if args.families:
         args.landscapes = args.families
     if args.surrogate is not None:

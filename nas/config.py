@@ -105,44 +105,6 @@ class BudgetConfig:
 
 
 @dataclass
-class PSOConfig:
-    """`search.pso`: the architecture level. Defaults are Clerc's constriction values (w 0.7298, c 1.49618)."""
-
-    swarm_size: int = bounds(8, 1, 10_000)
-    w: float = bounds(0.7298, 0, 2)
-    c1: float = bounds(1.49618, 0, 10, open_low=True)
-    c2: float = bounds(1.49618, 0, 10, open_low=True)
-    velocity_clamp: float = bounds(0.2, 0, 1, open_low=True)
-    # A swarm whose global best has not improved for this many iterations (every particle moved once) is done
-    # (pyswarms' `ftol_iter`). None: only the budget ends the search. Every ask is new work, so a converged
-    # swarm no longer loops on repeats; the limit is a choice to stop early, off by default.
-    stall_iterations: int | None = bounds(None, 1, 10_000_000)
-
-
-@dataclass
-class GAConfig:
-    """`search.ga`: the shortcut level (DEAP tournament, two-point crossover, bit-flip mutation, elitism)."""
-
-    population: int = bounds(3, 2, 10_000)
-    # hgapso's GA generations per PSO move. 1 (measured best on every synthetic landscape, benchmarks/RESULTS.md):
-    # each move scores the particle's new architecture with its best, the swarm's best and mutants of the latter.
-    generations: int = bounds(1, 1, 10_000)
-    tournament_size: int = bounds(3, 1, 100)
-    crossover_prob: float = bounds(0.9, 0, 1)
-    mutation_prob: float = bounds(0.3, 0, 1)
-    bit_flip_prob: float = bounds(0.05, 0, 1, open_low=True)
-    elitism: int = bounds(1, 0, 100)
-
-
-@dataclass
-class EvolutionConfig:
-    """`search.regularized_evolution`: aging evolution (Real et al. 2019)."""
-
-    population: int = bounds(16, 2, 100_000)
-    sample_size: int = bounds(4, 1, 100_000)
-
-
-@dataclass
 class FixedBlock:
     """One block of `search.architecture`: the fixed architecture the `ga` strategy searches shortcuts for."""
 
@@ -168,13 +130,36 @@ def register_search_section(name: str, cls: type) -> None:
     SEARCH_SECTIONS[name] = cls
 
 
+def registered_defaults() -> dict[str, Any]:
+    """Every registered section at its defaults, by name: what `search` holds when the file gives none."""
+    return {name: SEARCH_SECTIONS[name]() for name in sorted(SEARCH_SECTIONS)}
+
+
+def check_section(value: Any, key: str) -> None:
+    """A registered section's rules across its fields: its `check(key)` method, when it has one, raises a
+    `UserError` under `key` (its path, `search.<name>`); a range on one field is `bounds(...)`'s."""
+    check = getattr(value, "check", None)
+    if check is not None:
+        check(key)
+
+
 @dataclass
 class FidelityConfig:
     """`search.fidelity`: successive halving. Candidates train `min_epochs` first; the best 1/`eta` of a rung
-    continue from their saved state to `eta` times as many epochs, up to `fitness.epochs` (`nas.run.fidelity`)."""
+    continue from their saved state to `eta` times as many epochs, up to `fitness.epochs` (`nas.run.fidelity`).
+
+    `signal` is what a rung is ranked by for promotion (`nas.run.fidelity`, section Signals): `loss` (the
+    default), the negated mean training loss of the rung's last epoch (SoTL-E); `accuracy`, the validation
+    accuracy at epoch e of the full schedule; `restart`, the validation accuracy after a complete schedule of the
+    rung's own epochs, trained from scratch at every rung (no state carried, so a promoted candidate pays every
+    rung again). The default is the best measured at no extra compute (benchmarks/RESULTS.md, "The rung
+    signal"): at 1 of 4 epochs on `cifar10_bench`, `loss` ranks networks at 0.84 of the seed ceiling,
+    `accuracy` at 0.77."""
 
     min_epochs: int = bounds(1, 1, 10_000)
     eta: int = bounds(3, 2, 1000)
+    # what promotion ranks a rung by: loss (SoTL-E), accuracy or restart (the class docstring says each)
+    signal: Literal["loss", "accuracy", "restart"] = "loss"
 
 
 @dataclass
@@ -189,12 +174,36 @@ class ConstraintsConfig:
 
 
 @dataclass
+class ScreenConfig:
+    """`search.screen`: predictor screening (`nas.run.screen`). The strategy proposes `factor` times the free
+    slots; a predictor fitted on the run's finished results picks the free slots' worth to train."""
+
+    factor: int = bounds(3, 2, 1000)
+    # Finished ok results the predictor needs before it is used; before that every proposal is trained.
+    after: int = bounds(20, 2, 10_000_000)
+
+
+@dataclass
+class InheritConfig:
+    """`search.inherit`: weight inheritance (`nas.run.inheritance`). A new candidate starts from the trained
+    weights of its nearest evaluated relative (`nas.genome.relatedness.distance`) and trains `epochs` epochs, a
+    complete learning-rate schedule of its own; with no relative within `max_distance` it trains from scratch."""
+
+    # epochs an inheriting candidate trains; below fitness.epochs (whose highest value is 10,000)
+    epochs: int = bounds(3, 1, 9_999)
+    # the nearest relative farther than this trains from scratch instead
+    max_distance: float = bounds(4.0, 0, 1e6, open_low=True)
+
+
+@dataclass
 class SearchConfig:
     """`search`: the strategy, its parameters and the budget.
 
-    `strategy` names a registered strategy (`nas.strategies.STRATEGIES`; checked by `parse_config`). Sections
-    declared by strategies outside this file sit beside `pso` and `ga` in the file and in `extra` here; read
-    any section with `section(name)`."""
+    `strategy` names a registered strategy (`nas.strategies.STRATEGIES`; checked by `parse_config`). The
+    strategies' own sections (`pso`, `ga`, `hgapso`, `regularized_evolution`, ...) are declared by the modules
+    that own them; they sit beside the built-in sections in the file and in `extra` here, every registered one
+    present (its defaults when the file has none), so a saved config records them all. Read any section with
+    `section(name)`."""
 
     strategy: str = "hgapso"
     # sync: one batch at a time, the same search whatever the number of workers; async: every slot kept busy,
@@ -202,9 +211,6 @@ class SearchConfig:
     mode: Literal["sync", "async"] = "sync"
     budget: BudgetConfig = section(BudgetConfig)
     batch_size: int = bounds(8, 1, 100_000)
-    pso: PSOConfig = section(PSOConfig)
-    ga: GAConfig = section(GAConfig)
-    regularized_evolution: EvolutionConfig = section(EvolutionConfig)
     architecture: list[FixedBlock] | None = None
     fidelity: FidelityConfig | None = None  # off when absent
     # The driver ends a search after this many batches in a row whose genomes the log already held (none of
@@ -214,7 +220,9 @@ class SearchConfig:
     # latency_ms measured). Absent: fitness alone. With several, strategies rank by Pareto front and crowding.
     objectives: list[Literal["fitness", "params", "flops", "latency_ms"]] | None = None
     constraints: ConstraintsConfig | None = None  # caps on costs; none when absent
-    extra: dict[str, Any] = field(default_factory=dict, metadata={"extra_sections": SEARCH_SECTIONS})
+    screen: ScreenConfig | None = None  # predictor screening (async only); off when absent
+    inherit: InheritConfig | None = None  # weight inheritance (whole trainings only); off when absent
+    extra: dict[str, Any] = field(default_factory=registered_defaults, metadata={"extra_sections": SEARCH_SECTIONS})
 
     @property
     def cost_objectives(self) -> tuple[str, ...]:
@@ -222,11 +230,13 @@ class SearchConfig:
         return tuple((self.objectives or ["fitness"])[1:])
 
     def section(self, name: str) -> Any:
-        """The section `search.<name>`: a built-in field, or a registered one (its defaults when not given)."""
+        """The section `search.<name>`: a registered one (looked up first: strategies read theirs on every ask),
+        or a built-in field. A section registered after this config was built is added at its defaults."""
+        if name in self.extra:
+            return self.extra[name]
         if name != "extra" and name in {f.name for f in dataclasses.fields(self)}:
             return getattr(self, name)
-        if name not in self.extra:
-            self.extra[name] = SEARCH_SECTIONS[name]()
+        self.extra[name] = SEARCH_SECTIONS[name]()
         return self.extra[name]
 
 
@@ -448,10 +458,9 @@ def from_mapping(cls: type, data: Any, key: str = "", base: Path | None = None) 
             raise UserError(f"unknown key (known: {', '.join(known)})", key=where)
     values: dict[str, Any] = {}
     if extra_field is not None:
-        values[extra_field.name] = {
-            name: from_mapping(extra_sections[name], data[name], f"{key}.{name}" if key else name, base)
-            for name in data
-            if name in extra_sections
+        values[extra_field.name] = {  # every registered section, its defaults when absent
+            name: from_mapping(extra_sections[name], data.get(name), f"{key}.{name}" if key else name, base)
+            for name in sorted(extra_sections)
         }
     for name, f in fields.items():
         if name not in data or f is extra_field:
@@ -515,6 +524,31 @@ def check_objectives(objectives: list[str] | None) -> None:
             raise UserError(f"{name} is listed twice", key=f"search.objectives[{i}]")
 
 
+def check_screen(search: SearchConfig) -> None:
+    """`search.screen` picks among asks of free slots and predicts fitness alone: async and one objective only."""
+    if search.screen is None:
+        return
+    if search.mode != "async":
+        raise UserError("needs search.mode: async (a sync batch is told whole, as the strategy drew it)",
+                        key="search.screen")  # fmt: skip
+    if search.cost_objectives:
+        raise UserError("predicts fitness alone: not with several search.objectives", key="search.screen")
+
+
+def check_inherit(config: Config) -> None:
+    """`search.inherit` trains whole candidates for fewer epochs: not with `search.fidelity`'s rungs, and fewer
+    than `fitness.epochs`."""
+    inherit = config.search.inherit
+    if inherit is None:
+        return
+    if config.search.fidelity is not None:
+        raise UserError("cannot be combined with search.fidelity (rungs do not inherit weights); remove one of them",
+                        key="search.inherit")  # fmt: skip
+    if inherit.epochs >= config.fitness.epochs:
+        raise UserError(f"must be below fitness.epochs ({config.fitness.epochs}): an inheriting candidate trains "
+                        f"fewer epochs; got {inherit.epochs}", key="search.inherit.epochs")  # fmt: skip
+
+
 def parse_config(data: dict[str, Any], base: Path | None = None) -> Config:
     """Validate a config mapping; `base` is the folder relative paths are resolved against."""
     check_fitness_uncapped(data)
@@ -530,17 +564,14 @@ def parse_config(data: dict[str, Any], base: Path | None = None) -> Config:
     budget = config.search.budget
     if budget.evaluations is None and budget.hours is None:
         raise UserError("give evaluations, hours, or both", key="search.budget")
-    if config.search.ga.elitism >= config.search.ga.population:
-        raise UserError("must be below search.ga.population", key="search.ga.elitism")
-    if config.search.ga.tournament_size > config.search.ga.population:
-        raise UserError("must be at most search.ga.population", key="search.ga.tournament_size")
+    for name, value in config.search.extra.items():
+        check_section(value, f"search.{name}")
     fidelity = config.search.fidelity
     if fidelity is not None and fidelity.min_epochs >= config.fitness.epochs:
         raise UserError(f"must be below fitness.epochs ({config.fitness.epochs}), the top rung; got "
                         f"{fidelity.min_epochs}", key="search.fidelity.min_epochs")  # fmt: skip
-    evo = config.search.regularized_evolution
-    if evo.sample_size > evo.population:
-        raise UserError("must be at most the population", key="search.regularized_evolution.sample_size")
+    check_screen(config.search)
+    check_inherit(config)
     return config
 
 

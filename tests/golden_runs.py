@@ -42,7 +42,7 @@ def synthetic(strategy: str, mode: str, fidelity: bool) -> dict:
     data["search"].update({"strategy": strategy, "mode": mode, "budget": {"evaluations": 30}})
     if fidelity:
         data["fitness"]["epochs"] = 9
-        data["search"]["fidelity"] = {"min_epochs": 1, "eta": 3}
+        data["search"]["fidelity"] = {"min_epochs": 1, "eta": 3, "signal": "accuracy"}  # the recorded signal
     return data
 
 

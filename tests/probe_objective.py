@@ -17,6 +17,7 @@ from typing import Any
 import ray.cloudpickle
 
 from nas.evaluate.job import Job
+from nas.evaluate.parent import Parent
 from nas.evaluate.result import Result
 from nas.genome.genome import BlockGene, Genome
 
@@ -96,6 +97,12 @@ class ProbeObjective:
         result.metrics |= {"rung": [epochs, full_epochs], "from_state": None if state is None else state.decode()}
         result.epochs = epochs
         result.state = None if epochs >= full_epochs else f"{genome.key}:{epochs}".encode()
+        return result
+
+    def inherit(self, genome: Genome, parent: Parent, device: str | None) -> Result:
+        """The plan's behaviour, as for a whole evaluation; the result names the parent it had."""
+        result = self(genome, device)
+        result.metrics |= {"inherited_from": parent.key, "epochs": parent.epochs}
         return result
 
     def act(self, behaviour: str, growth: int) -> dict[str, Any]:

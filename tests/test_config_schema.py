@@ -33,6 +33,7 @@ SHIPPED = sorted((ROOT / "search_configs").glob("*.yaml"))
 LOOSE = {
     "fitness": {"epochs": 10_000},
     "search": {
+        "mode": "async",  # `search.screen` is refused in sync
         "ga": {"population": 10_000, "elitism": 0, "tournament_size": 1},
         "regularized_evolution": {"population": 100_000, "sample_size": 1},
     },

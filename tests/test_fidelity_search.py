@@ -57,12 +57,13 @@ def log_lines(run: Path) -> list[dict]:
 
 
 def synthetic_fidelity(folder: Path, evaluations: int = 40, seconds: float = 0.0, name: str = "fid.yaml",
-                       mode: str = "sync") -> Path:  # fmt: skip
+                       mode: str = "sync", signal: str = "accuracy") -> Path:  # fmt: skip
     data = yaml.safe_load((ROOT / "search_configs/smoke.yaml").read_text())
     data["search"]["mode"] = mode
     data["encoding"] = str(ROOT / "encodings/densenet_small.yaml")
     data["fitness"].update({"epochs": 9, "seconds_per_evaluation": seconds})
-    data["search"].update({"budget": {"evaluations": evaluations}, "fidelity": {"min_epochs": 1, "eta": 3}})
+    fidelity = {"min_epochs": 1, "eta": 3, "signal": signal}
+    data["search"].update({"budget": {"evaluations": evaluations}, "fidelity": fidelity})
     path = folder / name
     path.write_text(yaml.safe_dump(data))
     return path
@@ -149,11 +150,13 @@ def kill_once_a_promotion_is_logged(cfg: Path, run: Path) -> None:
     proc.stderr.close()
 
 
-def test_sigkill_during_a_promotion_then_resume_loses_nothing_and_trains_nothing_twice(tmp_path):
+@pytest.mark.parametrize("signal", ["accuracy", "loss"])  # loss: the ranking is rebuilt from the lines' losses
+def test_sigkill_during_a_promotion_then_resume_loses_nothing_and_trains_nothing_twice(tmp_path, signal):
     reference = tmp_path / "reference"
-    out = cli("search", str(synthetic_fidelity(tmp_path, 24)), "--run-dir", str(reference), "--workers", "0")
+    cfg = synthetic_fidelity(tmp_path, 24, signal=signal)
+    out = cli("search", str(cfg), "--run-dir", str(reference), "--workers", "0")
     assert out.code == 0, out.stderr[-2000:]
-    cfg = synthetic_fidelity(tmp_path, 24, seconds=1.5, name="slow.yaml")  # a 3-epoch rung sleeps 0.33 s
+    cfg = synthetic_fidelity(tmp_path, 24, seconds=1.5, name="slow.yaml", signal=signal)  # a 3-epoch rung: 0.33 s
     run = tmp_path / "run"
     kill_once_a_promotion_is_logged(cfg, run)
     before = log_lines(run)
@@ -319,7 +322,9 @@ def asha_search(run: Path, candidates: int, stop_after: int | None = None):
     space = load_space(config.encoding)
     run.mkdir(exist_ok=True)
     log = EvaluationLog(run / "evaluations.jsonl")
-    rungs = AshaScheduler(run, FidelityConfig(min_epochs=1, eta=3), 9, log, lambda results: log.append(*results))
+    rungs = AshaScheduler(
+        run, FidelityConfig(min_epochs=1, eta=3, signal="accuracy"), 9, log, lambda results: log.append(*results)
+    )
     evaluator = LocalEvaluator(build_synthetic(config, space))
     rng = random.Random(0)
     jobs: dict = {}
@@ -382,7 +387,9 @@ def test_asha_after_a_crash_resumes_the_continuation_in_flight_from_its_state(tm
     below = RUNGS[RUNGS.index(job.epochs) - 1]
     assert {p.name for p in (run / "rungs").glob("*")} == {f"{job.key}.e{below}.safetensors"}, "only its state"
     log = EvaluationLog(run / "evaluations.jsonl")
-    resumed = AshaScheduler(run, FidelityConfig(min_epochs=1, eta=3), 9, log, lambda results: log.append(*results))
+    resumed = AshaScheduler(
+        run, FidelityConfig(min_epochs=1, eta=3, signal="accuracy"), 9, log, lambda results: log.append(*results)
+    )
     assert resumed.continuing == {job.key: RUNGS.index(below)}
     assert {key for _, key in resumed.settled} == {r.key for r in log.lines} - {job.key}, "the others settled"
     again = resumed.next_job(job.genome)

@@ -46,8 +46,8 @@ def registered_objective_classes() -> dict[str, type]:
     return {name: get_type_hints(OBJECTIVES.get(name))["return"] for name in OBJECTIVES.names()}
 
 
-def test_the_protocol_has_a_whole_evaluation_and_a_rung():
-    assert PROTOCOL == ["__call__", "architecture", "train_rung"]
+def test_the_protocol_has_a_whole_evaluation_a_rung_and_an_inheriting_evaluation():
+    assert PROTOCOL == ["__call__", "architecture", "inherit", "train_rung"]
 
 
 @pytest.mark.parametrize("name", sorted(registered_objective_classes()) + ["tests/probe_objective"])

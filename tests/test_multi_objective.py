@@ -4,6 +4,7 @@ genome from training, and search quality on the synthetic objective (params and 
 search at equal evaluations. A config without objectives is the single-objective search, to the last bit
 (tests/test_golden_runs.py)."""
 
+import dataclasses
 import json
 import random
 import statistics
@@ -123,7 +124,7 @@ def test_a_population_ranks_by_front_then_crowding_and_a_single_objective_one_by
 def test_ga_elites_come_from_the_front_with_several_objectives():
     population = ["00", "01", "10", "11"]
     worst = Score(0.05, 3000, "d", (3000.0,))
-    ga = parse_config({"search": {"ga": {"population": 4, "elitism": 2, "tournament_size": 2}}}).search.ga
+    ga = parse_config({"search": {"ga": {"population": 4, "elitism": 2, "tournament_size": 2}}}).search.section("ga")
     elites = shortcut_ga.breed(population, [C, B, A, worst], ga, random.Random(0))[:2]
     assert {score.key for _, score in elites} == {"a", "b"}
     single = [Score(s.fitness, s.params, s.key) for s in (C, B, A, worst)]
@@ -254,6 +255,20 @@ def test_pareto_json_holds_the_front_fittest_first_and_nothing_for_one_objective
     assert document["hypervolume"] == pytest.approx(front_hypervolume(told))
     write_pareto(tmp_path / "single", told, ["fitness"])
     assert not (tmp_path / "single").exists()
+
+
+def test_pareto_json_is_rewritten_only_when_its_front_changes(tmp_path):
+    from nas.run.pareto_file import NAME, write_pareto
+
+    told = drive(build_strategy(search_config("regularized-evolution"), SMALL, 0), 32)
+    written = write_pareto(tmp_path, told, TWO, LARGEST)
+    (tmp_path / NAME).unlink()
+    dominated = told + [Result.failure("y" * 64, {}, "failed", params=1)]
+    assert write_pareto(tmp_path, dominated, TWO, LARGEST, written) == written
+    assert not (tmp_path / NAME).exists(), "an unchanged front was written again"
+    better = told + [dataclasses.replace(told[0], key="z" * 64, fitness=1.0, params=1)]
+    assert write_pareto(tmp_path, better, TWO, LARGEST, written) != written
+    assert "z" * 64 in (tmp_path / NAME).read_text()
 
 
 # --- through the search loop ----------------------------------------------------------------------------------

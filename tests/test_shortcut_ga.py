@@ -6,10 +6,9 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nas.config import GAConfig
 from nas.genome import shortcuts
 from nas.strategies.ranking import Score, score_order
-from nas.strategies.shortcut_ga import ShortcutGA, breed, revary, seed_population, split
+from nas.strategies.shortcut_ga import GAConfig, ShortcutGA, breed, revary, seed_population, split
 
 layers_st = st.lists(st.integers(1, 7), min_size=1, max_size=3)
 fitness_st = st.one_of(st.none(), st.floats(0, 1))

@@ -209,7 +209,7 @@ def test_a_member_with_nothing_new_left_takes_its_known_score_and_the_slot_stays
     strategy.known(known)
     run = ShortcutGA.start((1, 1), 3, random.Random(0))
     before = strategy.repeats.unfilled
-    run, genome = ask_member(strategy, position, run, 0, strategy.search.ga)
+    run, genome = ask_member(strategy, position, run, 0, strategy.search.section("ga"))
     assert genome is None and strategy.repeats.unfilled == before + 1
     member = SMALL.genome(position, run.blocks(0))
     assert run.scores[0] == strategy.score_of(member) and run.scores[0] is not None

@@ -10,12 +10,14 @@ from collections import Counter
 
 from conftest import ROOT
 
-from nas.config import GAConfig, PSOConfig, parse_config
+from nas.config import parse_config
 from nas.genome import Genome, load_space
 from nas.genome.space import Dimension
 from nas.strategies import shortcut_ga, swarm
 from nas.strategies.ranking import Score
 from nas.strategies.regularized_evolution import RegularizedEvolution
+from nas.strategies.shortcut_ga import GAConfig
+from nas.strategies.swarm import PSOConfig
 
 SMALL = load_space(ROOT / "encodings" / "densenet_small.yaml")
 

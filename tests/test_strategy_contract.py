@@ -332,7 +332,7 @@ def test_two_point_crossover_mixes_two_bit_strings_too():
 
 
 def test_a_ga_generation_breeds_from_a_scored_population_only_and_replaces_it():
-    from nas.config import GAConfig
+    from nas.strategies.shortcut_ga import GAConfig
 
     ga = GAConfig(population=6, generations=3, tournament_size=2, elitism=1)
     run = ShortcutGA.start([3, 3], 6, random.Random(0))
@@ -374,3 +374,98 @@ def test_a_ga_without_the_dense_seed_starts_from_random_strings_only():
     for seed in range(5):
         assert ones in ShortcutGA.start(layers, 4, random.Random(seed)).population
         assert ones not in ShortcutGA.start(layers, 4, random.Random(seed), dense=False).population
+
+
+# --- withdraw: asks taken back untrained (predictor screening) -----------------------------------------------
+
+WITHDRAW_NAMES = ["hgapso", "pso", "ga", "random", "regularized-evolution"]
+
+
+def evaluated_keys(s: Strategy) -> set[str]:
+    return {row[0] for row in s.state_dict()["evaluated"]}
+
+
+@pytest.mark.parametrize("name", WITHDRAW_NAMES)
+def test_a_strategy_whose_asks_are_all_withdrawn_asks_again_and_records_none_of_them(name):
+    """Withdrawn genomes leave flight and the evaluated record; whatever waited for them (a GA member marked
+    asked, a particle waiting for its cell, an initial slot of aging evolution) is given back, so the next ask
+    is not empty: without the strategy's `retract` every one of these but random waits forever."""
+    s = fresh(name)
+    for _ in range(5):
+        asked = s.ask(64)
+        assert asked, "a withdrawn ask left the strategy waiting for a result that will not come"
+        s.withdraw(asked)
+        assert s.in_flight() == [] and not s.exhausted and not s.done()
+        assert all(s.score_of(g) is None for g in asked)
+        assert not evaluated_keys(s) & {g.key for g in asked}
+        s.tell(results(s.ask(1)))  # one real result between the rounds
+
+
+@pytest.mark.parametrize("name", WITHDRAW_NAMES)
+def test_asks_with_withdrawals_continue_exactly_from_a_json_checkpoint_and_tell_only_what_was_kept(name):
+    """A screened run's pattern (ask three times the slots, keep one, withdraw the rest, tell what was kept),
+    interrupted by a JSON round trip of the state: the restored strategy asks and withdraws what the
+    uninterrupted one does, and its evaluated record holds exactly the genomes told."""
+
+    def rounds(s: Strategy, count: int, told: list[str]) -> list[list[str]]:
+        asked_keys = []
+        for _ in range(count):
+            asked = s.ask(6)
+            keep = asked[::3]
+            s.withdraw([g for g in asked if g not in keep])
+            s.tell(results(keep))
+            told += [g.key for g in keep]
+            asked_keys.append([g.key for g in asked])
+        return asked_keys
+
+    whole, told = fresh(name), []
+    first = rounds(whole, 12, told)
+    rest = rounds(whole, 12, told)
+    half, told_half = fresh(name), []
+    assert rounds(half, 12, told_half) == first
+    restored = fresh(name)
+    restored.load_state_dict(json.loads(json.dumps(half.state_dict())))
+    assert rounds(restored, 12, told_half) == rest
+    assert restored.state_dict() == whole.state_dict()
+    assert evaluated_keys(whole) == set(told) and whole.told == len(told) > 12
+
+
+def test_withdraw_refuses_what_is_not_in_flight_and_a_sync_batch():
+    s = fresh()
+    asked = s.ask(2)
+    stranger = random_genome(SMALL, random.Random(7))
+    with pytest.raises(ValueError, match=rf"^withdraw\(\) of genome {stranger.key[:12]}, which is not in flight$"):
+        s.withdraw([stranger])
+    with pytest.raises(ValueError, match="which is not in flight"):
+        s.withdraw([asked[0], asked[0]])
+    assert s.in_flight() == asked, "a refused withdraw takes nothing back"
+    s.withdraw([asked[0]])
+    assert s.in_flight() == [asked[1]]
+    batch = fresh().ask()
+    with pytest.raises(ValueError, match=r"^withdraw\(\) of a batch asked by ask\(\)"):
+        _batch_strategy(batch).withdraw(batch[:1])
+
+
+def _batch_strategy(batch: list[Genome]) -> Strategy:
+    s = fresh()
+    assert s.ask() == batch
+    return s
+
+
+def test_a_particle_whose_genome_was_withdrawn_proposes_its_cell_again():
+    """A particle moves only on a real result: withdrawn, it stays where it is and its cell comes back."""
+    s = fresh("pso")
+    asked = s.ask(1)
+    s.withdraw(asked)
+    assert s.waiting == [None, None, None]
+    assert asked[0] in s.ask(3)
+
+
+def test_aging_evolution_gives_a_withdrawn_initial_slot_back_and_keeps_it_in_its_state():
+    s = fresh("regularized-evolution")  # a population of 7
+    initial = s.ask(5)
+    s.withdraw(initial[1:3])
+    assert s.initial_asked == 3
+    data = json.loads(json.dumps(s.state_dict()))
+    assert data["state"]["initial_flying"] == [initial[0].key, *[g.key for g in initial[3:]]]
+    assert len(s.ask(10)) == 4, "the 7 initial slots: 3 in flight, 4 to draw"

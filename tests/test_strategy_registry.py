@@ -1,20 +1,24 @@
 """Adding a strategy is one file: a strategy defined here, with its own config section, is validated, saved
 and built like the shipped ones; the config's `search.strategy` is checked against the registry."""
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pytest
 import yaml
 from test_strategies import SMALL, results
 
-from nas.config import bounds, parse_config
+from nas.config import Config, bounds, load_config, parse_config
 from nas.errors import UserError
 from nas.genome.genome import Genome
 from nas.strategies import STRATEGIES, build_strategy
+from nas.strategies.hgapso import HGAPSOConfig
 from nas.strategies.random_search import new_random_genomes
 from nas.strategies.ranking import Score
+from nas.strategies.regularized_evolution import EvolutionConfig
+from nas.strategies.shortcut_ga import GAConfig
 from nas.strategies.strategy import Strategy, register
+from nas.strategies.swarm import PSOConfig
 
 
 @dataclass
@@ -84,8 +88,60 @@ def test_the_shipped_sections_keep_their_keys():
         {"search": {"strategy": "regularized-evolution", "regularized_evolution": {"population": 9, "sample_size": 2}}}
     )
     strategy = build_strategy(config.search, SMALL, 0)
-    assert strategy.config is config.search.regularized_evolution and strategy.config.population == 9
-    assert config.search.section("pso") is config.search.pso
+    assert strategy.config is config.search.section("regularized_evolution") and strategy.config.population == 9
+    hgapso = build_strategy(
+        parse_config({"search": {"pso": {"swarm_size": 3}, "ga": {"population": 4}}}).search, SMALL, 0
+    )
+    assert hgapso.pso.swarm_size == 3 and len(hgapso.swarm.particles) == 3 and hgapso.ga.population == 4
+    assert hgapso.pso is hgapso.search.section("pso") and hgapso.config is hgapso.search.section("hgapso")
+
+
+PSO_KEYS = "swarm_size, w, c1, c2, velocity_clamp, stall_iterations"
+
+
+@pytest.mark.parametrize(
+    ("search", "message"),
+    [
+        ({"pso": {"v": 1}}, f"search.pso.v: unknown key (known: {PSO_KEYS})"),
+        ({"pso": {"w": 2.5}}, "search.pso.w: must be <= 2, got 2.5"),
+        ({"pso": {"c1": 0}}, "search.pso.c1: must be > 0, got 0.0"),
+        ({"pso": {"swarm_size": "many"}}, "search.pso.swarm_size: must be an integer, not 'many'"),
+        ({"ga": {"population": 1}}, "search.ga.population: must be >= 2, got 1"),
+        ({"ga": {"population": 4, "elitism": 4}}, "search.ga.elitism: must be below search.ga.population"),
+        (
+            {"ga": {"population": 4, "tournament_size": 5}},
+            "search.ga.tournament_size: must be at most search.ga.population",
+        ),
+        (
+            {"regularized_evolution": {"sise": 3}},
+            "search.regularized_evolution.sise: unknown key (known: population, sample_size)",
+        ),
+        (
+            {"regularized_evolution": {"population": 4, "sample_size": 5}},
+            "search.regularized_evolution.sample_size: must be at most the population",
+        ),
+    ],
+)
+def test_the_strategies_own_sections_refuse_bad_input_in_one_line_under_the_full_key_path(search, message):
+    """`pso`, `ga` and `regularized_evolution` are declared by their strategies' modules, and refused as every
+    built-in section is: one line, the key path first, rules across fields included."""
+    with pytest.raises(UserError) as refused:
+        parse_config({"search": search})
+    assert str(refused.value) == message and refused.value.key == message.partition(":")[0]
+
+
+def test_a_strategy_section_is_overridden_and_saved_with_its_defaults():
+    """`--set search.pso.w=...` reaches the registered section; the saved config writes every registered
+    section whole (given or not) and reads back to the same config."""
+    config = load_config("smoke", ["search.pso.w=0.5", "search.ga.population=5"])
+    assert config.search.section("pso") == PSOConfig(w=0.5) and config.search.section("ga") == GAConfig(population=5)
+    saved = yaml.safe_load(config.to_yaml())["search"]
+    assert saved["pso"] == asdict(PSOConfig(w=0.5)) and saved["ga"] == asdict(GAConfig(population=5))
+    assert saved["regularized_evolution"] == asdict(EvolutionConfig()) and saved["hgapso"] == asdict(HGAPSOConfig())
+    assert parse_config(yaml.safe_load(config.to_yaml())).to_yaml() == config.to_yaml()
+    assert Config().to_dict()["search"]["pso"] == asdict(PSOConfig())  # a config built in code holds them too
+    with pytest.raises(UserError, match=r"smoke\.yaml: search\.pso\.w: must be <= 2, got 2\.5 \(given by --set\)$"):
+        load_config("smoke", ["search.pso.w=2.5"])
 
 
 def test_a_section_or_strategy_declared_twice_is_refused():

@@ -6,10 +6,10 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nas.config import PSOConfig
 from nas.genome.space import Dimension
 from nas.strategies import swarm as pso
 from nas.strategies.ranking import Score
+from nas.strategies.swarm import PSOConfig
 
 
 def sc(fitness, params=None, key=""):

@@ -8,6 +8,12 @@ from epoch 0, to the same result). Its result carries `epochs` and the new rung 
 (through Ray's object store; the driver writes it under `RUN_DIR/rungs/`). The state travels inside the job, so a
 worker never needs the driver's disk: that is what lets a promoted candidate continue on any node of a cluster.
 
+Under `search.inherit` a whole evaluation may carry a `Parent`: the genome of its nearest evaluated relative, that
+relative's trained weights (`nas.evaluate.weightsfile` bytes, as the driver read and checked them from
+`RUN_DIR/weights/`), their relatedness distance, and the epochs the child trains (a complete schedule of its own).
+The objective's `inherit` transplants the weights into the child and trains it; the weights travel inside the
+job for the reason the rung state does.
+
 Both evaluators (`LocalEvaluator`, `RayEvaluator`) hand every job to `run_job` with the run's objective as it
 is, and name the results they make themselves (failures, timeouts) by `job.genome`.
 """
@@ -15,6 +21,7 @@ is, and name the results they make themselves (failures, timeouts) by `job.genom
 from dataclasses import dataclass, field
 
 from nas.evaluate.objective import Objective
+from nas.evaluate.parent import Parent
 from nas.evaluate.result import Result
 from nas.genome.genome import Genome
 
@@ -22,18 +29,21 @@ from nas.genome.genome import Genome
 @dataclass(frozen=True)
 class Job:
     """What to train (module docstring). `epochs` None is a whole evaluation; a rung sets `epochs` and
-    `full_epochs` together, and only a rung may start from a `state`."""
+    `full_epochs` together, and only a rung may start from a `state`; only a whole evaluation has a `parent`."""
 
     genome: Genome
     epochs: int | None = None
     full_epochs: int | None = None
     state: bytes | None = field(default=None, repr=False)  # up to gigabytes: kept out of reprs and tracebacks
+    parent: Parent | None = None  # `search.inherit`: the relative this whole evaluation starts from
 
     def __post_init__(self) -> None:
         if (self.epochs is None) != (self.full_epochs is None):
             raise ValueError("a rung job sets both epochs and full_epochs, a whole evaluation neither")
         if self.epochs is None and self.state is not None:
             raise ValueError("only a rung job starts from a state")
+        if self.epochs is not None and self.parent is not None:
+            raise ValueError("only a whole evaluation inherits from a parent")
 
     @property
     def key(self) -> str:
@@ -44,6 +54,8 @@ def run_job(objective: Objective, job: Job, device: str | None = None) -> Result
     """Run `job` on `objective`: a whole evaluation, or one rung whose result says which rung it is."""
     # `__post_init__` sets both or neither; checking both lets the type checker see `full_epochs` is an int
     if job.epochs is None or job.full_epochs is None:
+        if job.parent is not None:
+            return objective.inherit(job.genome, job.parent, device)
         return objective(job.genome, device)
     result = objective.train_rung(job.genome, job.epochs, job.full_epochs, job.state, device)
     result.epochs = job.epochs

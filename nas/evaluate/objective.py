@@ -2,7 +2,8 @@
 
 An objective is built once per search from the config (it holds the loaded dataset for `train`), shipped to
 workers (once, through Ray's object store), and called per candidate: `__call__` for a whole evaluation,
-`train_rung` for one rung of `search.fidelity`. The evaluators reach both through `nas.evaluate.job.run_job`.
+`train_rung` for one rung of `search.fidelity`, `inherit` for a whole evaluation that starts from a relative's
+weights (`search.inherit`). The evaluators reach all three through `nas.evaluate.job.run_job`.
 `OBJECTIVES` maps `fitness.objective` names to factories `(config, space) -> Objective`.
 """
 
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from nas.config import Config
+from nas.evaluate.parent import Parent
 from nas.evaluate.result import Result
 from nas.genome.architecture import Architecture
 from nas.genome.genome import Genome
@@ -29,6 +31,12 @@ class Objective(Protocol):
         """One rung of `search.fidelity`: train `genome` to epoch `epochs` of the `full_epochs` schedule, from
         `state` (the previous rung's, None to start from epoch 0). The result carries `epochs` and the new state
         (None at the top rung); any failure becomes a failed `Result`, never an exception."""
+        ...
+
+    def inherit(self, genome: Genome, parent: Parent, device: str | None) -> Result:
+        """`search.inherit`: a whole evaluation of `genome` that starts from `parent`'s trained weights where
+        shapes allow and trains `parent.epochs` epochs; its metrics say what it inherited (`inherited_from`) and
+        the epochs trained (`epochs`). Any failure becomes a failed `Result`, never an exception."""
         ...
 
     def architecture(self, genome: Genome) -> Architecture:

@@ -23,7 +23,18 @@ known shape (`SHAPES`), so no data is loaded; params and FLOPs are exact (`analy
 
 Under `search.fidelity` a rung of e of the E = `fitness.epochs` epochs sees `fidelity_fitness`: the fitness
 shrunk by a bias and blurred by a noise that both vanish at e = E, and it sleeps (e - e0) / E of that cost
-when it continues from a rung state at e0 (cost proportional to epochs).
+when it continues from a rung state at e0 (cost proportional to epochs). A rung of `restart` (a complete
+schedule of e epochs, `full_epochs` = e) is measured against E all the same, so it is no better than e of E.
+Each rung result carries a training loss in its metrics (`fidelity_loss`), for `search.fidelity.signal: loss`.
+
+Under `search.inherit` it stands in for weight inheritance without training anything: every ok result carries a
+tensor-free weights blob (`nas.evaluate.weightsfile.stand_in_weights`), which the driver stores, checks and ships
+as it would real weights, and a candidate that inherits gets its ordinary fitness (inheritance is assumed to
+recover what full training reaches, so a search's trajectory is the one it has without `search.inherit`: only
+the parents and the epochs differ), sleeps `inherit.epochs` / `fitness.epochs` of its cost, and records the
+parent (`inherited_from`, `distance`) and `epochs` in its metrics as the `train` objective does. A parent blob
+that is not the parent's (damaged, another key) is refused and the candidate costs a whole training, with the
+reason in `inherit_refused`. Every result of such a search has `epochs` in its metrics, so compute sums.
 
 When the search ranks or caps by latency, every result (and every rung's) carries the deterministic stand-in of
 a measured latency in its metrics (`nas.evaluate.latency.analytic_latency`, linear in the FLOPs).
@@ -41,8 +52,10 @@ from nas.evaluate.landscape_family import FAMILIES, GeneratedLandscape, parse_na
 from nas.evaluate.landscapes import LANDSCAPES, Landscape, ideal_bits
 from nas.evaluate.latency import analytic_latency, wants_latency
 from nas.evaluate.objective import OBJECTIVES
+from nas.evaluate.parent import Parent
 from nas.evaluate.result import Result
 from nas.evaluate.rungfile import metadata_only, read_header
+from nas.evaluate.weightsfile import check, stand_in_weights
 from nas.genome import shortcuts
 from nas.genome.architecture import Architecture
 from nas.genome.genome import Genome
@@ -87,8 +100,12 @@ class SyntheticObjective:
         landscape: str = "bump",
         seconds_per_gflop: float = 0.0,
         latency_batch: int | None = None,
+        budget_epochs: int | None = None,
+        inherits: bool = False,
     ):
+        self.inherits = inherits  # `search.inherit`: results carry stand-in weights and their epochs
         self.space = space
+        self.budget_epochs = budget_epochs  # E, what a rung's fidelity is measured against; None: its full_epochs
         self.latency_batch = latency_batch  # the batch of `latency_ms_batch`; None: no latency in the metrics
         self.shape = shape
         self.seconds = seconds
@@ -140,12 +157,34 @@ class SyntheticObjective:
             return Result.failure(genome.key, genome.to_dict(), f"ValueError: {exc}", epochs=epochs)
 
     def __call__(self, genome: Genome, device: str | None = None) -> Result:
-        start = time.perf_counter()
+        return self.whole(genome, time.perf_counter())
+
+    def whole(self, genome: Genome, start: float, epochs: int | None = None, **extra: Any) -> Result:
+        """A whole evaluation of `epochs` (None: all `fitness.epochs`) with `extra` metrics; under
+        `search.inherit` it carries stand-in weights and its epochs."""
         params, flops = analytic_cost(self.architecture(genome))
-        delay = self.cost_seconds(flops)
+        budget = self.budget_epochs or 1
+        delay = self.cost_seconds(flops) * (1 if epochs is None else epochs / budget)
         if delay:
             time.sleep(delay)
-        return ok_result(genome, self.fitness(genome, params), params, flops, start, metrics=self.latency(flops))
+        fitness = self.fitness(genome, params)
+        if not self.inherits:
+            return ok_result(genome, fitness, params, flops, start, metrics=self.latency(flops))
+        trained = budget if epochs is None else epochs
+        metrics = {**self.latency(flops), **extra, "epochs": trained}
+        return ok_result(genome, fitness, params, flops, start, metrics=metrics,
+                         weights=stand_in_weights(genome.key, trained, fitness))  # fmt: skip
+
+    def inherit(self, genome: Genome, parent: Parent, device: str | None = None) -> Result:
+        """`search.inherit`'s stand-in (module docstring): the ordinary fitness at `parent.epochs` of the cost."""
+        start = time.perf_counter()
+        try:
+            meta = check(parent.weights)
+            if meta["key"] != parent.key:
+                raise ValueError(f"they are the weights of {meta['key'][:12]}, not of the parent")
+        except ValueError as exc:
+            return self.whole(genome, start, inherit_refused=str(exc))
+        return self.whole(genome, start, parent.epochs, inherited_from=parent.key, distance=parent.distance)
 
 
 # At 0 of E epochs the observed fitness would be (1 - BIAS) of the true one plus noise of NOISE standard
@@ -154,6 +193,21 @@ class SyntheticObjective:
 # 0.12) it gives Kendall's tau 0.28 after 1 of 9 epochs and 0.46 after 3, where real training gave 0.27 and 0.36.
 FIDELITY_BIAS = 0.3
 FIDELITY_NOISE = 0.15
+
+
+# The synthetic training loss starts near chance cross-entropy for ten classes and falls with the rung's observed
+# quality; its noise is drawn apart from the accuracy's, so that loss and accuracy rank rungs alike but not equally.
+LOSS_AT_CHANCE = math.log(10)
+
+
+def fidelity_loss(fitness: float, key: str, epochs: int, full_epochs: int) -> float:
+    """The mean training loss of the last epoch of a rung of `epochs` of `full_epochs`, for a genome of true
+    `fitness`: high and noisy early, lower for better genomes, a pure function of (key, epochs) like
+    `fidelity_fitness`."""
+    gap = 1.0 - min(epochs, full_epochs) / full_epochs
+    noise = random.Random(f"{key}:{epochs}:loss").gauss(0.0, 1.0)
+    seen = fitness * (1.0 - FIDELITY_BIAS * gap) + FIDELITY_NOISE * gap * noise
+    return LOSS_AT_CHANCE * max(0.05, 1.0 - seen)
 
 
 def fidelity_fitness(fitness: float, key: str, epochs: int, full_epochs: int) -> float:
@@ -176,12 +230,15 @@ def synthetic_rung(
     if state is not None and (meta is None or meta.get("key") != genome.key):
         raise ValueError("the rung state is not this candidate's")
     done = meta["epochs_done"] if meta is not None else 0
+    budget = objective.budget_epochs or full_epochs
     params, flops = analytic_cost(objective.architecture(genome))
-    delay = objective.cost_seconds(flops) * max(epochs - done, 0) / full_epochs
+    delay = objective.cost_seconds(flops) * max(epochs - done, 0) / budget
     if delay:
         time.sleep(delay)
-    fitness = fidelity_fitness(objective.fitness(genome), genome.key, epochs, full_epochs)
-    metrics = {**objective.latency(flops), "epochs_trained": epochs - done}
+    true = objective.fitness(genome)
+    fitness = fidelity_fitness(true, genome.key, epochs, budget)
+    metrics = {**objective.latency(flops), "epochs_trained": epochs - done,
+               "train_loss": fidelity_loss(true, genome.key, epochs, budget)}  # fmt: skip
     return ok_result(genome, fitness, params, flops, start, metrics=metrics,
                      epochs=epochs, state=metadata_only({"epochs_done": epochs, "key": genome.key}))  # fmt: skip
 
@@ -203,4 +260,6 @@ def build_synthetic(config: Config, space: SearchSpace) -> SyntheticObjective:
         landscape=config.fitness.landscape,
         seconds_per_gflop=config.fitness.seconds_per_gflop,
         latency_batch=config.fitness.batch_size if wants_latency(config) else None,
+        budget_epochs=config.fitness.epochs,
+        inherits=config.search.inherit is not None,
     )

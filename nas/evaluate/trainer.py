@@ -59,6 +59,7 @@ class TrainReport:
     seconds: float
     images_per_second: float
     peak_memory_mb: float
+    final_lr: float = math.nan  # the learning rate of the last step trained: where the schedule ended
     probs: dict[str, np.ndarray] = field(default_factory=dict)
     state: bytes | None = field(default=None, repr=False)  # the rung state when stopped early (`stop_after`)
 
@@ -324,6 +325,7 @@ def train_model(
         seconds=time.perf_counter() - start,
         images_per_second=images / train_seconds if train_seconds > 0 else 0.0,
         peak_memory_mb=peak_memory_mb(dev),
+        final_lr=float(runner.optimizer.param_groups[0]["lr"]),
         probs=probs,
         state=None if stop_after is None else trainstate.capture(model, runner.optimizer, runner.generator, last),
     )

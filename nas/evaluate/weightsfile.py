@@ -83,6 +83,21 @@ def capture_weights(model: "nn.Module", key: str, epochs: int, val_accuracy: flo
     return seal(save(tensors, metadata={META_KEY: json.dumps(meta)}))
 
 
+def stand_in_weights(key: str, epochs: int, val_accuracy: float | None) -> bytes:
+    """A sealed blob with no tensors: what an objective that trains no network (`synthetic`) returns in place of
+    weights under `search.inherit`, so that the driver stores, checks and ships it as it would real ones."""
+    from safetensors.numpy import save
+
+    meta = {"format": FORMAT, "key": key, "epochs": epochs, "val_accuracy": val_accuracy}
+    return seal(save({}, metadata={META_KEY: json.dumps(meta)}))
+
+
+def holds_tensors(blob: bytes) -> bool:
+    """Whether a blob holds a network (a stand-in holds none, and is no model to export)."""
+    header, _, _ = split(blob)
+    return any(name != "__metadata__" for name in header)
+
+
 def load_weights(blob: bytes, model: "nn.Module") -> dict[str, Any]:
     """Load a checked blob into `model` (built from the blob's architecture); returns its metadata.
     `ValueError` when the blob is damaged or holds another network's tensors."""

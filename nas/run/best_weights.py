@@ -5,8 +5,9 @@ is already trained (for `fitness.epochs` epochs on the training split less the v
 writes its weights beside `best/architecture.yaml` each time the best changes (`save_best_weights`), by atomic
 replace, so the file is always one whole blob of one candidate; the blob names its genome key
 (`nas.evaluate.weightsfile`), and `nas export` uses it only for that key. A best whose result carries no weights
-(the `synthetic` objective, a result read back from the log on resume) leaves the file as it is: its key then
-names an older candidate, and export says to retrain instead of writing a model.
+(the `synthetic` objective, a result read back from the log on resume), or only the tensor-free stand-in the
+`synthetic` objective returns under `search.inherit`, leaves the file as it is: its key then names an older
+candidate, and export says to retrain instead of writing a model.
 
 `drop_weights` frees the weights of results once the best is written: the log's index keeps every result of
 the run, and a few MB a candidate must not stay in the driver's memory.
@@ -18,7 +19,7 @@ from typing import Any
 
 from nas.atomicfile import atomic_write_bytes
 from nas.evaluate.result import Result
-from nas.evaluate.weightsfile import check
+from nas.evaluate.weightsfile import check, holds_tensors
 from nas.run.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ def save_best_weights(run: RunDir, result: Result) -> None:
         meta = check(result.weights)
     except ValueError as exc:
         log.warning("the weights of candidate %s are not kept: %s", result.key[:12], exc)
+        return
+    if not holds_tensors(result.weights):  # a stand-in: there is no network to export
         return
     if meta["key"] != result.key:
         log.warning("the weights of candidate %s name candidate %s: not kept", result.key[:12], meta["key"][:12])

@@ -36,14 +36,32 @@ Async (`ParetoAsha`): a result continues when fewer than ceil(n / eta) of the ru
 included, come strictly before it in that order. A cheap candidate of fair accuracy can then go on where the
 accuracy alone would stop it, which is what a search for a front needs of its early stopping. With one
 objective both rules are exactly `promote` and `Asha`.
+
+Signals (`search.fidelity.signal`): what a rung result is ranked by when promotion is decided (`rank_value`),
+in sync and async alike; with several objectives it takes the place of the accuracy in the vector
+(`rank_vector`). What strategies are told stays the accuracy (`told_fitness`) whatever the signal.
+- `accuracy`: the validation accuracy at epoch e of the full E-epoch schedule ("truncated schedule"). After 1 of
+  9 epochs of a one-cycle schedule the network is read mid warm-up, at a high learning rate: a weak signal.
+- `loss`: SoTL-E with E = 1 (Ru et al., "Speedy Performance Estimation for Neural Architecture Search",
+  NeurIPS 2021): the negated mean training loss of the rung's last epoch, so the lowest loss ranks first. The
+  training is the truncated one; the loss is in each rung line's metrics (`train_loss`), so a resumed run ranks
+  from its log exactly as the first run did. A rung line without a finite training loss is never promoted.
+- `restart`: each rung trains from scratch under a complete schedule of its own epochs (a 1-epoch rung is a
+  whole 1-epoch one-cycle, annealed to its end), ranked by its validation accuracy. No state is carried from
+  rung to rung, so the top rung is an ordinary full training; the price is that a promoted candidate trains
+  every rung again from epoch 0: with rungs 1, 3, 9 a candidate reaching the top costs 13 epochs, not 9.
 """
 
 import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
+from nas.evaluate.result import Result
 from nas.strategies import pareto
+
+Signal = Literal["accuracy", "loss", "restart"]
 
 
 def rung_epochs(min_epochs: int, eta: int, epochs: int) -> list[int]:
@@ -76,6 +94,34 @@ def promote_pareto(vectors: Sequence[pareto.Vector | None], eta: int) -> list[in
     keys = pareto.selection_keys([v for _, v in ok])
     order = sorted(range(len(ok)), key=lambda k: (keys[k], ok[k][0]))
     return sorted(ok[k][0] for k in order[: promotion_count(len(vectors), eta)])
+
+
+def carries_state(signal: Signal) -> bool:
+    """Whether a rung continues from the state of the rung below (every signal but `restart`)."""
+    return signal != "restart"
+
+
+def rank_value(result: Result | None, signal: Signal) -> float | None:
+    """What a rung result is ranked by under `signal`, higher better (module docstring, Signals); None for a
+    missing or failed result, and under `loss` for one without a finite training loss: it never goes on."""
+    if result is None or not result.ok or result.fitness is None:
+        return None
+    if signal != "loss":
+        return result.fitness
+    loss = result.metrics.get("train_loss")
+    if isinstance(loss, bool) or not isinstance(loss, int | float) or not math.isfinite(loss):
+        return None
+    return -float(loss)
+
+
+def rank_vector(result: Result | None, objectives: Sequence[str], signal: Signal) -> pareto.Vector | None:
+    """A rung result's objective vector (minimisation form) with `rank_value` in place of the accuracy; None for
+    a result that cannot go on."""
+    value = rank_value(result, signal)
+    if result is None or value is None:
+        return None
+    vector = pareto.objective_vector(result, objectives)
+    return tuple(-value if name == pareto.FITNESS else v for name, v in zip(objectives, vector, strict=True))
 
 
 RUNG_GAP = 1e-9  # keeps rungs strictly apart in `told_fitness`

@@ -34,6 +34,7 @@ from nas.genome.architecture import Architecture, save_architecture
 from nas.genome.space import SearchSpace
 from nas.run.best_weights import drop_weights, save_best_weights
 from nas.run.budget import Budget
+from nas.run.inheritance import Relatives
 from nas.run.monitor import Monitor
 from nas.run.pareto_file import write_pareto
 from nas.run.rundir import RunDir, input_digests
@@ -280,10 +281,12 @@ class ParetoFile:
             largest = genome_cost(session.objective, session.space.largest_genome())
             self.largest = [float(largest[name]) for name in costs]
         self.hypervolume: float | None = None
+        self.written: dict[str, Any] | None = None  # the document last written: the file is rewritten on change
 
     def update(self, log: EvaluationLog) -> bool:
-        """Rewrite the file from the log; True when the hypervolume changed (a new value for TensorBoard)."""
-        document = write_pareto(self.path, log, self.objectives, self.largest)
+        """Rewrite the file from the log if its front changed; True when the hypervolume changed (a new value
+        for TensorBoard)."""
+        document = self.written = write_pareto(self.path, log, self.objectives, self.largest, self.written)
         value = document.get("hypervolume") if document is not None else None
         moved, self.hypervolume = value != self.hypervolume, value
         return moved
@@ -293,7 +296,18 @@ def make_scheduler(session: Session, log: EvaluationLog, record: Any) -> Schedul
     """The scheduler of the session's config: whole trainings, or the fidelity scheduler of its mode."""
     fidelity = session.config.search.fidelity
     if fidelity is None:
-        return WholeTraining(log, record, session.objective)
+        return WholeTraining(log, record, session.objective, make_relatives(session, log))
     kind = AshaScheduler if session.config.search.mode == "async" else BatchHalving
     search = session.config.search
     return kind(session.run.path, fidelity, session.config.fitness.epochs, log, record, search.objectives)
+
+
+def make_relatives(session: Session, log: EvaluationLog) -> Relatives | None:
+    """The parent chooser of `search.inherit` (`nas.run.inheritance`), its folder cleared of staged writes that a
+    kill interrupted; None without it."""
+    inherit = session.config.search.inherit
+    if inherit is None:
+        return None
+    relatives = Relatives(session.run.path, inherit, log)
+    relatives.store.remove_staged()
+    return relatives

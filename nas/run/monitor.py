@@ -5,7 +5,8 @@ results), `search/evaluations_per_second`, `search/failures` (cumulative), `sear
 strategy drew again because they were already evaluated or asked) and `search/unfilled` (slots it left empty
 for want of a new genome), each against the step; with several objectives whose costs are analytic,
 `search/hypervolume` (the front's normalised hypervolume, `RUN_DIR/pareto.json`) against the evaluations so far,
-written whenever it changes. The bar counts
+written whenever it changes; with `search.screen`, `search/screened` (genomes the predictor left untrained, over
+the run) against the step. The bar counts
 new evaluations against the budget and is shown only when stderr is a terminal.
 
 Steps are numbered from 0 everywhere a person reads them: the `step` of a log line, `summary.md`, the figures
@@ -148,6 +149,11 @@ class Monitor:
         """The strategy's repeat counts of the `completed`-th step's ask (`Strategy.repeats`), at its index."""
         self.writer.add_scalar("search/repeats_avoided", avoided, completed - 1)
         self.writer.add_scalar("search/unfilled", unfilled, completed - 1)
+        self.writer.flush()
+
+    def screened(self, completed: int, count: int) -> None:
+        """Genomes the predictor screen withdrew untrained over the run, at the `completed`-th step's index."""
+        self.writer.add_scalar("search/screened", count, completed - 1)
         self.writer.flush()
 
     def hypervolume(self, value: float, evaluations: int) -> None:

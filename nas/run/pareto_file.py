@@ -47,13 +47,21 @@ def pareto_document(results: Iterable[Result], objectives: Sequence[str],
     return document
 
 
-def write_pareto(run_dir: str | Path, results: Iterable[Result], objectives: Sequence[str],
-                 largest: Sequence[float] | None = None) -> dict[str, Any] | None:  # fmt: skip
+def write_pareto(
+    run_dir: str | Path,
+    results: Iterable[Result],
+    objectives: Sequence[str],
+    largest: Sequence[float] | None = None,
+    written: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
     """Replace `RUN_DIR/pareto.json` with the front of `results` and return what it holds; nothing (None) for a
-    single objective."""
+    single objective. `written`, the document this process last wrote, spares the write (and its fsync) when the
+    front is unchanged, which is most arrivals once a search has found its front."""
     if len(objectives) < 2:
         return None
     document = pareto_document(results, objectives, largest)
+    if document == written:
+        return document
     atomic_write_text(Path(run_dir) / NAME, json.dumps(document, indent=1, allow_nan=False) + "\n")
     return document
 

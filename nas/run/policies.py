@@ -18,18 +18,23 @@ under fidelity `async_lines`) with the checkpoint's `async_target`; the genomes 
 are the trainings the crash lost, submitted again, and no genome the log holds is trained again. Two async runs
 with one seed need not agree (nobody waits for the slowest), but a resumed run continues the same run.
 `--max-evaluations` caps what is submitted, not what is asked, so where an invocation stopped never changes the
-search: what was asked and not submitted stays in flight in the checkpoint.
+search: what was asked and not submitted stays in flight in the checkpoint. With `search.screen` each top-up asks
+more than it submits and a predictor picks (`nas.run.screen`); the predictor is rebuilt from the log on every
+start (the checkpoint's told results, then the replay), never checkpointed, so a resumed run picks the same.
 """
 
 import logging
 import math
 import time
 
+from nas.evaluate.constraints import genome_cost
 from nas.evaluate.job import Job
 from nas.evaluate.result import Result
+from nas.genome.genome import Genome
 from nas.run.dispatch import largest_first
-from nas.run.loop import SearchLoop
+from nas.run.loop import SearchLoop, Session
 from nas.run.replay import replay, top_up
+from nas.run.screen import Screen, build_screen
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +161,7 @@ class AsyncPolicy:
         self.checkpointed = time.monotonic()
         total = self.s.strategy.repeats_total
         self.repeats = (total.avoided, total.unfilled)  # the strategy's repeat counts at the last scalars
+        self.screen = make_screen(loop)
 
     def want(self) -> int:
         """How many more genomes the strategy may be asked for now (what the budget leaves of the slots)."""
@@ -188,17 +194,20 @@ class AsyncPolicy:
         if self.loop.finished():
             self.idle = True
             return
-        top_up(self.s.strategy, self.want, self.known)
+        top_up(self.s.strategy, self.want, self.known, self.screen)
         self.checkpoint()  # this session's target, from here on
 
     def replay_after_checkpoint(self) -> None:
         """Tell the strategy what the log holds beyond the checkpoint, as the crashed run had."""
         prior_keys, after_keys = self.loop.scheduler.split_told(self.position, self.line_position)
+        told = self.loop.scheduler.told
+        if self.screen is not None:
+            self.screen.learn_all(told(key) for key in prior_keys)
         if not after_keys:
             return
-        told = self.loop.scheduler.told
         prior = {key: told(key) for key in prior_keys}
-        count = replay(self.s.strategy, prior, [told(k) for k in after_keys], int(self.replay_target), self.loop.budget)
+        count = replay(self.s.strategy, prior, [told(k) for k in after_keys], int(self.replay_target), self.loop.budget,
+                       self.screen)  # fmt: skip
         self.s.step += count
         log.info("told the strategy the %d results logged after the checkpoint", count)
 
@@ -232,9 +241,11 @@ class AsyncPolicy:
         for result in results:
             self.untold.discard(result.key)
             self.s.strategy.tell([result])
+            if self.screen is not None:
+                self.screen.learn(result)
             self.s.step += 1
             self.told_since_checkpoint.append(result)
-            top_up(self.s.strategy, self.want, lambda key: None if key in self.untold else self.known(key))
+            top_up(self.s.strategy, self.want, lambda key: None if key in self.untold else self.known(key), self.screen)
 
     def after_round(self) -> None:
         if self.told_since_checkpoint and time.monotonic() - self.checkpointed >= CHECKPOINT_EVERY_S:
@@ -254,7 +265,9 @@ class AsyncPolicy:
         target; then the TensorBoard scalars of the results told since the last one."""
         self.checkpointed = time.monotonic()
         log_ = self.loop.log
-        self.loop.save(async_target=self.target, async_position=len(log_.order), async_lines=len(log_.lines))
+        screened = {} if self.screen is None else {"screened": self.screen.screened}
+        self.loop.save(async_target=self.target, async_position=len(log_.order), async_lines=len(log_.lines),
+                       **screened)  # fmt: skip
         if not self.told_since_checkpoint:
             return
         self.loop.monitor.step(self.s.step, self.told_since_checkpoint, self.loop.best_fitness(), len(log_))
@@ -262,3 +275,21 @@ class AsyncPolicy:
         total = self.s.strategy.repeats_total
         self.loop.monitor.repeats(self.s.step, total.avoided - self.repeats[0], total.unfilled - self.repeats[1])
         self.repeats = (total.avoided, total.unfilled)
+        if self.screen is not None:
+            self.loop.monitor.screened(self.s.step, self.screen.screened)
+
+
+def make_screen(loop: SearchLoop) -> Screen | None:
+    """The session's predictor screen (None without `search.screen`), with the count of genomes it withdrew
+    before this session (the checkpoint's)."""
+    session = loop.s
+    screen = build_screen(session.config.search.screen, session.config.seed, lambda g: cost_of(session, g))
+    if screen is not None:
+        screen.screened = loop.state.screened
+    return screen
+
+
+def cost_of(session: Session, genome: Genome) -> tuple[int, int]:
+    """(params, FLOPs) of the network the session's objective builds from `genome`, by formula."""
+    cost = genome_cost(session.objective, genome)
+    return int(cost["params"]), int(cost["flops"])

@@ -5,7 +5,9 @@ records the result in the log (with whatever must be on disk before the line: a 
 answers, for each candidate, continue (a job for more epochs, now or when its rung is complete) or settle (the
 strategy may be told it: `told` gives the result it is told). The loop has no fidelity branches:
 
-- `WholeTraining` (no `search.fidelity`): every job is a whole evaluation, settled on arrival.
+- `WholeTraining` (no `search.fidelity`): every job is a whole evaluation, settled on arrival. Under
+  `search.inherit` it chooses each new candidate's parent when it makes the job and writes each result's weights
+  under `RUN_DIR/weights/` before its log line (`nas.run.inheritance`).
 - `BatchHalving` (`sync` with `search.fidelity`): successive halving of one batch: every new candidate trains the
   first rung; once the whole batch has it, the best of the rung (`nas.run.fidelity.promote`) continue from their
   states to the next rung, and so on to `fitness.epochs`; the batch settles when its last rung is complete. A
@@ -25,6 +27,10 @@ strategy may be told it: `told` gives the result it is told). The loop has no fi
 Several objectives (`search.objectives`): both fidelity schedulers rank a rung by front and crowding of its
 results' objective vectors (`nas.run.fidelity.promote_pareto`, `ParetoAsha`) instead of by accuracy alone.
 
+Signals (`search.fidelity.signal`, `nas.run.fidelity`): both rank a rung by `rank_value` (`rank_vector` with
+several objectives), read from the rung's log line, so a resumed run ranks as the first did. Under `restart` a
+rung job trains a complete schedule of the rung's own epochs from scratch: no rung state is written or read.
+
 Batch and stream. The sync policy hands a scheduler a whole batch (`batch`) and tells the strategy once
 `batch_done`; the async policy hands it the genomes in flight that no slot holds (`start`). `WholeTraining`
 serves both; each fidelity scheduler serves the policy it was made for.
@@ -41,7 +47,17 @@ from nas.evaluate.objective import Objective
 from nas.evaluate.result import Result
 from nas.genome.genome import Genome
 from nas.run.dispatch import largest_first
-from nas.run.fidelity import Asha, ParetoAsha, promote, promote_pareto, rung_epochs
+from nas.run.fidelity import (
+    Asha,
+    ParetoAsha,
+    carries_state,
+    promote,
+    promote_pareto,
+    rank_value,
+    rank_vector,
+    rung_epochs,
+)
+from nas.run.inheritance import Relatives
 from nas.run.rungs import RungStore, rung_level, told_result
 from nas.run.runlog import EvaluationLog
 from nas.strategies import pareto
@@ -95,10 +111,12 @@ class WholeTraining:
 
     queues_new = True
 
-    def __init__(self, log: EvaluationLog, record: Record, objective: Objective):
+    def __init__(self, log: EvaluationLog, record: Record, objective: Objective, relatives: Relatives | None = None):
         self.log = log
         self.record = record
         self.objective = objective
+        self.relatives = relatives  # `search.inherit`: who a new candidate inherits from (`nas.run.inheritance`)
+        self.before_step: int | None = None  # sync: the step of the batch, whose parents were logged before it
         self.pending: set[str] = set()
 
     def batch(self, genomes: Sequence[Genome], step: int, remaining: int | None) -> BatchStart:
@@ -106,17 +124,24 @@ class WholeTraining:
         misses = list({g.key: g for g in genomes if g.key not in self.log}.values())
         todo = misses[:remaining] if remaining is not None else misses
         self.pending = {g.key for g in todo}
+        self.before_step = step
         return BatchStart(self.start(largest_first(todo, self.objective)), len(todo), len(todo) < len(misses))
 
     def batch_done(self) -> bool:
         return not self.pending
 
     def start(self, genomes: Sequence[Genome]) -> list[Job]:
-        return [Job(g) for g in genomes]
+        """A whole evaluation of each genome; under `search.inherit` from its parent, when it has one."""
+        if self.relatives is None:
+            return [Job(g) for g in genomes]
+        return [Job(g, parent=self.relatives.parent_of(g, self.before_step)) for g in genomes]
 
     def arrived(self, arrivals: list[tuple[Job, Result]]) -> Verdict:
-        """Record the results together (one fsync), each settles its candidate."""
+        """Record the results together (one fsync), each settles its candidate; under `search.inherit` their
+        weights are on disk first."""
         results = [result for _, result in arrivals]
+        if self.relatives is not None:
+            self.relatives.keep(results)
         self.record(results)
         self.pending -= {r.key for r in results}  # an `oom` answers this batch, though it finished nothing
         return Verdict(settled=[r.key for r in results])
@@ -157,6 +182,7 @@ class Rungs:
         self.log = log
         self.record = record
         self.objectives = tuple(objectives or ("fitness",))
+        self.signal = fidelity.signal
 
     @property
     def several(self) -> bool:
@@ -164,14 +190,24 @@ class Rungs:
         return len(self.objectives) > 1
 
     def vector(self, result: Result | None) -> pareto.Vector | None:
-        """A rung result's objective vector (minimisation form); None for a missing or failed one."""
-        if result is None or not result.ok:
-            return None
-        return pareto.objective_vector(result, self.objectives)
+        """A rung result's objective vector (minimisation form, the signal in place of the accuracy); None for a
+        missing or failed one."""
+        return rank_vector(result, self.objectives, self.signal)
+
+    def value(self, result: Result | None) -> float | None:
+        """What a rung result is ranked by with one objective; None for one that cannot go on."""
+        return rank_value(result, self.signal)
 
     def job(self, genome: Genome, epochs: int, state: bytes | None = None) -> Job:
-        """The job that trains `genome` to rung `epochs` of this run's schedule, from `state` (None: epoch 0)."""
+        """The job that trains `genome` to rung `epochs`, from `state` (None: epoch 0): epoch `epochs` of this
+        run's full schedule, or under `restart` a complete schedule of `epochs` epochs from scratch."""
+        if not carries_state(self.signal):
+            return Job(genome, epochs=epochs, full_epochs=epochs)
         return Job(genome, epochs=epochs, full_epochs=self.full_epochs, state=state)
+
+    def state_below(self, key: str, epochs: int) -> bytes | None:
+        """The saved state a rung continues from, after `epochs`; None under `restart`, which keeps none."""
+        return self.store.load(key, epochs) if carries_state(self.signal) else None
 
     @staticmethod
     def epochs_of(job: Job) -> int:
@@ -195,7 +231,7 @@ class Rungs:
         epochs = self.epochs_of(job)
         result.epochs = epochs
         state, result.state = result.state, None
-        keep = keep and result.ok and state is not None
+        keep = keep and result.ok and state is not None and carries_state(self.signal)
         if keep:
             assert state is not None
             self.store.save(job.key, epochs, state)
@@ -254,7 +290,7 @@ class BatchHalving(Rungs):
         """Each alive candidate that has not reached this level's rung, from its previous rung's state."""
         epochs = self.rungs[self.level]
         previous = self.rungs[self.level - 1] if self.level else None
-        return [self.job(g, epochs, self.store.load(g.key, previous) if previous else None)
+        return [self.job(g, epochs, self.state_below(g.key, previous) if previous else None)
                 for g in self.alive if self.log.at(g.key, epochs) is None]  # fmt: skip
 
     def promote(self) -> None:
@@ -263,7 +299,7 @@ class BatchHalving(Rungs):
         if self.several:
             chosen = set(promote_pareto([self.vector(r) for r in results], self.eta))
         else:
-            chosen = set(promote([r.fitness if r is not None and r.ok else None for r in results], self.eta))
+            chosen = set(promote([self.value(r) for r in results], self.eta))
         for i, g in enumerate(self.alive):
             if i not in chosen:
                 self.store.discard(g.key)
@@ -312,7 +348,7 @@ class AshaScheduler(Rungs):
         if self.several:
             goes_on = self.pareto_asha.decide(level, self.vector(result))
         else:
-            goes_on = self.asha.decide(level, result.fitness if result.ok else None)
+            goes_on = self.asha.decide(level, self.value(result))
         if goes_on:
             self.continuing[result.key] = level
         else:
@@ -341,7 +377,7 @@ class AshaScheduler(Rungs):
         level = self.continuing.get(genome.key)
         if level is None:
             return self.job(genome, self.rungs[0])
-        return self.job(genome, self.rungs[level + 1], self.store.load(genome.key, self.rungs[level]))
+        return self.job(genome, self.rungs[level + 1], self.state_below(genome.key, self.rungs[level]))
 
     def arrived(self, arrivals: list[tuple[Job, Result]]) -> Verdict:
         """Each rung result decided, then written (the decision reads only earlier lines, so it is made before

@@ -30,6 +30,7 @@ class RunState:
     async_target: int | None = None
     async_position: int | None = None  # log keys told through
     async_lines: int = 0  # under `search.fidelity`: log lines told through
+    screened: int = 0  # async with `search.screen`: genomes withdrawn untrained so far (`nas.run.screen`)
     extra: dict[str, Any] = field(default_factory=dict)  # fields this version does not know, kept as they are
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,12 +7,12 @@ result already in flight (shared), and the slot is counted as unfilled. A told r
 waiting for that genome.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 
-from nas.config import GAConfig
 from nas.genome.genome import Genome
 from nas.strategies.ranking import Score
-from nas.strategies.shortcut_ga import ShortcutGA, revary, split
+from nas.strategies.shortcut_ga import GAConfig, ShortcutGA, revary, split
 from nas.strategies.strategy import Strategy
 
 REVARY_ATTEMPTS = 20  # variants of a repeated member before its slot is left to a known or shared result
@@ -61,6 +61,17 @@ def score_waiting(strategy: Strategy, position: Sequence[float], run: ShortcutGA
             if key in told:
                 run = run.with_score(index, told[key])
     return run
+
+
+def unask(strategy: Strategy, position: Sequence[float], run: ShortcutGA, keys: Collection[str]) -> ShortcutGA:
+    """The run with every asked, unscored member whose genome is among `keys` (withdrawn untrained) back to
+    unasked: it is handed out again by a later draw, so the generation never waits for a result that will not
+    come. A member that only shared another's ask (its genome in flight elsewhere) is unasked too."""
+    asked = list(run.asked)
+    for index, (score, was_asked) in enumerate(zip(run.scores, run.asked, strict=True)):
+        if was_asked and score is None and member_key(strategy, position, run, index) in keys:
+            asked[index] = False
+    return replace(run, asked=tuple(asked))
 
 
 def known_scorer(strategy: Strategy, position: Sequence[float],

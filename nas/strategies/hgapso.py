@@ -49,9 +49,9 @@ from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace
 from nas.strategies import archive as pareto_archive
 from nas.strategies import swarm as pso_math
-from nas.strategies.ga_asks import ask_member, known_scorer, score_waiting
+from nas.strategies.ga_asks import ask_member, known_scorer, score_waiting, unask
 from nas.strategies.ranking import Score
-from nas.strategies.shortcut_ga import ShortcutGA
+from nas.strategies.shortcut_ga import GAConfig, ShortcutGA
 from nas.strategies.strategy import Strategy, register
 
 ADVANCES_PER_DRAW = 50  # generations a particle may complete without an ask inside one draw (all known)
@@ -95,16 +95,26 @@ class HybridGAPSO(Strategy):
         super().__init__(search, space, seed)
         self.moves = 0  # particle GA runs completed
         self.stalls = 0  # particle GA runs since the global best last improved
-        self.particle_moves = [0] * search.pso.swarm_size  # GA runs completed, a particle
-        self.particle_stalls = [0] * search.pso.swarm_size  # a particle's moves since its personal best improved
+        self.particle_moves = [0] * self.pso.swarm_size  # GA runs completed, a particle
+        self.particle_stalls = [0] * self.pso.swarm_size  # a particle's moves since its personal best improved
         self.waiting: dict[int, int] = {}  # async: settled particle -> `moves` then; it moves after a quorum
         self.asynchronous = False  # the last draw was ask(n)
-        self.swarm = pso_math.new_swarm(space.dimensions, search.pso.swarm_size, search.pso.velocity_clamp, self.rng)
+        self.swarm = pso_math.new_swarm(space.dimensions, self.pso.swarm_size, self.pso.velocity_clamp, self.rng)
         self.archive: tuple[pso_math.BestPoint, ...] = ()  # non-dominated results (several objectives only)
-        self.runs: list[ShortcutGA] = [self.start_run(i) for i in range(search.pso.swarm_size)]
+        self.runs: list[ShortcutGA] = [self.start_run(i) for i in range(self.pso.swarm_size)]
+
+    @property
+    def pso(self) -> pso_math.PSOConfig:
+        """`search.pso`, the swarm's parameters (the section the `pso` strategy declares)."""
+        return self.search.section("pso")
+
+    @property
+    def ga(self) -> GAConfig:
+        """`search.ga`, every particle's GA (the section the `ga` strategy declares)."""
+        return self.search.section("ga")
 
     def done(self) -> bool:
-        limit = self.search.pso.stall_iterations
+        limit = self.pso.stall_iterations
         return super().done() or (limit is not None and self.stalls >= limit * len(self.swarm.particles))
 
     def layers_at(self, position: tuple[float, ...]) -> list[int]:
@@ -122,12 +132,12 @@ class HybridGAPSO(Strategy):
         known = [(b.bits, self.layers_at(b.position)) for b in bests]
         layers = self.layers_at(particle.position)
         scorer = known_scorer(self, particle.position, layers)
-        mutate = self.search.ga if self.config.fill == "mutants" else None
+        mutate = self.ga if self.config.fill == "mutants" else None
         if exploit:  # one-bit variants (`revary`'s forced flip alone): a (1+1) climber's step
-            mutate = replace(self.search.ga, bit_flip_prob=0.0)
+            mutate = replace(self.ga, bit_flip_prob=0.0)
         return ShortcutGA.start(
             layers,
-            self.search.ga.population,
+            self.ga.population,
             self.rng,
             known,
             scorer,
@@ -150,7 +160,7 @@ class HybridGAPSO(Strategy):
 
     def parallelism(self) -> int:
         """At most one GA generation a particle is in flight: swarm size x GA population genomes."""
-        return len(self.runs) * self.search.ga.population
+        return len(self.runs) * self.ga.population
 
     def release(self, *, everyone: bool) -> None:
         """Move the settled particles whose quorum has reported since (all of them when `everyone`), then start
@@ -167,7 +177,7 @@ class HybridGAPSO(Strategy):
         else:
             before = self.swarm
             guides = pareto_archive.leaders(self.archive, ready, self.rng) if self.costs else None
-            self.swarm = pso_math.advance(self.swarm, self.space.dimensions, self.search.pso, self.rng, ready, guides)
+            self.swarm = pso_math.advance(self.swarm, self.space.dimensions, self.pso, self.rng, ready, guides)
             for i in ready:
                 self.explore(i, before.particles[i].position)
         for i in ready:
@@ -180,7 +190,7 @@ class HybridGAPSO(Strategy):
         dims = self.space.dimensions
         limit = self.config.restart_after
         if limit is not None and self.particle_stalls[i] >= limit:
-            fresh = pso_math.spawn(dims, self.search.pso.velocity_clamp, self.rng)
+            fresh = pso_math.spawn(dims, self.pso.velocity_clamp, self.rng)
             self.swarm = replace(
                 self.swarm, particles=self.swarm.particles[:i] + (fresh,) + self.swarm.particles[i + 1 :]
             )
@@ -210,7 +220,7 @@ class HybridGAPSO(Strategy):
                     if limit is not None and len(asked) >= limit:
                         return asked
                     position = self.swarm.particles[i].position
-                    self.runs[i], genome = ask_member(self, position, self.runs[i], index, self.search.ga)
+                    self.runs[i], genome = ask_member(self, position, self.runs[i], index, self.ga)
                     if genome is not None:
                         asked.append(genome)
                 if not self.runs[i].complete:
@@ -228,6 +238,13 @@ class HybridGAPSO(Strategy):
             self.runs[i] = score_waiting(self, self.swarm.particles[i].position, run, scores)
         self.advance([i for i, run in enumerate(self.runs) if run.complete and i not in self.waiting])
 
+    def retract(self, withdrawn: list[Genome]) -> None:
+        """Withdrawn members go back to their particles' GAs unasked: a later draw hands them out again, and a
+        particle moves only on real results."""
+        keys = {g.key for g in withdrawn}
+        for i, run in enumerate(self.runs):
+            self.runs[i] = unask(self, self.swarm.particles[i].position, run, keys)
+
     def point_of(self, genome: Genome, score: Score) -> pso_math.BestPoint:
         """A told genome as a point of the swarm's space: its cell's position and its bits."""
         position = self.space.encode(genome.architecture_level, genome.learning_rate)
@@ -239,8 +256,8 @@ class HybridGAPSO(Strategy):
         quorum in async)."""
         finished = []
         for i in particles:
-            if self.runs[i].generation + 1 < self.search.ga.generations:
-                self.runs[i] = self.runs[i].evolve(self.search.ga, self.rng)
+            if self.runs[i].generation + 1 < self.ga.generations:
+                self.runs[i] = self.runs[i].evolve(self.ga, self.rng)
             else:
                 finished.append(i)
         if not finished:

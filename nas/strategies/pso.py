@@ -12,6 +12,8 @@ is set: that many swarm iterations (moves of every particle) without a better gl
 
 With several objectives (`search.objectives`) every scored cell is offered to an archive of non-dominated
 points, and each moving particle flies towards a leader drawn from it (`nas.strategies.archive`, MOPSO).
+
+This strategy declares the section `search.pso` (`swarm.PSOConfig`); hgapso's swarm reads it too.
 """
 
 from typing import Any
@@ -24,21 +26,22 @@ from nas.strategies import archive as pareto_archive
 from nas.strategies import swarm as pso_math
 from nas.strategies.ranking import Score
 from nas.strategies.strategy import Strategy, register
+from nas.strategies.swarm import PSOConfig
 
 FREE_MOVES = 20  # moves over already evaluated cells per particle and draw before its slot is left empty
 
 
-@register("pso", section="pso")
+@register("pso", config=PSOConfig)
 class ParticleSwarm(Strategy):
     def __init__(self, search: SearchConfig, space: SearchSpace, seed: int):
         super().__init__(search, space, seed)
-        self.swarm = pso_math.new_swarm(space.dimensions, search.pso.swarm_size, search.pso.velocity_clamp, self.rng)
+        self.swarm = pso_math.new_swarm(space.dimensions, self.config.swarm_size, self.config.velocity_clamp, self.rng)
         self.stalls = 0  # particle moves since the global best last improved
-        self.waiting: list[str | None] = [None] * search.pso.swarm_size  # key each particle waits for
+        self.waiting: list[str | None] = [None] * self.config.swarm_size  # key each particle waits for
         self.archive: tuple[pso_math.BestPoint, ...] = ()  # non-dominated cells (several objectives only)
 
     def done(self) -> bool:
-        limit = self.search.pso.stall_iterations
+        limit = self.config.stall_iterations
         return super().done() or (limit is not None and self.stalls >= limit * len(self.swarm.particles))
 
     def genome_at(self, index: int) -> Genome:
@@ -83,7 +86,7 @@ class ParticleSwarm(Strategy):
             visits = [pso_math.BestPoint(before.particles[i].position, bits[i], s) for i, s in scores.items() if s]
             self.archive = pareto_archive.add(self.archive, visits)
             guides = pareto_archive.leaders(self.archive, sorted(scores), self.rng)
-        self.swarm = pso_math.advance(settled, self.space.dimensions, self.search.pso, self.rng, sorted(scores), guides)
+        self.swarm = pso_math.advance(settled, self.space.dimensions, self.config, self.rng, sorted(scores), guides)
 
     def absorb(self, told: list[tuple[Genome, Score]]) -> None:
         by_key = {genome.key: score for genome, score in told}
@@ -92,6 +95,12 @@ class ParticleSwarm(Strategy):
             self.waiting[i] = None
         if ready:
             self.move(ready)
+
+    def retract(self, withdrawn: list[Genome]) -> None:
+        """A particle whose genome was withdrawn (or that shared it) stops waiting: it stays where it is, and a
+        later draw proposes its cell again. It moves only on a real result."""
+        keys = {g.key for g in withdrawn}
+        self.waiting = [None if key in keys else key for key in self.waiting]
 
     def state(self) -> dict[str, Any]:
         state = {"swarm": self.swarm.to_dict(), "stalls": self.stalls, "waiting": list(self.waiting)}

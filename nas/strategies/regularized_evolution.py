@@ -26,9 +26,11 @@ so the child always differs from its parent. A space whose architecture is a sin
 """
 
 import random
+from dataclasses import dataclass
 from typing import Any
 
-from nas.config import SearchConfig
+from nas.config import SearchConfig, bounds
+from nas.errors import UserError
 from nas.genome import shortcuts
 from nas.genome.genome import Genome
 from nas.genome.space import SearchSpace
@@ -39,6 +41,19 @@ from nas.strategies.strategy import Strategy, register
 
 LEARNING_RATE_STEPS = 10  # the log learning-rate range is crossed in this many mutation steps
 BREED_ATTEMPTS = 20  # tournaments + mutations per child slot before it is left empty
+
+
+@dataclass
+class EvolutionConfig:
+    """`search.regularized_evolution`: aging evolution (Real et al. 2019)."""
+
+    population: int = bounds(16, 2, 100_000)
+    sample_size: int = bounds(4, 1, 100_000)
+
+    def check(self, key: str) -> None:
+        """Rules across fields (`nas.config.check_section`): a tournament is no larger than the population."""
+        if self.sample_size > self.population:
+            raise UserError("must be at most the population", key=f"{key}.sample_size")
 
 
 def flip_bits(bits: tuple[str, ...], layers: list[int], rng: random.Random) -> tuple[str, ...]:
@@ -83,12 +98,13 @@ def mutate(genome: Genome, space: SearchSpace, rng: random.Random) -> Genome:
     return space.genome(position, flip_bits(genome.shortcut_level, layers, rng))
 
 
-@register("regularized-evolution", section="regularized_evolution")
+@register("regularized-evolution", config=EvolutionConfig)
 class RegularizedEvolution(Strategy):
     def __init__(self, search: SearchConfig, space: SearchSpace, seed: int):
         super().__init__(search, space, seed)
         self.population: list[tuple[Genome, Score]] = []  # oldest first
         self.initial_asked = 0  # slots of the initial random population drawn so far
+        self.initial_flying: list[str] = []  # keys of initial random genomes asked and not told yet
 
     def propose(self, limit: int | None) -> list[Genome]:
         size = self.config.population
@@ -96,7 +112,9 @@ class RegularizedEvolution(Strategy):
         if self.initial_asked < size:
             slots = min(count, size - self.initial_asked)
             self.initial_asked += slots
-            return new_random_genomes(self, slots)
+            drawn = new_random_genomes(self, slots)
+            self.initial_flying += [g.key for g in drawn]
+            return drawn
         if not self.population:
             return []  # async: wait for the first initial results
         keys = population_keys([score for _, score in self.population])
@@ -119,8 +137,18 @@ class RegularizedEvolution(Strategy):
         drawn = [self.rng.randrange(len(self.population)) for _ in range(self.config.sample_size)]
         return self.population[min(drawn, key=lambda i: keys[i])][0]
 
+    def retract(self, withdrawn: list[Genome]) -> None:
+        """A withdrawn initial genome gives its slot back (the population starts from `population` trained
+        random genomes all the same); a withdrawn child leaves nothing: the queue changes only on a tell."""
+        keys = {g.key for g in withdrawn}
+        self.initial_asked -= sum(key in keys for key in self.initial_flying)
+        self.initial_flying = [key for key in self.initial_flying if key not in keys]
+
     def absorb(self, told: list[tuple[Genome, Score]]) -> None:
         size = self.config.population
+        if self.initial_flying:
+            keys = {g.key for g, _ in told}
+            self.initial_flying = [key for key in self.initial_flying if key not in keys]
         for member in told:
             self.population.append(member)
             if len(self.population) > size:
@@ -130,8 +158,9 @@ class RegularizedEvolution(Strategy):
         return {
             "population": [{"genome": g.to_dict(), "score": s.to_list()} for g, s in self.population],
             "initial_asked": self.initial_asked,
-        }
+        } | ({"initial_flying": list(self.initial_flying)} if self.initial_flying else {})
 
     def load_state(self, data: dict[str, Any]) -> None:
         self.population = [(Genome.from_dict(m["genome"]), Score.from_list(m["score"])) for m in data["population"]]
         self.initial_asked = data["initial_asked"]
+        self.initial_flying = list(data.get("initial_flying", []))  # absent: a state from before withdraw

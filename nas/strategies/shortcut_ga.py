@@ -16,7 +16,8 @@ tournaments go by Pareto front rank, then crowding distance, within the generati
 comparison, `ranking.population_keys`): DEAP's fitness then holds (-rank, crowding). A member whose string
 is a repeat is varied again (`revary`: one forced bit flip plus `bit_flip_prob` per bit) by the strategy that
 asks it. The state is plain strings,
-numbers and flags, so it checkpoints as JSON.
+numbers and flags, so it checkpoints as JSON. The parameters are `GAConfig`, the section `search.ga`, which the
+`ga` strategy declares (`hgapso` reads it too).
 """
 
 import math
@@ -27,12 +28,35 @@ from typing import Any
 
 from deap import algorithms, base, tools
 
-from nas.config import GAConfig
+from nas.config import bounds
+from nas.errors import UserError
 from nas.genome import shortcuts
 from nas.strategies.ranking import NO_PARAMS, Score, is_better, population_keys
 from nas.strategies.rng import lend_to_global
 
 SEED_ATTEMPTS = 20  # random draws per free slot before a duplicate is accepted (tiny spaces run out of strings)
+
+
+@dataclass
+class GAConfig:
+    """`search.ga`: the shortcut level (DEAP tournament, two-point crossover, bit-flip mutation, elitism)."""
+
+    population: int = bounds(3, 2, 10_000)
+    # hgapso's GA generations per PSO move. 1 (measured best on every synthetic landscape, benchmarks/RESULTS.md):
+    # each move scores the particle's new architecture with its best, the swarm's best and mutants of the latter.
+    generations: int = bounds(1, 1, 10_000)
+    tournament_size: int = bounds(3, 1, 100)
+    crossover_prob: float = bounds(0.9, 0, 1)
+    mutation_prob: float = bounds(0.3, 0, 1)
+    bit_flip_prob: float = bounds(0.05, 0, 1, open_low=True)
+    elitism: int = bounds(1, 0, 100)
+
+    def check(self, key: str) -> None:
+        """Rules across fields (`nas.config.check_section`): elites and a tournament must fit the population."""
+        if self.elitism >= self.population:
+            raise UserError(f"must be below {key}.population", key=f"{key}.elitism")
+        if self.tournament_size > self.population:
+            raise UserError(f"must be at most {key}.population", key=f"{key}.tournament_size")
 
 
 class _Fitness(base.Fitness):

@@ -27,6 +27,13 @@ RNG is in the state. `tell` absorbs each result at once; a result for a genome n
 A strategy is driven in one mode at a time: `ask()` while async asks are in flight, or `ask(n)` while a batch
 is, is a ValueError.
 
+`withdraw(genomes)` takes async asks back untrained (predictor screening, `search.screen`, asks more than the
+free slots and trains only what its predictor picks): they leave `in_flight()`, are not evaluated (nothing is
+learnt, no score is recorded), and may be proposed again by a later draw. A strategy learns from real results
+alone, never from a prediction. Whatever a subclass keeps of an ask (a GA member marked asked, a particle
+waiting for its genome) it gives back in `retract`, so a withdrawn genome leaves nothing behind that waits for
+it. The RNG is not rewound: what was drawn stays drawn, so withdraw is as deterministic as ask.
+
 Every ask is new work: no genome that is already evaluated (told, or passed to `known`), in flight, or earlier
 in the same ask. A strategy that draws such a repeat draws again (bounded attempts) and, when nothing new can
 be found, leaves the slot out. `repeats` counts what the last draw avoided (`avoided`: candidates drawn again
@@ -51,9 +58,10 @@ exactly).
 
 Subclasses implement `propose` (draw new genomes, checking each with `claim`), `absorb` (learn from told
 results), `state` / `load_state` (their own part of the checkpoint) and, if they have a schedule of their own,
-`done`. A strategy module registers itself with `@register(name)`, and may declare its own config section,
-`@register(name, config=MyConfig, section="my_section")`: `search.my_section` is then validated like every
-other key, and the strategy reads it with `self.config` (see `nas.config.register_search_section`).
+`done`, and `retract` when an ask leaves state that waits for its result. A strategy module registers itself
+with `@register(name)`, and may declare its own config section, `@register(name, config=MyConfig,
+section="my_section")`: `search.my_section` is then validated like every other key, and the strategy reads it
+with `self.config` (see `nas.config.register_search_section`).
 """
 
 import random
@@ -215,6 +223,22 @@ class Strategy(ABC):
         """Asked and not yet told, in ask order."""
         return list(self._in_flight)
 
+    def withdraw(self, genomes: Sequence[Genome]) -> None:
+        """Take async asks back untrained (module docstring); a genome not in flight, or a sync batch, is a
+        ValueError."""
+        if self._batch:
+            raise ValueError("withdraw() of a batch asked by ask(): only asks of ask(n) can be withdrawn")
+        flying = {g.key for g in self._in_flight}
+        keys = [g.key for g in genomes]
+        for key in keys:
+            if key not in flying:
+                raise ValueError(f"withdraw() of genome {key[:12]}, which is not in flight")
+            flying.discard(key)  # a key given twice is not in flight the second time
+        gone = set(keys)
+        self._in_flight = [g for g in self._in_flight if g.key not in gone]
+        if genomes:
+            self.retract(list(genomes))
+
     def known(self, results: Iterable[Result]) -> None:
         """Genomes already evaluated (the run's log): never asked, and their scores available to `score_of`.
         Nothing is learnt from them; a genome in flight is left to its `tell`."""
@@ -326,6 +350,11 @@ class Strategy(ABC):
     def absorb(self, told: list[tuple[Genome, Score]]) -> None:
         """Learn from told results (a whole batch in ask order, or async results in arrival order)."""
 
+    def retract(self, withdrawn: list[Genome]) -> None:
+        """Withdrawn genomes (`withdraw`): forget whatever this strategy keeps of their asks. Nothing by
+        default: a strategy whose asks leave no trace of their own (random search) needs no override."""
+        return None
+
     @abstractmethod
     def state(self) -> dict[str, Any]:
         """This strategy's own part of the checkpoint (JSON types only)."""
@@ -343,7 +372,9 @@ def register(name: str, config: type | None = None,
     """Class decorator: register a strategy under `name` and stamp that name on it (it keys the checkpoint).
 
     `config` (a dataclass) declares the strategy's own config section, `search.<section>` (default: the name
-    with dashes as underscores); `section` alone names a section that already exists (`pso`, `ga`)."""
+    with dashes as underscores); a section is declared once, by the strategy that owns it (`pso` declares
+    `search.pso`, `ga` `search.ga`). `section` alone makes another strategy's section this one's `self.config`;
+    a strategy that reads several reads the others with `search.section(name)` (hgapso: `pso` and `ga`)."""
 
     def add(cls: type[Strategy]) -> type[Strategy]:
         cls.name = name

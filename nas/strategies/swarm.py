@@ -16,7 +16,8 @@ start from them. Particles can be settled and moved one at a time (`settle` and 
 an asynchronous search moves a particle as soon as its own evaluations are in, towards the global best known at
 that moment; a synchronous one settles and moves the whole swarm at once. A swarm whose global best has not
 improved for `search.pso.stall_iterations` iterations has converged (pyswarms' `ftol_iter` rule; off by
-default).
+default). The parameters are `PSOConfig`, the section `search.pso`, which the `pso` strategy declares (`hgapso`
+reads it too).
 
 With several objectives each particle flies towards a leader of its own drawn from an archive of non-dominated
 results (`nas.strategies.archive`; `advance`'s `guides`), while personal bests and the global best stay the
@@ -32,9 +33,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from nas.config import PSOConfig
+from nas.config import bounds
 from nas.genome.space import Dimension
 from nas.strategies.ranking import Score, is_better
+
+
+@dataclass
+class PSOConfig:
+    """`search.pso`: the architecture level. Defaults are Clerc's constriction values (w 0.7298, c 1.49618)."""
+
+    swarm_size: int = bounds(8, 1, 10_000)
+    w: float = bounds(0.7298, 0, 2)
+    c1: float = bounds(1.49618, 0, 10, open_low=True)
+    c2: float = bounds(1.49618, 0, 10, open_low=True)
+    velocity_clamp: float = bounds(0.2, 0, 1, open_low=True)
+    # A swarm whose global best has not improved for this many iterations (every particle moved once) is done
+    # (pyswarms' `ftol_iter`). None: only the budget ends the search. Every ask is new work, so a converged
+    # swarm no longer loops on repeats; the limit is a choice to stop early, off by default.
+    stall_iterations: int | None = bounds(None, 1, 10_000_000)
 
 
 @dataclass(frozen=True)

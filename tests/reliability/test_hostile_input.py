@@ -135,31 +135,40 @@ class Leaf:
     meta: typing.Mapping[str, Any]
 
 
-def config_leaves(cls: type = config_module.Config, prefix: str = "") -> list[Leaf]:
-    """Every leaf key of the config dataclasses (sections, including the optional `baseline`, are walked)."""
-    leaves = []
+def config_keys(cls: type) -> list[tuple[str, Any, typing.Mapping[str, Any]]]:
+    """The keys of config dataclass `cls` (name, type hint, range metadata): its fields, with the holder of
+    registered sections (`search.extra`) replaced by the sections strategies declare (`search.pso`, ...)."""
     hints = typing.get_type_hints(cls)
+    keys: list[tuple[str, Any, typing.Mapping[str, Any]]] = []
     for f in dataclasses.fields(cls):
-        if "extra_sections" in f.metadata:  # the holder of registered sections: `registered_leaves` walks them
-            continue
-        path, hint = f"{prefix}{f.name}", hints[f.name]
+        if "extra_sections" in f.metadata:
+            keys += [(name, section, {}) for name, section in sorted(f.metadata["extra_sections"].items())]
+        else:
+            keys.append((f.name, hints[f.name], f.metadata))
+    return keys
+
+
+def config_leaves(cls: type = config_module.Config, prefix: str = "") -> list[Leaf]:
+    """Every leaf key of the config dataclasses (sections, including the optional `baseline` and the strategies'
+    registered ones, are walked)."""
+    leaves = []
+    for name, hint, meta in config_keys(cls):
+        path = f"{prefix}{name}"
         inner = [a for a in typing.get_args(hint) if a is not type(None)] if is_optional(hint) else [hint]
         if len(inner) == 1 and dataclasses.is_dataclass(inner[0]):
             leaves += config_leaves(inner[0], f"{path}.")
         else:
-            leaves.append(Leaf(path, hint, f.metadata))
+            leaves.append(Leaf(path, hint, meta))
     return leaves
 
 
 def config_sections(cls: type = config_module.Config, prefix: str = "") -> list[str]:
     out = []
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        hint = hints[f.name]
+    for name, hint, _ in config_keys(cls):
         inner = [a for a in typing.get_args(hint) if a is not type(None)] if is_optional(hint) else [hint]
         if len(inner) == 1 and dataclasses.is_dataclass(inner[0]):
-            out.append(f"{prefix}{f.name}")
-            out += config_sections(inner[0], f"{prefix}{f.name}.")
+            out.append(f"{prefix}{name}")
+            out += config_sections(inner[0], f"{prefix}{name}.")
     return out
 
 
@@ -236,6 +245,8 @@ def bad_values(leaf: Leaf) -> st.SearchStrategy:
         return st.one_of(wrong)
     if tp in (int, float):
         return st.one_of(NOT_A_NUMBER, out_of_range(leaf.hint, leaf.meta), *none)
+    if origin is dict:  # ray.runtime_env: another program's mapping, refused only when it is not one
+        return st.one_of(st.sampled_from(["pip", 5, 2.5, True, ["pip"], [{"pip": []}]]), *none)
     raise AssertionError(f"no bad values for {leaf.path}: {leaf.hint}")
 
 
@@ -274,7 +285,7 @@ def config_cases(draw: Callable) -> Case:
         return Case(data, leaf.path, f"{base}: {leaf.path} = {config_module.short(value)}")
     if kind == "unknown key":
         where = draw(st.sampled_from(["", *SECTIONS]))
-        known = {f.name for f in dataclasses.fields(section_class(where))}
+        known = {name for name, _, _ in config_keys(section_class(where))}
         name = draw(KEY_NAMES.filter(lambda n: n not in known))
         path = f"{where}.{name}" if where else name
         set_path(data, path, draw(st.sampled_from([1, "x", None, [1], {"a": 1}])))
@@ -306,8 +317,7 @@ def config_cases(draw: Callable) -> Case:
 def section_class(path: str) -> type:
     cls: Any = config_module.Config
     for name in filter(None, path.split(".")):
-        hint = base_type(typing.get_type_hints(cls)[name])
-        cls = hint
+        cls = base_type({key: hint for key, hint, _ in config_keys(cls)}[name])
     return cls
 
 
@@ -990,16 +1000,8 @@ def test_a_huge_value_is_never_echoed_whole(tmp_path, record_property):
 # --- numbers spelled otherwise than in plain decimal, and empty or misdirected paths -----------------------------
 
 
-def registered_leaves() -> list[Leaf]:
-    """The keys of the config sections strategies declare for themselves (`search.<strategy>.*`)."""
-    import nas.strategies  # noqa: F401  (importing the package registers every strategy's section)
-
-    sections = sorted(config_module.SEARCH_SECTIONS.items())
-    return [leaf for name, cls in sections for leaf in config_leaves(cls, f"search.{name}.")]
-
-
-INT_LEAVES = [leaf for leaf in LEAVES + registered_leaves() if base_type(leaf.hint) is int]
-FLOAT_LEAVES = [leaf for leaf in LEAVES + registered_leaves() if base_type(leaf.hint) is float]
+INT_LEAVES = [leaf for leaf in LEAVES if base_type(leaf.hint) is int]
+FLOAT_LEAVES = [leaf for leaf in LEAVES if base_type(leaf.hint) is float]
 MARKER = "SPELLINGGOESHERE"
 MAX_DIGITS = 4300  # CPython's default limit of int(): one more digit and it raises ValueError
 
