@@ -49,6 +49,7 @@ def shared_data() -> Path:
 # starts Ray clusters or kills real processes, runs mutants, or in the reliability suite.
 FULL_MODULES = {
     "test_async_search",
+    "test_fidelity_surrogate",
     "test_inherit_quality",
     "test_mutation",
     "test_ray_cluster",
