@@ -48,6 +48,7 @@ from sklearn.ensemble import RandomForestRegressor
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.jsonl_cache import read_lines  # noqa: E402
 from benchmarks.machine import machine  # noqa: E402
 from benchmarks.rank_fidelity import configured, top_overlap  # noqa: E402
 from benchmarks.surrogate_model import Row, base_rows, features, read_table  # noqa: E402
@@ -120,14 +121,7 @@ RUNG_TRAININGS = {"truncated": lambda budget: (budget, 1), "restart": lambda bud
 
 def read_rung_cache(path: Path) -> dict[tuple[str, int, str], dict]:
     """{(key, seed, kind): line} of the cache; an incomplete last line (a killed run) is left out."""
-    if not path.exists():
-        return {}
-    out = {}
-    for line in path.read_text().splitlines(keepends=True):
-        if line.endswith("\n") and line.strip():
-            r = json.loads(line)
-            out[(r["key"], r["seed"], r["kind"])] = r
-    return out
+    return {(r["key"], r["seed"], r["kind"]): r for r in read_lines(path)}
 
 
 def train_rung(ctx: Context, run: Run, kind: str) -> dict:

@@ -52,6 +52,7 @@ from scipy.stats import kendalltau
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.jsonl_cache import read_lines  # noqa: E402
 from benchmarks.machine import machine  # noqa: E402
 from benchmarks.rank_fidelity import configured  # noqa: E402
 from benchmarks.surrogate_model import Row, base_rows, read_table  # noqa: E402
@@ -172,14 +173,7 @@ def families(rows: list[Row], space: SearchSpace, count: int, seed: int) -> list
 
 def read_cache(path: Path) -> dict[tuple[str, str, int], dict]:
     """{(arm, key, epochs): line}; an incomplete last line (a killed run) is left out."""
-    if not path.exists():
-        return {}
-    out = {}
-    for line in path.read_text().splitlines(keepends=True):
-        if line.endswith("\n") and line.strip():
-            r = json.loads(line)
-            out[(r["arm"], r["key"], r["epochs"])] = r
-    return out
+    return {(r["arm"], r["key"], r["epochs"]): r for r in read_lines(path)}
 
 
 class Lab:
