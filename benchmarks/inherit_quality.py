@@ -282,6 +282,8 @@ def arm_rows(lab: Lab, done: list[Family], ks: list[int], ceiling: bool) -> list
     cache, full = lab.cache, lab.epochs
     children = [(f, c) for f in done for c, _, _ in f.children]
     scratch = [cache[("scratch", c.key, full)]["accuracy"] for _, c in children]
+    # the independent reference: another training seed shares no noise with the seed-0 arms
+    seed1 = [cache[("scratch_seed1", c.key, full)]["accuracy"] for _, c in children] if ceiling else None
     arms = [("parent's accuracy", lambda f, c: cache[("parent", f.parent.key, full)], 0)]
     arms += [(f"inherit {k}", lambda f, c, k=k: cache[("inherit", c.key, k)], k) for k in ks]
     arms += [("scratch", lambda f, c: cache[("scratch", c.key, full)], full)]
@@ -300,6 +302,7 @@ def arm_rows(lab: Lab, done: list[Family], ks: list[int], ceiling: bool) -> list
                     "cpu_seconds": round(statistics.fmean(x["cpu_seconds"] for x in cost), 1) if cost else 0.0,
                     "mean_diff": mean_std(diffs), "mean_diff_preserving": mean_std(kept),
                     "kendall_tau": tau(acc, scratch), "siblings": sibling_agreement(pairs),
+                    "kendall_tau_seed1": tau(acc, seed1) if seed1 else math.nan,
                     "mean_accuracy": round(statistics.fmean(acc), 4)})  # fmt: skip
     return out
 
@@ -313,12 +316,13 @@ def preserving(lab: Lab, child: Genome) -> bool:
 
 def print_table(rows: list[dict], n_children: int, n_preserving: int) -> None:
     print(f"{'arm':<18}{'epochs':>7}{'s/net':>7}{'cpu s/net':>10}{'acc':>8}{'acc - scratch':>18}"
-          f"{f'preserving ({n_preserving})':>20}{'tau vs scratch':>16}{'siblings':>10}")  # fmt: skip
+          f"{f'preserving ({n_preserving})':>20}{'tau vs scratch':>16}{'vs seed 1':>10}{'siblings':>10}")  # fmt: skip
     for r in rows:
         d, p = r["mean_diff"], r["mean_diff_preserving"]
         print(
             f"{r['arm']:<18}{r['epochs']:>7}{r['seconds']:>7.1f}{r['cpu_seconds']:>10.1f}{r['mean_accuracy']:>8.4f}"
-            f"{d[0]:>+10.4f} ± {d[1]:.4f}{p[0]:>+12.4f} ± {p[1]:.4f}{r['kendall_tau']:>16.3f}{r['siblings']:>10}"
+            f"{d[0]:>+10.4f} ± {d[1]:.4f}{p[0]:>+12.4f} ± {p[1]:.4f}{r['kendall_tau']:>16.3f}"
+            f"{r['kendall_tau_seed1']:>10.3f}{r['siblings']:>10}"
         )
 
 
