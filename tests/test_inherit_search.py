@@ -1,16 +1,22 @@
 """`search.inherit` end to end (`nas.run.inheritance`): searches whose new candidates start from their nearest
 evaluated relative's weights (synthetic, and real training on digits), the weights files under RUN_DIR/weights/,
-damaged files, a stopped and resumed run, and the config's one-line refusals."""
+damaged files, a stopped and resumed run, a SIGKILLed and resumed run, and the config's one-line refusals."""
 
 import contextlib
 import io
 import json
 import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import ROOT
+from test_fidelity_search import env, log_lines
 from test_strategies import SMALL
 
 from nas.cli import main
@@ -27,13 +33,14 @@ from nas.strategies.random_search import random_genome
 MAX_DISTANCE = 3.0
 
 
-def synthetic_config(folder: Path, mode: str = "sync", evaluations: int = 48, **inherit) -> Path:
+def synthetic_config(folder: Path, mode: str = "sync", evaluations: int = 48, seconds: float = 0.0,
+                     **inherit) -> Path:  # fmt: skip
     data = yaml.safe_load((ROOT / "search_configs/smoke.yaml").read_text())
     data["encoding"] = str(ROOT / "encodings/densenet_small.yaml")
-    data["fitness"]["epochs"] = 9
+    data["fitness"].update({"epochs": 9, "seconds_per_evaluation": seconds})
     data["search"].update({"mode": mode, "budget": {"evaluations": evaluations},
                            "inherit": {"epochs": 3, "max_distance": MAX_DISTANCE, **inherit}})  # fmt: skip
-    path = folder / f"inherit-{mode}.yaml"
+    path = folder / f"inherit-{mode}-{seconds}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -160,6 +167,51 @@ def test_a_stopped_and_resumed_search_chooses_the_parents_of_the_uninterrupted_r
     assert sum(parent is not None for _, _, parent, _ in seen(whole)) >= 20
     state = lambda run: json.loads((run / "checkpoint.json").read_text())["strategy"]  # noqa: E731
     assert state(parts) == state(whole)
+
+
+def kill_when(cfg: Path, run: Path, ready: Callable[[list[dict]], bool]) -> None:
+    """`nas search cfg` in a subprocess, SIGKILLed as soon as its complete log lines satisfy `ready`."""
+    proc = subprocess.Popen([sys.executable, "-m", "nas", "search", str(cfg), "--run-dir", str(run), "--workers",
+                             "0"], env=env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not ready(log_lines(run)):
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+
+
+def three_inherited(log: list[dict]) -> bool:
+    return sum("inherited_from" in e["metrics"] for e in log) >= 3
+
+
+@pytest.mark.full
+def test_a_sync_search_sigkilled_inside_an_inheriting_batch_then_resumed_is_the_uninterrupted_run(tmp_path):
+    """Two batches (24 candidates, then 16 that may inherit), SIGKILLed once three lines of the second inherited,
+    and a staged weights file as a kill in the middle of a write leaves one; then `nas resume`. The rest of the
+    cut batch choose their parents among the first step's results alone, as they would have, not among their
+    logged batch mates, so every line (key, fitness, parent, epochs) is the uninterrupted run's, none is trained
+    twice, and the weights folder holds one file a logged candidate."""
+    whole, run = tmp_path / "whole", tmp_path / "run"
+    nas_here("search", str(synthetic_config(tmp_path, evaluations=40)), "--run-dir", str(whole), "--workers", "0")
+    assert [e["step"] for e in log_lines(whole)] == [0] * 24 + [1] * 16
+    kill_when(synthetic_config(tmp_path, evaluations=40, seconds=0.1), run, three_inherited)
+    before = log_lines(run)
+    assert three_inherited(before) and len(before) < 40, "killed inside the second batch, after some inherited"
+    staged = run / "weights" / f".{before[0]['key']}.safetensors.k1ll3d.tmp"
+    staged.write_bytes(b"half a weights file")
+    nas_here("resume", str(run), "--workers", "0")
+    after = log_lines(run)
+    assert after[: len(before)] == before, "nothing logged before the kill is lost"
+    keys = [e["key"] for e in after]
+    assert len(keys) == len(set(keys)) == 40, "each candidate trained once, the budget exactly"
+    seen = lambda log: [(e["key"], e["step"], e["fitness"], e["metrics"].get("inherited_from"),  # noqa: E731
+                         e["metrics"].get("distance"), e["metrics"]["epochs"]) for e in log]  # fmt: skip
+    assert seen(after) == seen(log_lines(whole))
+    assert sorted(p.name for p in (run / "weights").iterdir()) == sorted(f"{key}.safetensors" for key in keys)
+    state = lambda run: json.loads((run / "checkpoint.json").read_text())["strategy"]  # noqa: E731
+    assert state(run) == state(whole)
 
 
 def tiny_digits(folder: Path) -> Path:

@@ -8,13 +8,19 @@ import io
 import json
 import math
 import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT
 from golden_runs import synthetic
 from hypothesis import given
 from hypothesis import strategies as st
+from test_fidelity_search import env, log_lines
 from test_strategies import SMALL, WITH_LR
 
 from nas.cli import main
@@ -146,12 +152,17 @@ def test_fit_point_is_at_most_n_and_grows_by_at_most_a_tenth(n):
 # --- whole searches -----------------------------------------------------------------------------------------------
 
 
-def write_config(folder: Path, strategy: str = "regularized-evolution", evaluations: int = 36) -> Path:
+AFTER = 10  # search.screen.after of the searches below
+
+
+def write_config(folder: Path, strategy: str = "regularized-evolution", evaluations: int = 36, seconds: float = 0.0,
+                 name: str = "") -> Path:  # fmt: skip
     data = synthetic(strategy, "async", False)
+    data["fitness"]["seconds_per_evaluation"] = seconds
     data["search"]["budget"] = {"evaluations": evaluations}
-    data["search"]["screen"] = {"factor": 3, "after": 10}
+    data["search"]["screen"] = {"factor": 3, "after": AFTER}
     data["search"]["regularized_evolution"] = {"population": 8, "sample_size": 3}
-    path = folder / f"{strategy}.yaml"
+    path = folder / f"{name or strategy}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -214,6 +225,40 @@ def test_a_screened_search_stopped_and_resumed_makes_the_picks_of_the_uninterrup
     ]
     assert checkpoint(parts)["strategy"] == checkpoint(whole)["strategy"]
     assert checkpoint(parts)["screened"] == checkpoint(whole)["screened"] > 0
+
+
+def kill_once_screening(cfg: Path, run: Path, lines: int) -> None:
+    """`nas search cfg` in a subprocess, SIGKILLed as soon as its log holds `lines` lines."""
+    proc = subprocess.Popen([sys.executable, "-m", "nas", "search", str(cfg), "--run-dir", str(run), "--workers",
+                             "0"], env=env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(log_lines(run)) < lines:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+
+
+@pytest.mark.full
+def test_a_screened_search_sigkilled_once_the_screen_picks_then_resumed_is_the_uninterrupted_run(tmp_path):
+    """A SIGKILL once the predictor screens (more than `after` results logged), then `nas resume`: the resumed
+    screen relearns what was told before the kill and makes the same picks, so the log, the strategy and the
+    count of screened genomes are those of the uninterrupted run, and no genome is trained twice."""
+    whole, run = tmp_path / "whole", tmp_path / "run"
+    nas_here("search", str(write_config(tmp_path)), "--run-dir", str(whole), "--workers", "0")
+    kill_once_screening(write_config(tmp_path, seconds=0.1, name="slow"), run, AFTER + 6)
+    before = log_lines(run)
+    assert AFTER + 6 <= len(before) < 36, "killed while the screen picked, before the end"
+    assert checkpoint(run).get("screened", 0) > 0, "the screen had withdrawn genomes before the kill"
+    nas_here("resume", str(run), "--workers", "0")
+    after = log_lines(run)
+    assert after[: len(before)] == before, "nothing logged before the kill is lost"
+    keys = [r["key"] for r in after]
+    assert len(keys) == len(set(keys)) == 36, "each genome trained once, the budget exactly"
+    assert [(r["key"], r["fitness"]) for r in after] == [(r["key"], r["fitness"]) for r in log_lines(whole)]
+    assert checkpoint(run)["strategy"] == checkpoint(whole)["strategy"]
+    assert checkpoint(run)["screened"] == checkpoint(whole)["screened"]
 
 
 # --- config -------------------------------------------------------------------------------------------------------
