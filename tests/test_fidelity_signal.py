@@ -205,3 +205,21 @@ def test_the_signal_key_is_checked_with_its_path(tmp_path):
     del data["search"]["fidelity"]["signal"]
     (tmp_path / "default.yaml").write_text(yaml.safe_dump(data))
     assert load_config(tmp_path / "default.yaml").search.fidelity.signal == "loss", "the default"
+
+
+def test_a_run_saved_before_the_signal_existed_resumes_with_accuracy_and_a_new_one_with_its_own(tmp_path):
+    from nas.run.rundir import RunDir
+
+    data = yaml.safe_load(synthetic_fidelity(tmp_path).read_text())
+    older, newer = tmp_path / "older", tmp_path / "newer"
+    for run, signal in ((older, None), (newer, "loss")):
+        run.mkdir()
+        saved = json.loads(json.dumps(data))
+        if signal is None:
+            del saved["search"]["fidelity"]["signal"]
+        else:
+            saved["search"]["fidelity"]["signal"] = signal
+        (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert RunDir(older).load_config().search.fidelity.signal == "accuracy", "what its promotions were made by"
+    assert RunDir(newer).load_config().search.fidelity.signal == "loss"
+    assert load_config(older / "config.yaml").search.fidelity.signal == "loss", "a new search takes the default"

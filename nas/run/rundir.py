@@ -29,6 +29,7 @@ from typing import Any
 from nas.atomicfile import DiskWriteError, atomic_write_text
 from nas.config import BudgetConfig, Config, field_bounds, load_config
 from nas.errors import UserError, os_reason, shown
+from nas.yamlfile import load_yaml_mapping
 
 BUDGET_FORMAT = "nas-budget/1"
 
@@ -61,12 +62,24 @@ class RunDir:
         return self.path / "budget.json"
 
     def load_config(self) -> Config:
-        """The config the run started with, its evaluation budget raised to `budget.json`'s when there is one."""
+        """The config the run started with, its evaluation budget raised to `budget.json`'s when there is one.
+
+        A run written before `search.fidelity.signal` existed has a `fidelity` section without it, and its
+        promotions were made by `accuracy`, the one signal there was; it resumes with that signal, not today's
+        default, so the decisions rebuilt from its log are the ones it made."""
         config = load_config(self.config)
         raised = self.raised_budget(config)
         if raised is not None:
             config.search.budget.evaluations = raised
+        if config.search.fidelity is not None and not self.names_signal():
+            config.search.fidelity.signal = "accuracy"
         return config
+
+    def names_signal(self) -> bool:
+        """Whether the saved config's `search.fidelity` section names its `signal`."""
+        search = load_yaml_mapping(self.config, "config").get("search")
+        fidelity = search.get("fidelity") if isinstance(search, dict) else None
+        return isinstance(fidelity, dict) and "signal" in fidelity
 
     def raised_budget(self, config: Config) -> int | None:
         """The evaluation budget `budget.json` records (None: no such file), checked against `config`."""

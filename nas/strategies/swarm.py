@@ -49,7 +49,7 @@ class PSOConfig:
     velocity_clamp: float = bounds(0.2, 0, 1, open_low=True)
     # A swarm whose global best has not improved for this many iterations (every particle moved once) is done
     # (pyswarms' `ftol_iter`). None: only the budget ends the search. Every ask is new work, so a converged
-    # swarm no longer loops on repeats; the limit is a choice to stop early, off by default.
+    # swarm does not loop on repeats; the limit is a choice to stop early, off by default.
     stall_iterations: int | None = bounds(None, 1, 10_000_000)
 
 
