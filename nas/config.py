@@ -131,8 +131,16 @@ def register_search_section(name: str, cls: type) -> None:
 
 
 def registered_defaults() -> dict[str, Any]:
-    """Every registered section at its defaults, by name: what `search` holds when the file gives none."""
-    return {name: SEARCH_SECTIONS[name]() for name in sorted(SEARCH_SECTIONS)}
+    """Every built-in registered section at its defaults, by name: what `search` holds when the file gives none."""
+    return {name: SEARCH_SECTIONS[name]() for name in sorted(SEARCH_SECTIONS) if built_in(name)}
+
+
+def built_in(name: str) -> bool:
+    """Whether section `name` is declared by evonas's own strategies: those are in every config, at their
+    defaults when not given, as a saved `config.yaml` has always had them. A plugin's section (a user's module,
+    a test's) is there only when the file gives it, so that a saved config never names a section that a worker
+    or a later resume without that plugin cannot read."""
+    return SEARCH_SECTIONS[name].__module__.split(".")[0] == "nas"
 
 
 def check_section(value: Any, key: str) -> None:
@@ -458,9 +466,10 @@ def from_mapping(cls: type, data: Any, key: str = "", base: Path | None = None) 
             raise UserError(f"unknown key (known: {', '.join(known)})", key=where)
     values: dict[str, Any] = {}
     if extra_field is not None:
-        values[extra_field.name] = {  # every registered section, its defaults when absent
+        values[extra_field.name] = {  # every built-in section (its defaults when absent) and the given ones
             name: from_mapping(extra_sections[name], data.get(name), f"{key}.{name}" if key else name, base)
             for name in sorted(extra_sections)
+            if name in data or built_in(name)
         }
     for name, f in fields.items():
         if name not in data or f is extra_field:

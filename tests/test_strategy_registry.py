@@ -65,6 +65,14 @@ def test_its_section_defaults_when_absent_and_survives_the_saved_config():
     assert parse_config(saved).to_dict() == config.to_dict()
 
 
+def test_a_plugin_section_not_given_stays_out_of_the_saved_config_which_a_process_without_the_plugin_reads():
+    config = parse_config({"search": {"strategy": "hgapso"}})
+    saved = yaml.safe_load(config.to_yaml())["search"]
+    assert "burst" not in saved and {"pso", "ga", "hgapso", "regularized_evolution"} <= set(saved)
+    assert "burst" not in yaml.safe_load(Config().to_yaml())["search"], "nor in a config built in code"
+    assert parse_config({"search": {"strategy": "hgapso"}}).search.section("burst") == BurstConfig()
+
+
 @pytest.mark.parametrize(
     ("search", "message"),
     [

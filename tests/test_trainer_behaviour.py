@@ -236,7 +236,6 @@ def test_report_to_dict_drops_probabilities_and_non_finite_numbers():
         "seconds": 1.0,
         "images_per_second": None,
         "peak_memory_mb": 3.0,
-        "final_lr": None,
     }
 
 

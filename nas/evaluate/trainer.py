@@ -28,7 +28,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -64,8 +64,9 @@ class TrainReport:
     state: bytes | None = field(default=None, repr=False)  # the rung state when stopped early (`stop_after`)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-safe metrics (no probabilities, no state; NaN and infinities become None)."""
-        out = {k: v for k, v in asdict(self).items() if k not in ("probs", "state")}
+        """The JSON-safe metrics of `nas train --json` (no probabilities, no state, and not `final_lr`, which
+        rung results record themselves; NaN and infinities become None)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("probs", "state", "final_lr")}
         return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in out.items()}
 
 
