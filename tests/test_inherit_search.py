@@ -2,8 +2,6 @@
 evaluated relative's weights (synthetic, and real training on digits), the weights files under RUN_DIR/weights/,
 damaged files, a stopped and resumed run, a SIGKILLed and resumed run, and the config's one-line refusals."""
 
-import contextlib
-import io
 import json
 import random
 import signal
@@ -17,9 +15,9 @@ import pytest
 import yaml
 from conftest import ROOT
 from test_fidelity_search import env, log_lines
+from test_screen import nas_here
 from test_strategies import SMALL
 
-from nas.cli import main
 from nas.config import load_config
 from nas.errors import UserError
 from nas.evaluate.job import Job, Parent
@@ -43,11 +41,6 @@ def synthetic_config(folder: Path, mode: str = "sync", evaluations: int = 48, se
     path = folder / f"inherit-{mode}-{seconds}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
-
-
-def nas_here(*args: str) -> None:
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        assert main(list(args)) == 0
 
 
 def lines(run: Path) -> list[dict]:
