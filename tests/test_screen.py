@@ -284,7 +284,12 @@ def test_a_bad_screen_is_refused_by_its_key_path(tmp_path, override, message):
 def test_a_bad_screen_factor_is_one_line_on_the_command_line(tmp_path, nas):
     cfg = write_config(tmp_path)
     out = nas("search", str(cfg), "--run-dir", str(tmp_path / "run"), "--set", "search.screen.factor=0")
+    assert_one_line_refusal(out, "search.screen.factor: must be >= 2, got 0", tmp_path / "run")
+
+
+def assert_one_line_refusal(out, message: str, run: Path) -> None:
+    """A refused `nas search`: exit 2, one stderr line holding `message`, no traceback, no run directory."""
     assert out.returncode == 2 and "Traceback" not in out.stderr
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "search.screen.factor: must be >= 2, got 0" in lines[0]
-    assert not (tmp_path / "run").exists()
+    assert len(lines) == 1 and message in lines[0], out.stderr
+    assert not run.exists()
