@@ -58,6 +58,7 @@ from nas.evaluate.synthetic import SyntheticObjective  # noqa: E402
 from nas.genome.genome import Genome  # noqa: E402
 from nas.genome.space import load_space  # noqa: E402
 from nas.model.analytic_cost import analytic_cost  # noqa: E402
+from nas.run.replay import screen_out  # noqa: E402
 from nas.run.screen import Screen  # noqa: E402
 from nas.strategies import build_strategy  # noqa: E402
 from nas.strategies.strategy import Strategy  # noqa: E402
@@ -207,17 +208,14 @@ def drive_async(strategy: Strategy, evaluate: Evaluator, slots: int, seed: int, 
 
 
 def screened_ask(strategy: Strategy, screen: Screen | None, free: int, cache: dict[str, float]) -> list[Genome]:
-    """`ask(free)`, or with a ready screen its picks of `factor` x `free` asked (the cache's hits kept, they
-    cost nothing), the others withdrawn."""
+    """`ask(free)`, or with a screen its `ask_size(free)` asked and `nas.run.replay.screen_out`'s picks kept
+    (the cache's hits too: they cost nothing), the others withdrawn, as the live loop's top-up does."""
     asked = strategy.ask(free if screen is None else screen.ask_size(free))
-    if screen is None or len(asked) <= free:
+    if screen is None:
         return asked
-    fresh = [g for g in asked if g.key not in cache]
-    picked = {g.key for g in screen.pick(fresh, free)}
-    withdrawn = [g for g in fresh if g.key not in picked]
-    strategy.withdraw(withdrawn)
-    screen.screened += len(withdrawn)
-    return [g for g in asked if g.key in cache or g.key in picked]
+    screen_out(strategy, screen, [g for g in asked if g.key not in cache], free)
+    flying = {g.key for g in strategy.in_flight()}
+    return [g for g in asked if g.key in flying]
 
 
 def finish(strategy: Strategy, evaluate: Evaluator, asked: int, hits: int) -> Run:
