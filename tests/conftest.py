@@ -1,5 +1,7 @@
 """Shared fixtures: paths to the project, the shared data folder, and a runner for the real `nas` command."""
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -29,6 +31,32 @@ def run_nas(*args: str, timeout: float = 300, env: dict | None = None, cwd: Path
         env=full_env,
         cwd=cwd or ROOT,
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, with as many workers as cores or more, every training runs one thread
+    (`OMP_NUM_THREADS`, which `nas.evaluate.threads` keeps and every process a test starts inherits): two
+    workers' thread pools spinning against each other made busy tests take three times their idle time on 2
+    cores. The tests that check the thread count itself remove it."""
+    count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if count.isdigit() and int(count) >= len(os.sched_getaffinity(0)):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+
+def nas_here(*args: str) -> subprocess.CompletedProcess:
+    """`nas ARGS` through `nas.cli.main` in this process, as `run_nas` reports it (exit code, stdout, stderr):
+    for the tests that need a command's result rather than a real process, without a process start and a torch
+    import (seconds) each time."""
+    from nas.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's usage errors
+            code = exc.code if isinstance(exc.code, int) else 1
+    return subprocess.CompletedProcess(["nas", *args], code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import ROOT, run_nas
+from conftest import ROOT, nas_here, run_nas
 
 from nas.config import load_config
 from nas.data.loading import load_dataset
@@ -58,7 +58,7 @@ def searched(tmp_path_factory) -> tuple[Path, Result]:
     config_path = work / "digits_weights.yaml"
     config_path.write_text(yaml.safe_dump(CONFIG))
     run = work / "run"
-    ok(run_nas("search", str(config_path), "--run-dir", str(run), "--workers", "0"))
+    ok(nas_here("search", str(config_path), "--run-dir", str(run), "--workers", "0"))
     best = ranked(read_results(run / "evaluations.jsonl"))[0]
     config = load_config(run / "config.yaml")
     objective = build_objective(config, load_space(config.encoding))
@@ -73,7 +73,7 @@ def exported(searched, tmp_path_factory) -> tuple[Path, Path, Result, str]:
     run, result = searched
     run = Path(shutil.copytree(run, tmp_path_factory.mktemp("kept") / "run"))
     assert check(best_weights_path(run).read_bytes())["key"] == result.key, "the search kept its best's weights"
-    out = run_nas("export", str(run), "--onnx")
+    out = nas_here("export", str(run), "--onnx")
     return run, run / "export", result, ok(out)
 
 

@@ -2,6 +2,8 @@
 
 import io
 import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -230,3 +232,23 @@ def test_bad_dataset_configs_exit_2_with_one_line(nas, tmp_path, dataset, expect
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], lines
     assert out.stdout == ""
+
+
+def test_digits_read_from_the_bundled_file_are_scikit_learns_digits():
+    """The CSV read without importing scikit-learn gives exactly `load_digits`'s images and labels."""
+    from sklearn.datasets import load_digits
+
+    from nas.data.digits import read_digits
+
+    images, labels = read_digits()
+    bunch = load_digits()
+    assert images.shape == (1797, 8, 8) and labels.dtype == np.int64
+    np.testing.assert_array_equal(images, bunch.images)
+    np.testing.assert_array_equal(labels, bunch.target)
+
+
+def test_a_digits_process_does_not_import_scikit_learn():
+    """Loading digits costs no scikit-learn import (over a second in every training process)."""
+    code = "import sys; from nas.data.digits import digits_arrays as d; d(None, 1.0); print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,8 +1,8 @@
 """`nas predict` and the round trip a user makes: search, export, retrain, predict on raw files.
 
-Through the real command line: a real (tiny) search with training, `nas export`, `nas train --full --save
---onnx` as subprocesses, then `nas predict` (in this process, through `nas.cli.main`, so that each call does not
-pay for importing torch again) on the test images written as files, through TorchScript and through ONNX; the
+Through the real command line, called in this process (`nas.cli.main`, so that each call does not pay for a
+process start and a torch import): a real (tiny) search with training, `nas export`, `nas train --full --save
+--onnx`, then `nas predict` on the test images written as files, through the exported program and ONNX; the
 accuracy must be the test accuracy `nas train` printed. For digits and for an imagefolder of PNGs (resized by
 the dataset, so predict's resize is the training one).
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT, run_nas
+from conftest import ROOT, nas_here, run_nas
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -55,11 +55,11 @@ def ok(out) -> str:
 def search_export_retrain(config: Path, work: Path) -> tuple[Path, float]:
     """`nas search`, `nas export`, `nas train --full --save --onnx`; the saved folder and its test accuracy."""
     run = work / "run"
-    ok(run_nas("search", str(config), "--run-dir", str(run), "--workers", "0"))
-    ok(run_nas("export", str(run)))
+    ok(nas_here("search", str(config), "--run-dir", str(run), "--workers", "0"))
+    ok(nas_here("export", str(run)))
     assert (run / "export/architecture.yaml").is_file()
     save = work / "retrained"
-    out = ok(run_nas("train", str(run / "export/architecture.yaml"), "--config", str(config), "--full",
+    out = ok(nas_here("train", str(run / "export/architecture.yaml"), "--config", str(config), "--full",
                      "--save", str(save), "--onnx", "--json"))  # fmt: skip
     return save, json.loads(out)["test_accuracy"]
 

@@ -120,8 +120,10 @@ def test_report_of_a_folder_that_is_not_a_run_exits_2(tmp_path):
 
 @pytest.mark.slow
 def test_digits_report(tmp_path):
-    """A real search with training (2 evaluations of the quickstart config), paused by --max-evaluations."""
-    run = search("digits_quick.yaml", tmp_path / "digits", "--max-evaluations", "2")
+    """A real search with training (2 evaluations of the quickstart config, 1 epoch on a third of the images),
+    paused by --max-evaluations."""
+    cheap = ("--set", "fitness.epochs=1", "--set", "dataset.train_subset=0.3")
+    run = search("digits_quick.yaml", tmp_path / "digits", "--max-evaluations", "2", *cheap)
     folder = report(run)
     check_report(run, folder)
     assert "train objective on the `digits` dataset" in (folder / "summary.md").read_text()

@@ -208,8 +208,9 @@ def test_sigterm_during_real_training_logs_nothing_for_the_interrupted_candidate
     resume trains it, so the run ends with every genome ok once."""
     data = yaml.safe_load((ROOT / "search_configs/digits_quick.yaml").read_text())
     data["encoding"] = str(ROOT / "encodings/densenet_small.yaml")
-    data["fitness"].update({"epochs": 3, "device": "cpu"})
-    data["search"].update({"strategy": "random", "budget": {"evaluations": 4}})
+    data["dataset"]["train_subset"] = 0.5
+    data["fitness"].update({"epochs": 2, "device": "cpu"})
+    data["search"].update({"strategy": "random", "budget": {"evaluations": 3}})
     cfg = tmp_path / "digits.yaml"
     cfg.write_text(yaml.safe_dump(data))
     run = tmp_path / "run"
@@ -227,14 +228,14 @@ def test_sigterm_during_real_training_logs_nothing_for_the_interrupted_candidate
     assert all(r["status"] == "ok" for r in log_lines(run)), "the interrupted candidate was logged"
     assert run_nas("resume", str(run), "--workers", "0", env={"OMP_NUM_THREADS": "1"}).returncode == 0
     lines = log_lines(run)
-    assert len(lines) == 4 and len({r["key"] for r in lines}) == 4
+    assert len(lines) == 3 and len({r["key"] for r in lines}) == 3
     assert all(r["status"] == "ok" for r in lines)
 
 
 def test_a_second_driver_on_a_running_search_is_refused_and_changes_nothing(tmp_path):
     """`nas resume` (or a second `nas search` into the same folder) while a search runs there: exit 2, one
     line, the log untouched; once the first is killed (SIGKILL leaves no stale lock), resume works."""
-    cfg = smoke_config(tmp_path, evaluations=60, seconds=0.25)  # 15 s: the second driver starts well within
+    cfg = smoke_config(tmp_path, evaluations=32, seconds=0.25)  # 8 s: the second driver starts well within
     run = tmp_path / "run"
     args = [sys.executable, "-m", "nas", "search", str(cfg), "--run-dir", str(run), "--workers", "0"]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -250,4 +251,4 @@ def test_a_second_driver_on_a_running_search_is_refused_and_changes_nothing(tmp_
         proc.wait()
     assert run_nas("resume", str(run), "--workers", "0").returncode == 0
     keys = [r["key"] for r in log_lines(run)]
-    assert len(keys) == len(set(keys)) == 60
+    assert len(keys) == len(set(keys)) == 32
