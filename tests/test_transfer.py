@@ -261,7 +261,7 @@ def test_folds_run_through_the_shared_protocol_code(tmp_path):
     assert arm_module.iterate_folds.__module__ == "nas.data.folds"
     root = write_plate(tmp_path / "BBBC014_v1_images")
     dataset = {"name": "bbbc014", "root": str(root), "cache_dir": str(tmp_path / "cache"), "train_cell_line": "MCF7"}
-    baseline = {"pretrained": False, "input_size": 16, "epochs": 1, "batch_size": 16}
+    baseline = {"pretrained": False, "input_size": 16, "epochs": 1, "batch_size": 128}
     config = parse_config({"dataset": dataset, "baseline": baseline, "fitness": {"device": "cpu"}}, tmp_path)
     (run,) = plan_runs(config)
     metrics, tables, network = arm_module.run_arm(config, run, epochs=None, progress=False)

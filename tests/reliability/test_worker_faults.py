@@ -74,11 +74,14 @@ class FaultyObjective:
         """What `plan` says this genome does on its worker before (or instead of) training."""
         role = self.plan.get(genome.key, "ok")
         node = ray.get_runtime_context().get_node_id()
+        first = not any(Path(self.root).glob(f"started-{genome.key[:12]}-*"))
         Path(self.root, f"started-{genome.key[:12]}-{os.getpid()}-{time.monotonic_ns()}").write_text(node)
         worker_fault(role, self.root, genome.key)
         if role == "oom":
             raise torch.cuda.OutOfMemoryError(OOM_MESSAGE)
-        time.sleep(3.0 if role == "victim" else 0.2)
+        # the victim's first attempt runs long enough for its node to be removed under it; its retry is quick, so
+        # that a loaded machine cannot push it past the trial timeout
+        time.sleep(3.0 if role == "victim" and first else 0.2)
 
     def architecture(self, genome: Genome) -> Any:
         return self.real.architecture(genome)
