@@ -201,6 +201,9 @@ class InheritConfig:
     epochs: int = bounds(3, 1, 9_999)
     # the nearest relative farther than this trains from scratch instead
     max_distance: float = bounds(4.0, 0, 1e6, open_low=True)
+    # only the weights of this many best results are kept as parents (the others' files are deleted as they
+    # fall out); None: every ok result's, a few MB a candidate for the whole run
+    keep: int | None = bounds(None, 1, 1_000_000)
 
 
 @dataclass

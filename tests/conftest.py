@@ -59,6 +59,13 @@ def nas_here(*args: str) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(["nas", *args], code, out.getvalue(), err.getvalue())
 
 
+def nas_ok(*args: str) -> str:
+    """`nas_here` that must succeed: its stdout."""
+    out = nas_here(*args)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
 @pytest.fixture
 def nas():
     return run_nas
@@ -117,9 +124,11 @@ FULL_TESTS = {
 
 
 # The modules that take longest (`pytest --durations=0`, summed by module, on 2 cores), longest first. With
-# `--dist loadfile` each module goes whole to one worker, in collection order: a long module collected last keeps
-# one worker busy after the other has run out of work. Collected first, the long modules overlap the short ones
-# (the largest-first rule that `nas.run.dispatch` applies to candidates). Only the wall time depends on it.
+# `--dist loadfile --no-loadscope-reorder` (`make test`) each module goes whole to one worker, in collection
+# order; xdist's own order (most tests first) sent the long modules of a few tests (kills, mutation) last, where
+# one of them kept a worker busy a minute after the other had run out of work. Collected first, the long
+# modules overlap the short ones (the largest-first rule that `nas.run.dispatch` applies to candidates). Only
+# the wall time depends on it.
 LONGEST_FIRST = [
     "test_kills",
     "test_transfer",

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, nas_ok
 from test_fidelity_search import env, log_lines
-from test_screen import assert_one_line_refusal, nas_here
+from test_screen import assert_one_line_refusal
 from test_strategies import SMALL
 
 from nas.config import load_config
@@ -79,7 +79,7 @@ def assert_nearest_parents(log: list[dict], usable: set[str]) -> int:
 def test_a_synthetic_search_inherits_from_the_nearest_relative_and_never_beyond_max_distance(tmp_path):
     cfg = synthetic_config(tmp_path)
     run = tmp_path / "run"
-    nas_here("search", str(cfg), "--run-dir", str(run), "--workers", "0")
+    nas_ok("search", str(cfg), "--run-dir", str(run), "--workers", "0")
     log = lines(run)
     assert len(log) == 48
     assert assert_nearest_parents(log, {e["key"] for e in log}) >= 10, "most of the later batches inherit"
@@ -90,7 +90,7 @@ def test_a_synthetic_search_inherits_from_the_nearest_relative_and_never_beyond_
 def test_an_async_search_inherits_only_from_relatives_logged_before_it(tmp_path):
     cfg = synthetic_config(tmp_path, "async", 30)
     run = tmp_path / "run"
-    nas_here("search", str(cfg), "--run-dir", str(run), "--workers", "0")
+    nas_ok("search", str(cfg), "--run-dir", str(run), "--workers", "0")
     log = lines(run)
     position = {e["key"]: i for i, e in enumerate(log)}
     parents = [(i, e) for i, e in enumerate(log) if "inherited_from" in e["metrics"]]
@@ -118,13 +118,13 @@ def damage(path: Path, how: int) -> None:
 def test_damaged_weights_files_are_skipped_and_their_children_train_from_the_next_relative_or_scratch(tmp_path, caplog):
     cfg = synthetic_config(tmp_path)
     run = tmp_path / "run"
-    nas_here("search", str(cfg), "--run-dir", str(run), "--workers", "0", "--max-evaluations", "24")
+    nas_ok("search", str(cfg), "--run-dir", str(run), "--workers", "0", "--max-evaluations", "24")
     first = lines(run)
     assert len(first) == 24 and {e["step"] for e in first} == {0}
     damaged = {e["key"] for e in first[::2]}
     for n, key in enumerate(sorted(damaged)):
         damage(run / "weights" / f"{key}.safetensors", n % 4)
-    nas_here("resume", str(run), "--workers", "0")
+    nas_ok("resume", str(run), "--workers", "0")
     log = lines(run)
     assert len(log) == 48
     usable = {e["key"] for e in log} - damaged
@@ -136,10 +136,10 @@ def test_damaged_weights_files_are_skipped_and_their_children_train_from_the_nex
 def test_damaging_every_parent_means_training_from_scratch_not_a_crash(tmp_path):
     cfg = synthetic_config(tmp_path, evaluations=32)
     run = tmp_path / "run"
-    nas_here("search", str(cfg), "--run-dir", str(run), "--workers", "0", "--max-evaluations", "24")
+    nas_ok("search", str(cfg), "--run-dir", str(run), "--workers", "0", "--max-evaluations", "24")
     for path in (run / "weights").iterdir():
         path.write_bytes(b"not weights")
-    nas_here("resume", str(run), "--workers", "0")
+    nas_ok("resume", str(run), "--workers", "0")
     later = lines(run)[24:]
     assert len(later) == 8
     assert all(set(e["metrics"]) == {"epochs"} and e["metrics"]["epochs"] == 9 for e in later), "never shipped"
@@ -149,10 +149,10 @@ def test_damaging_every_parent_means_training_from_scratch_not_a_crash(tmp_path)
 def test_a_stopped_and_resumed_search_chooses_the_parents_of_the_uninterrupted_run(tmp_path):
     cfg = synthetic_config(tmp_path, evaluations=72)
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    nas_here("search", str(cfg), "--run-dir", str(whole), "--workers", "0")
-    nas_here("search", str(cfg), "--run-dir", str(parts), "--workers", "0", "--max-evaluations", "30")
-    nas_here("resume", str(parts), "--workers", "0", "--max-evaluations", "13")
-    nas_here("resume", str(parts), "--workers", "0")
+    nas_ok("search", str(cfg), "--run-dir", str(whole), "--workers", "0")
+    nas_ok("search", str(cfg), "--run-dir", str(parts), "--workers", "0", "--max-evaluations", "30")
+    nas_ok("resume", str(parts), "--workers", "0", "--max-evaluations", "13")
+    nas_ok("resume", str(parts), "--workers", "0")
     # a batch cut by --max-evaluations is trained in another order (largest first of what is allowed): same lines
     seen = lambda run: sorted((e["key"], e["step"], e["metrics"].get("inherited_from"), e["metrics"]["epochs"])  # noqa: E731
                               for e in lines(run))  # fmt: skip
@@ -187,14 +187,14 @@ def test_a_sync_search_sigkilled_inside_an_inheriting_batch_then_resumed_is_the_
     logged batch mates, so every line (key, fitness, parent, epochs) is the uninterrupted run's, none is trained
     twice, and the weights folder holds one file a logged candidate."""
     whole, run = tmp_path / "whole", tmp_path / "run"
-    nas_here("search", str(synthetic_config(tmp_path, evaluations=40)), "--run-dir", str(whole), "--workers", "0")
+    nas_ok("search", str(synthetic_config(tmp_path, evaluations=40)), "--run-dir", str(whole), "--workers", "0")
     assert [e["step"] for e in log_lines(whole)] == [0] * 24 + [1] * 16
     kill_when(synthetic_config(tmp_path, evaluations=40, seconds=0.1), run, three_inherited)
     before = log_lines(run)
     assert three_inherited(before) and len(before) < 40, "killed inside the second batch, after some inherited"
     staged = run / "weights" / f".{before[0]['key']}.safetensors.k1ll3d.tmp"
     staged.write_bytes(b"half a weights file")
-    nas_here("resume", str(run), "--workers", "0")
+    nas_ok("resume", str(run), "--workers", "0")
     after = log_lines(run)
     assert after[: len(before)] == before, "nothing logged before the kill is lost"
     keys = [e["key"] for e in after]
@@ -226,7 +226,7 @@ def test_a_real_digits_search_inherits_trained_weights_and_trains_fewer_epochs(t
 
     torch.set_num_threads(1)
     run = tmp_path / "run"
-    nas_here("search", str(tiny_digits(tmp_path)), "--run-dir", str(run), "--workers", "0")
+    nas_ok("search", str(tiny_digits(tmp_path)), "--run-dir", str(run), "--workers", "0")
     log = lines(run)
     assert len(log) == 12 and all(e["status"] == "ok" for e in log)
     heirs = [e for e in log if "inherited_from" in e["metrics"]]
@@ -272,6 +272,7 @@ def test_only_a_whole_evaluation_inherits():
         ("search.inherit.max_distance=0", r"search\.inherit\.max_distance: must be > 0"),
         ("search.fidelity.min_epochs=1", r"search\.inherit: cannot be combined with search\.fidelity"),
         ("search.inherit.parents=2", r"search\.inherit\.parents"),
+        ("search.inherit.keep=0", r"search\.inherit\.keep: must be >= 1, got 0"),
     ],
 )
 def test_a_bad_inherit_is_refused_by_its_key_path(tmp_path, override, message):
@@ -283,3 +284,51 @@ def test_a_bad_inherit_is_one_line_on_the_command_line(tmp_path, nas):
     cfg = synthetic_config(tmp_path)
     out = nas("search", str(cfg), "--run-dir", str(tmp_path / "run"), "--set", "search.inherit.epochs=12")
     assert_one_line_refusal(out, "search.inherit.epochs: must be below fitness.epochs (9)", tmp_path / "run")
+
+
+# --- search.inherit.keep: only the best N results' weights are kept as parents ---------------------------------
+
+
+def ranked_keys(log: list[dict], keep: int) -> list[str]:
+    """The `keep` best ok lines' keys, ranked as the search ranks (fitness, then params, then key)."""
+    ok = [e for e in log if e["status"] == "ok"]
+    return [e["key"] for e in sorted(ok, key=lambda e: (-e["fitness"], e["params"], e["key"]))[:keep]]
+
+
+def test_with_keep_only_the_best_results_are_parents_and_the_other_files_are_deleted(tmp_path):
+    cfg = synthetic_config(tmp_path, keep=3)
+    run = tmp_path / "run"
+    nas_ok("search", str(cfg), "--run-dir", str(run), "--workers", "0")
+    log = lines(run)
+    inherited = 0
+    for line in log:
+        earlier = [e for e in log if e["step"] < line["step"]]
+        want = expected_parent(line, earlier, set(ranked_keys(earlier, 3)))
+        got = (
+            (line["metrics"]["distance"], line["metrics"]["inherited_from"])
+            if "inherited_from" in line["metrics"]
+            else None
+        )
+        assert got == want, line["key"][:12]
+        inherited += got is not None
+    assert inherited >= 5
+    last_step = max(e["step"] for e in log)
+    files = {p.name.removesuffix(".safetensors") for p in (run / "weights").iterdir()}
+    before_last = [e for e in log if e["step"] < last_step]
+    # the files pruned at the last batch's start are gone; that batch's own results are still all there
+    assert files == set(ranked_keys(before_last, 3)) | {e["key"] for e in log if e["step"] == last_step}
+
+
+def test_with_keep_a_stopped_and_resumed_search_chooses_the_parents_of_the_uninterrupted_run(tmp_path):
+    cfg = synthetic_config(tmp_path, evaluations=72, keep=2)
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    nas_ok("search", str(cfg), "--run-dir", str(whole), "--workers", "0")
+    nas_ok("search", str(cfg), "--run-dir", str(parts), "--workers", "0", "--max-evaluations", "30")
+    nas_ok("resume", str(parts), "--workers", "0", "--max-evaluations", "13")
+    nas_ok("resume", str(parts), "--workers", "0")
+    seen = lambda run: sorted((e["key"], e["step"], e["metrics"].get("inherited_from")) for e in lines(run))  # noqa: E731
+    assert seen(parts) == seen(whole)
+    assert sum(parent is not None for _, _, parent in seen(whole)) >= 10
+    assert sorted(p.name for p in (parts / "weights").iterdir()) == sorted(
+        p.name for p in (whole / "weights").iterdir()
+    )

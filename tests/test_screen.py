@@ -3,8 +3,6 @@ and whole synthetic async searches that screen: only `budget` candidates trained
 picks rebuilt from the log (a replay and a stopped-and-resumed run equal the uninterrupted run), and the config's
 one-line refusals."""
 
-import contextlib
-import io
 import json
 import math
 import random
@@ -16,14 +14,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, nas_ok
 from golden_runs import synthetic
 from hypothesis import given
 from hypothesis import strategies as st
 from test_fidelity_search import env, log_lines
 from test_strategies import SMALL, WITH_LR
 
-from nas.cli import main
 from nas.config import ScreenConfig, load_config
 from nas.errors import UserError
 from nas.evaluate.result import Result
@@ -167,11 +164,6 @@ def write_config(folder: Path, strategy: str = "regularized-evolution", evaluati
     return path
 
 
-def nas_here(*args: str) -> None:
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        assert main(list(args)) == 0
-
-
 def checkpoint(run: Path) -> dict:
     return json.loads((run / "checkpoint.json").read_text())
 
@@ -201,7 +193,7 @@ def screen_cost(config, space):
 def test_a_screened_search_trains_its_budget_tells_only_trained_genomes_and_replays_from_its_log(tmp_path, strategy):
     cfg = write_config(tmp_path, strategy)
     run = tmp_path / "run"
-    nas_here("search", str(cfg), "--run-dir", str(run), "--workers", "0")
+    nas_ok("search", str(cfg), "--run-dir", str(run), "--workers", "0")
     logged = read_results(run / "evaluations.jsonl")
     keys = [r.key for r in logged]
     assert len(keys) == len(set(keys)) == 36, "exactly the budget trained, each once"
@@ -216,10 +208,10 @@ def test_a_screened_search_trains_its_budget_tells_only_trained_genomes_and_repl
 def test_a_screened_search_stopped_and_resumed_makes_the_picks_of_the_uninterrupted_run(tmp_path):
     cfg = write_config(tmp_path)
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    nas_here("search", str(cfg), "--run-dir", str(whole), "--workers", "0")
-    nas_here("search", str(cfg), "--run-dir", str(parts), "--workers", "0", "--max-evaluations", "17")
+    nas_ok("search", str(cfg), "--run-dir", str(whole), "--workers", "0")
+    nas_ok("search", str(cfg), "--run-dir", str(parts), "--workers", "0", "--max-evaluations", "17")
     assert len(read_results(parts / "evaluations.jsonl")) == 17
-    nas_here("resume", str(parts), "--workers", "0")
+    nas_ok("resume", str(parts), "--workers", "0")
     assert [r.key for r in read_results(parts / "evaluations.jsonl")] == [
         r.key for r in read_results(whole / "evaluations.jsonl")
     ]
@@ -246,12 +238,12 @@ def test_a_screened_search_sigkilled_once_the_screen_picks_then_resumed_is_the_u
     screen relearns what was told before the kill and makes the same picks, so the log, the strategy and the
     count of screened genomes are those of the uninterrupted run, and no genome is trained twice."""
     whole, run = tmp_path / "whole", tmp_path / "run"
-    nas_here("search", str(write_config(tmp_path)), "--run-dir", str(whole), "--workers", "0")
+    nas_ok("search", str(write_config(tmp_path)), "--run-dir", str(whole), "--workers", "0")
     kill_once_screening(write_config(tmp_path, seconds=0.1, name="slow"), run, AFTER + 6)
     before = log_lines(run)
     assert AFTER + 6 <= len(before) < 36, "killed while the screen picked, before the end"
     assert checkpoint(run).get("screened", 0) > 0, "the screen had withdrawn genomes before the kill"
-    nas_here("resume", str(run), "--workers", "0")
+    nas_ok("resume", str(run), "--workers", "0")
     after = log_lines(run)
     assert after[: len(before)] == before, "nothing logged before the kill is lost"
     keys = [r["key"] for r in after]

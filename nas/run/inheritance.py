@@ -6,9 +6,9 @@ Files. Every ok whole evaluation returns its trained weights (`Result.weights`, 
 sealed safetensors blob that names its genome key and carries a sha256 of tensors and header). The driver checks
 each blob (intact, of that key, of bounded size) and writes it atomically to `RUN_DIR/weights/<key>.safetensors`
 before the result's log line (`WeightStore.save`), so every ok line of such a run has its weights on disk unless
-the write was refused. The driver reads the header and the digest alone, never a tensor. The files are kept for
-the whole run: any evaluated candidate may be the nearest relative of a later one (a few MB a candidate; the
-synthetic objective's stand-in is a few hundred bytes).
+the write was refused. The driver reads the header and the digest alone, never a tensor. By default the files
+are kept for the whole run, since any evaluated candidate may be the nearest relative of a later one (a few MB a
+candidate; the synthetic objective's stand-in is a few hundred bytes); `keep` bounds them (below).
 
 The parent (`Relatives.parent_of`), chosen by the driver when it makes a candidate's job: among the ok results of
 the log (the results told to the strategy before the job's batch, in `sync`; every result logged so far, in
@@ -18,6 +18,13 @@ trainings, which misleads a search over the learning rate) and none beyond `max_
 gives little that a fresh start would not). The first of them whose weights file is intact is the parent;
 a missing or damaged file is one warning line and that relative is skipped (for the rest of the invocation), so
 a candidate whose relatives all lost their files trains from scratch. Never fatal.
+
+Pruning (`search.inherit.keep: N`). Only the N best of those results (ranked as the search ranks them:
+fitness, then params, then key) are parents, and when a batch's jobs are made (each job, in `async`) the
+weights files of the others are deleted. A result outside the N best of a set of results stays outside them as
+results are added, so no deleted file is ever wanted again; and a sync batch resumed after a kill reads the
+same N best (those logged before its step) with their files intact, so it chooses the parents of the
+uninterrupted run.
 
 Why these choices. The distance is the one the transplant respects (links and growth rates matched by index), so
 the nearest relative is the one whose weights cover most of the child. Sync batches read only the results of
@@ -49,7 +56,7 @@ from nas.evaluate.weightsfile import check
 from nas.genome.genome import Genome
 from nas.genome.relatedness import distance
 from nas.run.rungs import MAX_STATE_BYTES, BadState, RungStore
-from nas.run.runlog import EvaluationLog
+from nas.run.runlog import EvaluationLog, ranked
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +129,7 @@ class Relatives:
         self.store = WeightStore(run_path)
         self.genomes: dict[str, Genome] = {}  # key -> genome, parsed once
         self.unusable: set[str] = set()  # relatives whose file was missing or bad: one warning each, then skipped
+        self.pruned: set[str] = set()  # results whose file `prune` has dealt with: never a parent again
 
     def keep(self, results: Iterable[Result]) -> None:
         """The weights of arrived results to disk, before their log lines."""
@@ -134,13 +142,39 @@ class Relatives:
             known = self.genomes[result.key] = Genome.from_dict(result.genome)
         return known
 
+    def candidates(self, before_step: int | None) -> list[Result]:
+        """The ok results that may be parents: those logged before `before_step` (every one when None), only
+        the `keep` best of them under pruning."""
+        logged = [
+            r for r in self.log if r.ok and (before_step is None or (r.step is not None and r.step < before_step))
+        ]
+        return logged if self.config.keep is None else ranked(logged)[: self.config.keep]
+
+    def prune(self, before_step: int | None) -> None:
+        """Delete the weights files of the results logged before `before_step` that are not among the `keep`
+        best of them (module docstring); nothing without `keep`."""
+        if self.config.keep is None:
+            return
+        kept = {r.key for r in self.candidates(before_step)}
+        gone = 0
+        for result in self.log:
+            if result.key in kept or result.key in self.pruned:
+                continue
+            if before_step is not None and (result.step is None or result.step >= before_step):
+                continue
+            self.pruned.add(result.key)
+            path = self.store.weights_file(result.key)
+            if path.is_file() and not path.is_symlink():
+                path.unlink()
+                gone += 1
+        if gone:
+            log.info("deleted the weights of %d candidate(s) outside the %d best", gone, self.config.keep)
+
     def nearest(self, genome: Genome, before_step: int | None) -> list[tuple[float, str]]:
         """(distance, key) of every eligible relative of `genome`, nearest first, ties by key."""
         found = []
-        for result in self.log:
-            if not result.ok or result.key == genome.key:
-                continue
-            if before_step is not None and (result.step is None or result.step >= before_step):
+        for result in self.candidates(before_step):
+            if result.key == genome.key:
                 continue
             d = distance(genome, self.genome(result))
             if 0 < d <= self.config.max_distance and math.isfinite(d):

@@ -260,12 +260,17 @@ def chmod_bites(tmp_path_factory) -> None:
 
 
 def set_writable(run: Path, writable: bool) -> None:
-    """chmod the run directory first (no file can be created or renamed in it from then on), then the rest."""
+    """chmod the run directory first (no file can be created or renamed in it from then on), then the rest. A
+    staged file that the running search renames between the listing and its chmod is passed over: its folder
+    is read-only a moment later."""
     paths = [run, *sorted(run.rglob("*"))]
+    bits = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
     for path in paths if not writable else reversed(paths):
-        mode = path.stat().st_mode
-        bits = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
-        path.chmod(mode | stat.S_IWUSR if writable else mode & ~bits)
+        try:
+            mode = path.stat().st_mode
+            path.chmod(mode | stat.S_IWUSR if writable else mode & ~bits)
+        except FileNotFoundError:
+            continue
 
 
 def test_run_directory_turning_read_only_mid_search_stops_cleanly_and_resumes(
