@@ -22,7 +22,7 @@ lint: setup
 	$(BIN)/lint-imports
 
 test: setup lint
-	$(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=20
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=20
 
 # The fast tier for the edit loop: no Ray clusters, no real-process kills, no mutation run, no long trainings.
 check: setup lint

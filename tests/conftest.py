@@ -123,43 +123,9 @@ FULL_TESTS = {
 }
 
 
-# The modules that take longest (`pytest --durations=0`, summed by module, on 2 cores), longest first. With
-# `--dist loadfile --no-loadscope-reorder` (`make test`) each module goes whole to one worker, in collection
-# order; xdist's own order (most tests first) sent the long modules of a few tests (kills, mutation) last, where
-# one of them kept a worker busy a minute after the other had run out of work. Collected first, the long
-# modules overlap the short ones (the largest-first rule that `nas.run.dispatch` applies to candidates). Only
-# the wall time depends on it.
-LONGEST_FIRST = [
-    "test_kills",
-    "test_transfer",
-    "test_search",
-    "test_ray_cluster",
-    "test_worker_faults",
-    "test_async_search",
-    "test_fidelity_search",
-    "test_hostile_input",
-    "test_ray_search",
-    "test_readme_walkthrough",
-    "test_predict",
-    "test_disk_faults",
-    "test_corrupt_state",
-    "test_ray_embedded",
-    "test_mutation",
-    "test_report",
-    "test_best_weights",
-    "test_bbbc021",
-    "test_security",
-    "test_ray_evaluator",
-    "test_worker_memory",
-    "test_export",
-]
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         in_full_module = item.path.stem in FULL_MODULES or "reliability" in item.path.parts
         name = f"{item.path.name}::{item.originalname}"
         if in_full_module or name in FULL_TESTS or item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.full)
-    rank = {stem: i for i, stem in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: a module's tests keep their order
