@@ -39,7 +39,8 @@ def pytest_configure(config: pytest.Config) -> None:
     workers' thread pools spinning against each other made busy tests take three times their idle time on 2
     cores. The tests that check the thread count itself remove it."""
     count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
-    if count.isdigit() and int(count) >= len(os.sched_getaffinity(0)):
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if count.isdigit() and int(count) >= cores:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         os.environ.setdefault("MKL_NUM_THREADS", "1")
 
