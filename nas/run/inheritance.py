@@ -10,7 +10,7 @@ the write was refused. The driver reads the header and the digest alone, never a
 are kept for the whole run, since any evaluated candidate may be the nearest relative of a later one (a few MB a
 candidate; the synthetic objective's stand-in is a few hundred bytes); `keep` bounds them (below).
 
-The parent (`Relatives.parent_of`), chosen by the driver when it makes a candidate's job: among the ok results of
+The parent (`Relatives.parents`), chosen by the driver when it makes a candidate's job: among the ok results of
 the log (the results told to the strategy before the job's batch, in `sync`; every result logged so far, in
 `async`), the genomes at the smallest `nas.genome.relatedness.distance` from the candidate, ties by key, none
 at distance 0 (the same blocks under another learning rate: a fine-tuned copy would be compared with fresh
@@ -45,7 +45,7 @@ candidate is one evaluation of the budget like any other.
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from nas.atomicfile import atomic_write_bytes, remove_staged
@@ -142,25 +142,22 @@ class Relatives:
             known = self.genomes[result.key] = Genome.from_dict(result.genome)
         return known
 
-    def candidates(self, before_step: int | None) -> list[Result]:
-        """The ok results that may be parents: those logged before `before_step` (every one when None), only
-        the `keep` best of them under pruning."""
+    def parents(self, genomes: Sequence[Genome], before_step: int | None) -> list[Parent | None]:
+        """The parent of each of a batch's genomes (`parent_of`), the files outside the `keep` best pruned
+        first. `before_step`: only results logged at an earlier step (sync batches); None: every result."""
         logged = [
             r for r in self.log if r.ok and (before_step is None or (r.step is not None and r.step < before_step))
         ]
-        return logged if self.config.keep is None else ranked(logged)[: self.config.keep]
+        pool = logged if self.config.keep is None else ranked(logged)[: self.config.keep]
+        if self.config.keep is not None:
+            self.prune(logged, {r.key for r in pool})
+        return [self.parent_of(g, pool) for g in genomes]
 
-    def prune(self, before_step: int | None) -> None:
-        """Delete the weights files of the results logged before `before_step` that are not among the `keep`
-        best of them (module docstring); nothing without `keep`."""
-        if self.config.keep is None:
-            return
-        kept = {r.key for r in self.candidates(before_step)}
+    def prune(self, logged: list[Result], kept: set[str]) -> None:
+        """Delete the weights files of the `logged` results that are not `kept` (module docstring)."""
         gone = 0
-        for result in self.log:
+        for result in logged:
             if result.key in kept or result.key in self.pruned:
-                continue
-            if before_step is not None and (result.step is None or result.step >= before_step):
                 continue
             self.pruned.add(result.key)
             path = self.store.weights_file(result.key)
@@ -170,10 +167,10 @@ class Relatives:
         if gone:
             log.info("deleted the weights of %d candidate(s) outside the %d best", gone, self.config.keep)
 
-    def nearest(self, genome: Genome, before_step: int | None) -> list[tuple[float, str]]:
-        """(distance, key) of every eligible relative of `genome`, nearest first, ties by key."""
+    def nearest(self, genome: Genome, pool: list[Result]) -> list[tuple[float, str]]:
+        """(distance, key) of every relative of `genome` in `pool`, nearest first, ties by key."""
         found = []
-        for result in self.candidates(before_step):
+        for result in pool:
             if result.key == genome.key:
                 continue
             d = distance(genome, self.genome(result))
@@ -181,10 +178,9 @@ class Relatives:
                 found.append((d, result.key))
         return sorted(found)
 
-    def parent_of(self, genome: Genome, before_step: int | None = None) -> Parent | None:
-        """The nearest relative with intact weights, as the job's `Parent`; None: train from scratch.
-        `before_step`: only results logged at an earlier step (sync batches); None: every result."""
-        for d, key in self.nearest(genome, before_step):
+    def parent_of(self, genome: Genome, pool: list[Result]) -> Parent | None:
+        """The nearest relative in `pool` with intact weights, as the job's `Parent`; None: train from scratch."""
+        for d, key in self.nearest(genome, pool):
             if key in self.unusable:
                 continue
             blob = self.store.load_weights(key)

@@ -134,8 +134,8 @@ class WholeTraining:
         """A whole evaluation of each genome; under `search.inherit` from its parent, when it has one."""
         if self.relatives is None:
             return [Job(g) for g in genomes]
-        self.relatives.prune(self.before_step)
-        return [Job(g, parent=self.relatives.parent_of(g, self.before_step)) for g in genomes]
+        parents = self.relatives.parents(genomes, self.before_step)
+        return [Job(g, parent=parent) for g, parent in zip(genomes, parents, strict=True)]
 
     def arrived(self, arrivals: list[tuple[Job, Result]]) -> Verdict:
         """Record the results together (one fsync), each settles its candidate; under `search.inherit` their
