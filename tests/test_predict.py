@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 from PIL import Image
 from test_bbbc021 import fixture_dir  # noqa: F401  (the synthetic BBBC021 plates, a pytest fixture)
 
-from nas.cli import main
 from nas.data.digits import digits_arrays
 from nas.model.preprocess import DIGITS_MAX, Preprocess
 
@@ -64,19 +63,14 @@ def search_export_retrain(config: Path, work: Path) -> tuple[Path, float]:
     return save, json.loads(out)["test_accuracy"]
 
 
-def predict(capsys, *args: str) -> tuple[int, str, str]:
+def predict(*args: str) -> tuple[int, str, str]:
     """`nas predict ARGS` in this process: (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    try:
-        code = main(["predict", *args])
-    except SystemExit as exc:  # argparse's usage errors
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+    out = nas_here("predict", *args)
+    return out.returncode, out.stdout, out.stderr
 
 
-def predicted_json(capsys, model: Path, *inputs: str, fmt: str = "auto") -> dict:
-    code, out, err = predict(capsys, str(model), *inputs, "--format", fmt, "--json")
+def predicted_json(model: Path, *inputs: str, fmt: str = "auto") -> dict:
+    code, out, err = predict(str(model), *inputs, "--format", fmt, "--json")
     assert code == 0, err
     result = json.loads(out)
     assert fmt == "auto" or result["format"] == fmt
@@ -102,17 +96,17 @@ def digits_round_trip(tmp_path_factory) -> tuple[Path, Path, float]:
 
 
 @pytest.mark.parametrize("fmt", ["pt2", "onnx"])
-def test_digits_round_trip_from_png_files_gives_the_trained_test_accuracy(digits_round_trip, fmt, tmp_path, capsys):
+def test_digits_round_trip_from_png_files_gives_the_trained_test_accuracy(digits_round_trip, fmt, tmp_path):
     config, save, accuracy = digits_round_trip
     arrays = digits_arrays(None, 1.0)
     write_pngs(arrays["x_test"], arrays["y_test"], [str(c) for c in arrays["class_names"]], tmp_path / "test")
-    out = predicted_json(capsys, save, str(tmp_path / "test"), fmt=fmt)
+    out = predicted_json(save, str(tmp_path / "test"), fmt=fmt)
     assert out["images"] == len(arrays["y_test"]) == 359
     assert out["accuracy"] == accuracy
     assert sum(map(sum, out["confusion_matrix"])) == 359
 
 
-def test_digits_in_scikit_learn_units_and_the_config_give_the_same_accuracy(digits_round_trip, tmp_path, capsys):
+def test_digits_in_scikit_learn_units_and_the_config_give_the_same_accuracy(digits_round_trip, tmp_path):
     """The user's own digits (load_digits().images, floats 0-16) as a .npy array: the same predictions as the
     config's test split, and as the accuracy training printed."""
     from sklearn.datasets import load_digits
@@ -124,21 +118,21 @@ def test_digits_in_scikit_learn_units_and_the_config_give_the_same_accuracy(digi
     bunch = load_digits()
     test, _ = stratified_pick(bunch.target, TEST_FRACTION, TEST_SEED)
     np.save(tmp_path / "digits.npy", bunch.images[test].astype(np.float32))
-    raw = predicted_json(capsys, save, str(tmp_path / "digits.npy"))
+    raw = predicted_json(save, str(tmp_path / "digits.npy"))
     assert raw["accuracy"] is None  # a bare array carries no labels
-    from_config = predicted_json(capsys, save, str(config), fmt="pt2")
+    from_config = predicted_json(save, str(config), fmt="pt2")
     assert from_config["accuracy"] == accuracy
     predicted = [p["predicted"] for p in raw["predictions"]]
     assert predicted == [p["predicted"] for p in from_config["predictions"]]
     assert np.mean(np.array(predicted) == bunch.target[test]) == accuracy
 
 
-def test_csv_has_a_row_per_image_with_every_class_probability(digits_round_trip, tmp_path, capsys):
+def test_csv_has_a_row_per_image_with_every_class_probability(digits_round_trip, tmp_path):
     _, save, _ = digits_round_trip
     arrays = digits_arrays(None, 1.0)
     write_pngs(arrays["x_test"][:5], arrays["y_test"][:5], [str(c) for c in arrays["class_names"]], tmp_path)
     pngs = sorted(str(p) for p in tmp_path.rglob("*.png"))
-    code, out, err = predict(capsys, str(save), *pngs, "--out", str(tmp_path / "p.csv"), "--batch-size", "2")
+    code, out, err = predict(str(save), *pngs, "--out", str(tmp_path / "p.csv"), "--batch-size", "2")
     assert code == 0, err
     assert "accuracy" in out and "true \\ predicted" in out
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
@@ -150,10 +144,10 @@ def test_csv_has_a_row_per_image_with_every_class_probability(digits_round_trip,
         assert row["predicted"] == str(int(np.argmax(probs)))
 
 
-def test_a_colour_image_for_a_grey_model_is_one_line_exit_2(digits_round_trip, tmp_path, capsys):
+def test_a_colour_image_for_a_grey_model_is_one_line_exit_2(digits_round_trip, tmp_path):
     _, save, _ = digits_round_trip
     Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(tmp_path / "rgb.png")
-    code, _, err = predict(capsys, str(save), str(tmp_path / "rgb.png"))
+    code, _, err = predict(str(save), str(tmp_path / "rgb.png"))
     assert code == 2
     assert err.count("\n") == 1 and "3 channel(s)" in err and "takes 1" in err
 
@@ -167,10 +161,10 @@ def test_a_colour_image_for_a_grey_model_is_one_line_exit_2(digits_round_trip, t
         (["{save}", "{cfg}", "--batch-size", "0"], "--batch-size"),
     ],
 )
-def test_bad_inputs_are_one_line_exit_2(digits_round_trip, args, message, tmp_path, capsys, monkeypatch):
+def test_bad_inputs_are_one_line_exit_2(digits_round_trip, args, message, tmp_path, monkeypatch):
     config, save, _ = digits_round_trip
     monkeypatch.chdir(tmp_path)
-    code, _, err = predict(capsys, *[a.format(save=save, cfg=config) for a in args])
+    code, _, err = predict(*[a.format(save=save, cfg=config) for a in args])
     assert code == 2
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
 
@@ -206,19 +200,19 @@ def png_bomb(path: Path, width: int, height: int) -> None:
          "bomb.png: image of 400,000,000 pixels (20000x20000) exceeds the limit"),
     ],
 )  # fmt: skip
-def test_what_an_input_is_not_is_said(digits_round_trip, make, args, message, tmp_path, capsys, monkeypatch):
+def test_what_an_input_is_not_is_said(digits_round_trip, make, args, message, tmp_path, monkeypatch):
     """A FIFO, a device, a broken link, a file where --out needs a folder, a decompression bomb: each named as
     what it is (never "does not exist" or a dataset key), before anything is predicted or written."""
     config, save, _ = digits_round_trip
     monkeypatch.chdir(tmp_path)
     make(tmp_path)
-    code, out, err = predict(capsys, *[a.format(save=save, cfg=config) for a in args])
+    code, out, err = predict(*[a.format(save=save, cfg=config) for a in args])
     assert code == 2, err
     assert err.count("\n") == 1 and message in err and "Traceback" not in err, err
     assert "dataset." not in err and not out
 
 
-def test_a_model_ts_without_its_contract_is_checked_by_its_buffers_and_a_dry_run(digits_round_trip, tmp_path, capsys):
+def test_a_model_ts_without_its_contract_is_checked_by_its_buffers_and_a_dry_run(digits_round_trip, tmp_path):
     """A model.ts saved before it carried nas_input.json: its channels come from the normalisation buffer, its
     outputs from the classifier, and a dry run; a preprocess.json that disagrees is one line naming the field."""
     import shutil
@@ -240,7 +234,7 @@ def test_a_model_ts_without_its_contract_is_checked_by_its_buffers_and_a_dry_run
         torch.jit.save(to_torchscript(network, load_preprocess(save / "preprocess.json")), str(tmp_path / "model.ts"))
     np.save(tmp_path / "x.npy", np.zeros((2, 8, 8), dtype=np.float32))
     good = json.loads((tmp_path / "preprocess.json").read_text())
-    assert predict(capsys, str(tmp_path), str(tmp_path / "x.npy"))[0] == 0
+    assert predict(str(tmp_path), str(tmp_path / "x.npy"))[0] == 0
     changes = [
         ({"class_names": [str(c) for c in range(9)]}, "class_names: 9 names, but model.ts gives 10 outputs"),
         ({"in_channels": 3, "mean": [0.0] * 3, "std": [1.0] * 3, "channel_order": ["r", "g", "b"]},
@@ -248,7 +242,7 @@ def test_a_model_ts_without_its_contract_is_checked_by_its_buffers_and_a_dry_run
     ]  # fmt: skip
     for change, message in changes:
         (tmp_path / "preprocess.json").write_text(json.dumps({**good, **change}))
-        code, _, err = predict(capsys, str(tmp_path), str(tmp_path / "x.npy"))
+        code, _, err = predict(str(tmp_path), str(tmp_path / "x.npy"))
         assert code == 2 and err.count("\n") == 1 and message in err, err
 
 
@@ -312,22 +306,22 @@ def folder_round_trip(tmp_path_factory) -> tuple[Path, Path, Path, float]:
 
 
 @pytest.mark.parametrize("fmt", ["pt2", "onnx"])
-def test_imagefolder_round_trip_from_the_12px_files_gives_the_trained_test_accuracy(folder_round_trip, fmt, capsys):
+def test_imagefolder_round_trip_from_the_12px_files_gives_the_trained_test_accuracy(folder_round_trip, fmt):
     """The test PNGs are 12x12 and the network takes 8x8: predict resizes them as training did."""
     _, save, images, accuracy = folder_round_trip
     pre = json.loads((save / "preprocess.json").read_text())
     assert (pre["input_dtype"], pre["input_size"], pre["resize"]) == ("uint8", 8, 8)
     assert pre["class_names"] == ["blue", "green", "red"] and pre["channel_order"] == ["red", "green", "blue"]
-    out = predicted_json(capsys, save, str(images / "test"), fmt=fmt)
+    out = predicted_json(save, str(images / "test"), fmt=fmt)
     assert out["images"] == 60
     assert out["accuracy"] == accuracy
 
 
-def test_a_config_split_names_each_test_file(folder_round_trip, tmp_path, capsys):
+def test_a_config_split_names_each_test_file(folder_round_trip, tmp_path):
     """On an imagefolder config's test split, each CSV row carries its file (after `path`, before `label`), and
     that file's class folder is the row's label."""
     config, save, images, _ = folder_round_trip
-    code, _, err = predict(capsys, str(save), str(config), "--out", str(tmp_path / "p.csv"))
+    code, _, err = predict(str(save), str(config), "--out", str(tmp_path / "p.csv"))
     assert code == 0, err
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
     assert list(rows[0])[:4] == ["path", "file", "label", "predicted"] and len(rows) == 60
@@ -351,7 +345,7 @@ def test_digits_units_come_back_to_the_stored_pixel_exactly(v):
     assert torch.round(torch.from_numpy(x) * pre.scale).item() == v
 
 
-def test_bbbc021_plate_statistics_reproduce_the_crops_and_predict_treatments(fixture_dir, tmp_path, capsys):  # noqa: F811
+def test_bbbc021_plate_statistics_reproduce_the_crops_and_predict_treatments(fixture_dir, tmp_path):  # noqa: F811
     """BBBC021's per-plate DMSO normalisation lives outside the model: preprocess.json carries each plate's
     statistics, `plate_normalised_crops` with them turns a raw 16-bit field into exactly the crops trained on,
     and `nas predict` on the config gives the treatment-level test accuracy `nas train` printed."""
@@ -379,10 +373,10 @@ def test_bbbc021_plate_statistics_reproduce_the_crops_and_predict_treatments(fix
     crops = load_crops(dataset_of(cfg)).x[:4]  # the first field's four crops
     np.testing.assert_array_equal(plate_normalised_crops(raw, stats["mean"], stats["std"], 16), crops)
 
-    result = predicted_json(capsys, tmp_path / "m", str(cfg))
+    result = predicted_json(tmp_path / "m", str(cfg))
     assert result["level"] == "treatments" and result["accuracy"] == accuracy
 
-    code, out, err = predict(capsys, str(tmp_path / "m"), str(cfg), "--out", str(tmp_path / "p.csv"))
+    code, out, err = predict(str(tmp_path / "m"), str(cfg), "--out", str(tmp_path / "p.csv"))
     assert code == 0, err
     treatments = result["count"]
     assert f"over {treatments} treatment{'s' if treatments != 1 else ''}\n" in out and "treatmentss" not in out
